@@ -1,7 +1,14 @@
 //! fleetauth: make sure every member of a fleet can run its coding-agent CLI before work is
 //! dispatched to it. See README.md for the user-facing contract.
 
+pub mod assess;
+pub mod cli;
+pub mod config_error;
+pub mod fleet;
 pub mod inventory;
+pub mod probe;
 pub mod provider;
+pub mod report;
 pub mod shell;
 pub mod ssh;
+pub mod sweep;

@@ -5,8 +5,7 @@
 /// Words made only of safe characters are returned bare, which keeps logs readable.
 pub fn quote(s: &str) -> String {
     let safe = !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b));
     if safe {
         return s.to_string();
@@ -68,7 +67,16 @@ mod tests {
 
     #[test]
     fn quoted_words_round_trip_through_sh() {
-        for s in ["a b", "it's", "$HOME", "`x`", "back\\slash", "\"q\"", "tab\there", "*"] {
+        for s in [
+            "a b",
+            "it's",
+            "$HOME",
+            "`x`",
+            "back\\slash",
+            "\"q\"",
+            "tab\there",
+            "*",
+        ] {
             let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!("printf %s {}", quote(s)))
@@ -80,7 +88,10 @@ mod tests {
 
     #[test]
     fn remote_paths_keep_home() {
-        assert_eq!(quote_remote_path("~/.config/fleetauth/env"), "\"$HOME\"/.config/fleetauth/env");
+        assert_eq!(
+            quote_remote_path("~/.config/fleetauth/env"),
+            "\"$HOME\"/.config/fleetauth/env"
+        );
         assert_eq!(quote_remote_path("/etc/x y"), "'/etc/x y'");
     }
 }

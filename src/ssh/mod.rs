@@ -34,13 +34,20 @@ pub enum SshError {
     #[error("connection refused ({0})")]
     Refused(String),
     #[error("{phase} timed out after {}", humantime::format_duration(*after))]
-    Timeout { phase: &'static str, after: Duration },
+    Timeout {
+        phase: &'static str,
+        after: Duration,
+    },
     #[error("authentication failed: {0}")]
     Auth(String),
     #[error(
         "host key changed for {host}: known_hosts has {expected}, server offered {got} — refusing (possible man-in-the-middle; if the member was rebuilt, remove the old key with `ssh-keygen -R {host}`)"
     )]
-    HostKeyChanged { host: String, expected: String, got: String },
+    HostKeyChanged {
+        host: String,
+        expected: String,
+        got: String,
+    },
     #[error(
         "host key for {host} is not in known_hosts (server offered {fingerprint}); add it, or opt in with host_key_checking = \"accept-new\""
     )]
@@ -92,3 +99,4 @@ pub trait Session: Send + Sync {
     /// Politely disconnect.
     async fn close(&self);
 }
+pub mod client;

@@ -1,0 +1,565 @@
+//! Turning what a member said into a verdict: which credential a CLI will really use, whether
+//! it is usable, what it hides, and the row state that follows.
+//!
+//! This is pure code over [`crate::probe`] observations and a provider definition, with the
+//! clock passed in, so every combination is a unit test. The order matters and follows the
+//! CLIs' own precedence: a settings value that selects an auth type beats everything (gemini's
+//! `security.auth.selectedType`); otherwise the first present credential in the provider's list
+//! wins and every other present one is *shadowed* — the trap where a freshly installed key is
+//! silently ignored because a stale one sits higher.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::probe::{EnvFileObservation, FileObservation, ProviderObservation};
+use crate::provider::{Credential, CredentialKind, ExpiryUnit, Outcome, Provider};
+
+/// A token expiring within this window is reported as `expiring`.
+pub const EXPIRING_WINDOW: Duration = Duration::from_secs(3600);
+
+/// A row's state (design §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Ready,
+    NeedsAuth,
+    NotInstalled,
+    Unreachable,
+    Error,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ready => "ready",
+            State::NeedsAuth => "needs_auth",
+            State::NotInstalled => "not_installed",
+            State::Unreachable => "unreachable",
+            State::Error => "error",
+        }
+    }
+}
+
+/// Where a credential was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The member's own environment (sshd, shell rc files).
+    Ambient,
+    /// fleetauth's env file on the member.
+    EnvFile,
+    /// A file in the CLI's config home.
+    File,
+}
+
+/// How usable a credential looks without asking the vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredStatus {
+    Present,
+    Valid(Duration),
+    Expiring(Duration),
+    /// Expired this long ago, but a refresh token is there.
+    Refreshable(Duration),
+    Expired(Duration),
+    Malformed(String),
+    Unreadable,
+    /// A setting that selects this auth type.
+    Selects(String),
+}
+
+/// One credential seen on the member.
+#[derive(Debug, Clone)]
+pub struct Found<'p> {
+    pub credential: &'p Credential,
+    pub origin: Origin,
+    pub status: CredStatus,
+}
+
+impl Found<'_> {
+    /// `GEMINI_API_KEY (env file)`, `.claude/.credentials.json`.
+    pub fn label(&self) -> String {
+        match (self.credential, self.origin) {
+            (Credential::Env { var, .. }, Origin::EnvFile) => format!("{var} (env file)"),
+            (Credential::Env { var, .. }, _) => format!("{var} (environment)"),
+            (Credential::Setting { file, pointer, .. }, _) => {
+                format!(
+                    "{file} {}",
+                    pointer.trim_start_matches('/').replace('/', ".")
+                )
+            }
+            (c, _) => c.file().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The `source` column for a row this credential makes ready.
+    pub fn source(&self) -> &'static str {
+        match (self.credential, self.origin) {
+            (Credential::Env { .. }, Origin::EnvFile) => "env_file",
+            (Credential::Env { .. }, _) => "env",
+            (Credential::Setting { .. }, _) => "setting",
+            (Credential::OauthFile { .. }, _) => "oauth_file",
+            (Credential::KeyFile { .. }, _) => "key_file",
+        }
+    }
+}
+
+/// Which credential the CLI will use and which ones it hides.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution<'p> {
+    pub effective: Option<Found<'p>>,
+    pub shadowed: Vec<Found<'p>>,
+    /// Set when a setting selects a credential that is not there.
+    pub selected_missing: Option<String>,
+    /// The setting that decided, if one did.
+    pub setting: Option<Found<'p>>,
+}
+
+impl Resolution<'_> {
+    /// `GEMINI_API_KEY (env file) is hidden by …` notes for the detail column.
+    pub fn shadow_note(&self) -> Option<String> {
+        if self.shadowed.is_empty() {
+            return None;
+        }
+        let hidden: Vec<String> = self.shadowed.iter().map(Found::label).collect();
+        let by = match (&self.setting, &self.effective) {
+            (Some(s), _) => match &s.status {
+                CredStatus::Selects(v) => format!("{}={v}", s.label()),
+                _ => s.label(),
+            },
+            (None, Some(e)) => e.label(),
+            (None, None) => return None,
+        };
+        Some(format!("{by} shadows {}", hidden.join(", ")))
+    }
+}
+
+/// The verdict for one member × provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub state: State,
+    pub source: Option<String>,
+    pub version: Option<String>,
+    pub detail: String,
+}
+
+fn now_secs(now: SystemTime) -> f64 {
+    now.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn file_json(obs: &ProviderObservation, file: &str) -> Option<Result<serde_json::Value, String>> {
+    match obs.files.get(file)? {
+        FileObservation::Unreadable => Some(Err("unreadable".into())),
+        FileObservation::Present(bytes) => Some(
+            serde_json::from_slice(bytes.expose_secret())
+                .map_err(|e| format!("not valid JSON (line {}, column {})", e.line(), e.column())),
+        ),
+    }
+}
+
+fn non_empty_str(v: Option<&serde_json::Value>) -> bool {
+    matches!(v, Some(serde_json::Value::String(s)) if !s.is_empty())
+}
+
+/// Seconds since the epoch at which the token expires, per the provider's unit.
+fn expiry_of(value: &serde_json::Value, unit: ExpiryUnit) -> Option<f64> {
+    match unit {
+        ExpiryUnit::Ms => number(value).map(|n| n / 1000.0),
+        ExpiryUnit::S => number(value),
+        ExpiryUnit::Rfc3339 => value
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.timestamp_millis() as f64 / 1000.0),
+        ExpiryUnit::Jwt => {
+            let payload = value.as_str()?.split('.').nth(1)?;
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload.trim_end_matches('='))
+                .ok()?;
+            let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+            claims.get("exp").and_then(number)
+        }
+    }
+}
+
+fn number(v: &serde_json::Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+fn oauth_status(
+    json: &serde_json::Value,
+    token_pointer: &str,
+    expiry: Option<(&str, ExpiryUnit)>,
+    refresh_pointer: Option<&str>,
+    now: SystemTime,
+) -> Option<CredStatus> {
+    let token = json.pointer(token_pointer);
+    if token.is_none() || token == Some(&serde_json::Value::Null) {
+        return None;
+    }
+    if !non_empty_str(token) {
+        return Some(CredStatus::Malformed(format!(
+            "{token_pointer} is not a token"
+        )));
+    }
+    let Some((ptr, unit)) = expiry else {
+        return Some(CredStatus::Present);
+    };
+    let exp_source = if unit == ExpiryUnit::Jwt {
+        token
+    } else {
+        json.pointer(ptr)
+    };
+    let Some(exp) = exp_source.and_then(|v| expiry_of(v, unit)) else {
+        return Some(CredStatus::Present);
+    };
+    let left = exp - now_secs(now);
+    let has_refresh = refresh_pointer.is_some_and(|p| non_empty_str(json.pointer(p)));
+    Some(if left > EXPIRING_WINDOW.as_secs_f64() {
+        CredStatus::Valid(Duration::from_secs(left as u64))
+    } else if left > 0.0 {
+        CredStatus::Expiring(Duration::from_secs(left as u64))
+    } else if has_refresh {
+        CredStatus::Refreshable(Duration::from_secs((-left) as u64))
+    } else {
+        CredStatus::Expired(Duration::from_secs((-left) as u64))
+    })
+}
+
+/// Evaluate one credential; None when it is absent.
+fn evaluate<'p>(
+    c: &'p Credential,
+    obs: &ProviderObservation,
+    env: &EnvFileObservation,
+    now: SystemTime,
+) -> Option<Found<'p>> {
+    let found = |origin, status| {
+        Some(Found {
+            credential: c,
+            origin,
+            status,
+        })
+    };
+    match c {
+        Credential::Env { var, .. } => {
+            let in_file = matches!(env, EnvFileObservation::Present(n) if n.contains(var));
+            if in_file {
+                found(Origin::EnvFile, CredStatus::Present)
+            } else if obs.ambient.contains(var) {
+                found(Origin::Ambient, CredStatus::Present)
+            } else {
+                None
+            }
+        }
+        Credential::Setting { file, pointer, .. } => match file_json(obs, file)? {
+            Err(e) => found(Origin::File, CredStatus::Malformed(e)),
+            Ok(json) => {
+                let v = json.pointer(pointer)?.as_str()?.to_string();
+                found(Origin::File, CredStatus::Selects(v))
+            }
+        },
+        Credential::OauthFile {
+            file,
+            token_pointer,
+            expiry_pointer,
+            expiry_unit,
+            refresh_pointer,
+            ..
+        } => match file_json(obs, file)? {
+            Err(e) if e == "unreadable" => found(Origin::File, CredStatus::Unreadable),
+            Err(e) => found(Origin::File, CredStatus::Malformed(e)),
+            Ok(json) => {
+                let expiry = match (expiry_pointer.as_deref(), *expiry_unit) {
+                    (Some(p), u) => Some((p, u)),
+                    (None, ExpiryUnit::Jwt) => Some(("", ExpiryUnit::Jwt)),
+                    (None, _) => None,
+                };
+                let status = oauth_status(
+                    &json,
+                    token_pointer,
+                    expiry,
+                    refresh_pointer.as_deref(),
+                    now,
+                )?;
+                found(Origin::File, status)
+            }
+        },
+        Credential::KeyFile { file, pointer, .. } => match file_json(obs, file)? {
+            Err(e) if e == "unreadable" => found(Origin::File, CredStatus::Unreadable),
+            Err(e) => found(Origin::File, CredStatus::Malformed(e)),
+            Ok(json) if non_empty_str(json.pointer(pointer)) => {
+                found(Origin::File, CredStatus::Present)
+            }
+            Ok(_) => None,
+        },
+    }
+}
+
+fn requires_selection(c: &Credential) -> bool {
+    matches!(
+        c,
+        Credential::OauthFile {
+            requires_selection: true,
+            ..
+        } | Credential::KeyFile {
+            requires_selection: true,
+            ..
+        }
+    )
+}
+
+/// Decide which credential the CLI uses, following its precedence.
+pub fn resolve<'p>(
+    provider: &'p Provider,
+    obs: &ProviderObservation,
+    env: &EnvFileObservation,
+    now: SystemTime,
+) -> Resolution<'p> {
+    let all: Vec<Found<'p>> = provider
+        .credentials
+        .iter()
+        .filter_map(|c| evaluate(c, obs, env, now))
+        .collect();
+    let setting = all.iter().find(|f| {
+        matches!(f.credential, Credential::Setting { .. })
+            && matches!(f.status, CredStatus::Selects(_))
+    });
+    if let Some(setting) = setting {
+        let (Credential::Setting { selects, .. }, CredStatus::Selects(value)) =
+            (setting.credential, &setting.status)
+        else {
+            unreachable!("filtered above")
+        };
+        let others = |keep: &dyn Fn(&Found) -> bool| -> Vec<Found<'p>> {
+            all.iter()
+                .filter(|f| !matches!(f.credential, Credential::Setting { .. }) && keep(f))
+                .cloned()
+                .collect()
+        };
+        return match selects.get(value) {
+            Some(target) => {
+                let effective = all.iter().find(|f| f.credential.id() == target).cloned();
+                let selected_missing = effective.is_none().then(|| {
+                    let what = provider
+                        .credentials
+                        .iter()
+                        .find(|c| c.id() == target)
+                        .map(|c| match c {
+                            Credential::Env { var, .. } => var.clone(),
+                            other => other.file().unwrap_or(target).to_string(),
+                        })
+                        .unwrap_or_else(|| target.clone());
+                    format!("{} selects {value} but {what} is missing", setting.label())
+                });
+                Resolution {
+                    shadowed: others(&|f| f.credential.id() != target),
+                    effective,
+                    selected_missing,
+                    setting: Some(setting.clone()),
+                }
+            }
+            // A selected type fleetauth has no credential for (vertex-ai, …): the setting decides.
+            None => Resolution {
+                shadowed: others(&|_| true),
+                effective: Some(setting.clone()),
+                selected_missing: None,
+                setting: Some(setting.clone()),
+            },
+        };
+    }
+    let mut candidates = all.into_iter().filter(|f| {
+        !requires_selection(f.credential) && !matches!(f.credential, Credential::Setting { .. })
+    });
+    let effective = candidates.next();
+    Resolution {
+        effective,
+        shadowed: candidates.collect(),
+        ..Default::default()
+    }
+}
+
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m) = (secs / 3600, (secs % 3600) / 60);
+    match (h, m) {
+        (0, 0) => format!("{secs}s"),
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h {m}m"),
+    }
+}
+
+fn join_detail(parts: impl IntoIterator<Item = Option<String>>) -> String {
+    parts
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Judge the credential alone (no prompt run).
+fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolution) -> Verdict {
+    let shadow = res.shadow_note();
+    let v = |state, source: Option<&str>, detail: String| Verdict {
+        state,
+        source: source.map(str::to_string),
+        version: None,
+        detail: join_detail([Some(detail), shadow.clone()]),
+    };
+    let Some(eff) = &res.effective else {
+        if let Some(missing) = &res.selected_missing {
+            return v(State::NeedsAuth, None, missing.clone());
+        }
+        if obs.status_rc == Some(0) {
+            let cmd = provider
+                .status
+                .as_ref()
+                .map(|s| s.args.join(" "))
+                .unwrap_or_default();
+            return v(
+                State::Ready,
+                Some("status"),
+                format!(
+                    "`{} {cmd}` reports a login (presence only; --deep proves it)",
+                    provider.binary
+                ),
+            );
+        }
+        return v(
+            State::NeedsAuth,
+            None,
+            format!("no credential found; {}", remedy_hint(provider)),
+        );
+    };
+    let label = eff.label();
+    let kind_note = |c: &Credential| match c {
+        Credential::Env {
+            kind: CredentialKind::Backend,
+            ..
+        } => " selects another backend (not checked without --deep)",
+        _ => "",
+    };
+    match &eff.status {
+        CredStatus::Present => v(
+            State::Ready,
+            Some(eff.source()),
+            format!("{label} set{}", kind_note(eff.credential)),
+        ),
+        CredStatus::Valid(left) => v(
+            State::Ready,
+            Some(eff.source()),
+            format!("oauth token valid for {}", human(*left)),
+        ),
+        CredStatus::Expiring(left) => v(
+            State::Ready,
+            Some(eff.source()),
+            format!("oauth token expiring: {} left", human(*left)),
+        ),
+        CredStatus::Refreshable(ago) => v(
+            State::Ready,
+            Some(eff.source()),
+            format!(
+                "oauth token expired {} ago, refreshable (refresh token present)",
+                human(*ago)
+            ),
+        ),
+        CredStatus::Expired(ago) => v(
+            State::NeedsAuth,
+            None,
+            format!("oauth token expired {} ago, no refresh token", human(*ago)),
+        ),
+        CredStatus::Malformed(why) => v(
+            State::NeedsAuth,
+            None,
+            format!("{label} is malformed: {why}"),
+        ),
+        CredStatus::Unreadable => v(
+            State::Error,
+            None,
+            format!("{label} exists but cannot be read (permissions?)"),
+        ),
+        CredStatus::Selects(value) => v(
+            State::Ready,
+            Some("setting"),
+            format!("{label} selects {value} (not checked without --deep)"),
+        ),
+    }
+}
+
+/// What an operator types to fix a provider with no credential.
+pub fn remedy_hint(provider: &Provider) -> String {
+    format!(
+        "run `fleetauth auth set {}` or `export {}=…`, then `fleetauth provision`",
+        provider.name, provider.key_env
+    )
+}
+
+/// The verdict for one provider on one reachable member.
+pub fn assess(
+    provider: &Provider,
+    obs: Option<&ProviderObservation>,
+    env: &EnvFileObservation,
+    prompt_timeout: Duration,
+    now: SystemTime,
+) -> Verdict {
+    let empty = ProviderObservation::default();
+    let obs = obs.unwrap_or(&empty);
+    if obs.binary.is_none() {
+        return Verdict {
+            state: State::NotInstalled,
+            source: None,
+            version: None,
+            detail: format!(
+                "`{}` not found on PATH or in {}",
+                provider.binary,
+                provider.search_paths.join(", ")
+            ),
+        };
+    }
+    let version = crate::probe::parse_version(provider, &obs.version_out);
+    let res = resolve(provider, obs, env, now);
+    let mut verdict = match &obs.prompt {
+        None => judge_credential(provider, obs, &res),
+        Some(p) if p.timed_out() => Verdict {
+            state: State::Error,
+            source: None,
+            version: None,
+            detail: format!(
+                "prompt timed out after {} (vendor unreachable, or the CLI is waiting for input)",
+                human(prompt_timeout)
+            ),
+        },
+        Some(p) => {
+            let (outcome, reason) =
+                crate::provider::classify(provider, Some(p.rc), &p.stdout, &p.stderr);
+            let via = res.effective.as_ref().map(|e| format!("via {}", e.label()));
+            let shadow = res.shadow_note();
+            match outcome {
+                Outcome::Ready => Verdict {
+                    state: State::Ready,
+                    source: Some("probe".into()),
+                    version: None,
+                    detail: join_detail([Some(format!("prompt answered")), via, shadow]),
+                },
+                Outcome::NeedsAuth => Verdict {
+                    state: State::NeedsAuth,
+                    source: None,
+                    version: None,
+                    detail: join_detail([Some(reason), via, shadow]),
+                },
+                Outcome::Error => Verdict {
+                    state: State::Error,
+                    source: None,
+                    version: None,
+                    detail: join_detail([Some(reason), shadow]),
+                },
+            }
+        }
+    };
+    verdict.version = version;
+    verdict
+}

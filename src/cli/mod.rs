@@ -1,0 +1,193 @@
+//! The command line: argument parsing and one file per command. Commands only wire library
+//! pieces together; no SSH, parsing or decision logic lives here.
+
+mod inventory_check;
+mod providers_list;
+mod sweep;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config_error::ConfigError;
+use crate::provider::Registry;
+
+/// Exit status for bad usage, inventory or provider files (nothing was contacted).
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fleetauth",
+    version,
+    about = "Check and provision coding-agent CLI credentials across a fleet of machines over SSH",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Extra directory of provider definitions (*.toml); overrides built-ins by name. Repeatable.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub providers_dir: Vec<PathBuf>,
+
+    /// Colour in the table: auto (when stdout is a terminal), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Options shared by every command that contacts members.
+#[derive(Args, Debug, Clone)]
+pub struct FleetArgs {
+    /// Inventory file (TOML).
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+
+    /// Only these members: comma-separated names, globs or tags.
+    #[arg(long, value_name = "SEL")]
+    pub limit: Option<String>,
+
+    /// At most this many members in flight at once.
+    #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub jobs: u32,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Never prompt (identity passphrases, keys); fail instead.
+    #[arg(long)]
+    pub no_input: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read-only health sweep: installed, version, credential state (and with --deep, a real prompt).
+    Sweep {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Also run each provider's minimal prompt with the env file sourced.
+        #[arg(long)]
+        deep: bool,
+    },
+    /// Inventory commands.
+    Inventory {
+        #[command(subcommand)]
+        command: InventoryCommand,
+    },
+    /// Provider definition commands.
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InventoryCommand {
+    /// Validate an inventory and list its members.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        inventory: PathBuf,
+        #[arg(long, value_name = "SEL")]
+        limit: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProvidersCommand {
+    /// List known providers and where each definition comes from.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// A command's failure: what to print and which status to exit with.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure {
+            code: EXIT_USAGE,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+/// fleetauth's own directory on the operator's machine: `$FLEETAUTH_HOME`, else
+/// `$XDG_CONFIG_HOME/fleetauth`, else `~/.config/fleetauth`.
+pub fn fleetauth_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("FLEETAUTH_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(x).join("fleetauth");
+    }
+    dirs::home_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".config")
+        .join("fleetauth")
+}
+
+/// Built-in providers, then the user's config dir, then each `--providers-dir`.
+pub fn load_registry(cli: &Cli) -> Result<Registry, ConfigError> {
+    let mut dirs = vec![fleetauth_home().join("providers")];
+    dirs.extend(cli.providers_dir.iter().cloned());
+    Registry::load(&dirs)
+}
+
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    }
+}
+
+/// Run the parsed command; returns the process exit status.
+pub async fn run(cli: Cli) -> Result<i32, Failure> {
+    match &cli.command {
+        Command::Sweep { fleet, deep } => sweep::run(&cli, fleet, *deep).await,
+        Command::Inventory {
+            command:
+                InventoryCommand::Check {
+                    inventory,
+                    limit,
+                    format,
+                },
+        } => inventory_check::run(&cli, inventory, limit.as_deref(), *format),
+        Command::Providers {
+            command: ProvidersCommand::List { format },
+        } => providers_list::run(&cli, *format),
+    }
+}

@@ -1,0 +1,125 @@
+//! Running one piece of work against every member at once, within limits.
+//!
+//! Each member is an independent task: at most `jobs` are in flight (each one holds a socket
+//! and, during key exchange, a core), a slow or dead member costs only its own deadlines, and
+//! results come back in inventory order whatever order they finished in. Progress is one
+//! aggregate bar on stderr, drawn only when stderr is a terminal, so piped and CI output stays
+//! clean.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::assess::State;
+use crate::inventory::Member;
+use crate::report::Row;
+use crate::ssh::SshError;
+
+/// The aggregate progress bar (hidden unless stderr is a terminal).
+#[derive(Clone)]
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    pub fn new(total: usize, verb: &str) -> Progress {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} members {elapsed} {wide_msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(verb.to_string());
+        Progress(bar)
+    }
+
+    pub fn hidden() -> Progress {
+        Progress(ProgressBar::hidden())
+    }
+
+    fn done(&self, member: &str) {
+        self.0.set_message(member.to_string());
+        self.0.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Run `work` for every member, at most `jobs` at once; results in member order.
+pub async fn for_each_member<F, Fut>(
+    members: Vec<Member>,
+    jobs: usize,
+    progress: &Progress,
+    work: F,
+) -> Vec<Row>
+where
+    F: Fn(Member) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Vec<Row>> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(jobs.max(1)));
+    let work = Arc::new(work);
+    let mut set = JoinSet::new();
+    let n = members.len();
+    for (i, member) in members.into_iter().enumerate() {
+        let limit = limit.clone();
+        let work = work.clone();
+        let progress = progress.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            let name = member.name.clone();
+            let rows = work(member).await;
+            progress.done(&name);
+            (i, rows)
+        });
+    }
+    let mut slots: Vec<Vec<Row>> = (0..n).map(|_| Vec::new()).collect();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, rows)) => slots[i] = rows,
+            // A panic in one member's task must not take the others down; it surfaces as an
+            // empty slot, filled below.
+            Err(e) => tracing::error!("member task failed: {e}"),
+        }
+    }
+    progress.finish();
+    slots.into_iter().flatten().collect()
+}
+
+/// One row per provider for a member that could not be reached.
+pub fn unreachable_rows(member: &Member, err: &SshError) -> Vec<Row> {
+    rows_for_all(
+        member,
+        State::Unreachable,
+        &err.to_string(),
+        Some(err.class()),
+    )
+}
+
+/// One row per provider with the same state and detail.
+pub fn rows_for_all(member: &Member, state: State, detail: &str, reason: Option<&str>) -> Vec<Row> {
+    member
+        .providers
+        .iter()
+        .map(|p| Row {
+            member: member.name.clone(),
+            host: member.host.clone(),
+            provider: p.clone(),
+            state,
+            source: None,
+            action: None,
+            version: None,
+            detail: detail.to_string(),
+            reason: reason.map(str::to_string),
+        })
+        .collect()
+}

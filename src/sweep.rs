@@ -1,0 +1,135 @@
+//! The read-only health sweep of one member: connect, run the probe script once, judge each
+//! provider. Nothing on the member is written; without `--deep` no model request is made.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::assess::{State, assess};
+use crate::fleet::{rows_for_all, unreachable_rows};
+use crate::inventory::Member;
+use crate::probe::{MemberObservation, PROBE_COMMAND, ProbeRequest, build_script, parse_output};
+use crate::provider::Registry;
+use crate::report::Row;
+use crate::ssh::{Input, Session, SshError, Transport};
+
+/// Margin kept between a prompt's own deadline and the member's command deadline, so the
+/// prompt's timeout is what reports the hang (with its reason), not the channel's.
+const PROMPT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The prompt deadline actually used on a member.
+pub fn prompt_deadline(member: &Member, provider_default: Duration) -> Duration {
+    let wanted = member.probe_timeout.unwrap_or(provider_default);
+    let cap = member
+        .command_timeout
+        .saturating_sub(PROMPT_MARGIN)
+        .max(Duration::from_secs(1));
+    wanted.min(cap)
+}
+
+/// Run the probe script on an open session.
+pub async fn observe(
+    session: &dyn Session,
+    member: &Member,
+    registry: &Registry,
+    deep: bool,
+) -> Result<MemberObservation, String> {
+    let providers: Vec<_> = member
+        .providers
+        .iter()
+        .filter_map(|p| registry.get(p))
+        .collect();
+    let probe_timeout = providers
+        .iter()
+        .map(|p| prompt_deadline(member, p.probe.timeout))
+        .max();
+    let req = ProbeRequest {
+        providers,
+        env_file: &member.env_file,
+        deep,
+        probe_timeout,
+    };
+    let script = build_script(&req);
+    match session
+        .exec(
+            PROBE_COMMAND,
+            Input::Plain(script.as_bytes()),
+            member.command_timeout,
+        )
+        .await
+    {
+        Ok(out) => {
+            let obs = parse_output(&out.stdout);
+            if obs.complete {
+                Ok(obs)
+            } else {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let tail: String = err.lines().rev().take(2).collect::<Vec<_>>().join(" / ");
+                Err(format!(
+                    "probe script did not finish (exit {}){}",
+                    out.exit
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {tail}")
+                    }
+                ))
+            }
+        }
+        Err(SshError::Timeout { after, .. }) => Err(format!(
+            "probe did not finish within command_timeout ({})",
+            humantime::format_duration(after)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Rows for a member whose probe answered.
+pub fn judge(member: &Member, registry: &Registry, obs: &MemberObservation) -> Vec<Row> {
+    let now = SystemTime::now();
+    member
+        .providers
+        .iter()
+        .filter_map(|name| registry.get(name))
+        .map(|p| {
+            let v = assess(
+                p,
+                obs.providers.get(&p.name),
+                &obs.env_file,
+                prompt_deadline(member, p.probe.timeout),
+                now,
+            );
+            Row {
+                member: member.name.clone(),
+                host: member.host.clone(),
+                provider: p.name.clone(),
+                state: v.state,
+                source: v.source,
+                action: None,
+                version: v.version,
+                detail: v.detail,
+                reason: None,
+            }
+        })
+        .collect()
+}
+
+/// Sweep one member end to end.
+pub async fn sweep_member(
+    transport: Arc<dyn Transport>,
+    registry: Arc<Registry>,
+    member: Member,
+    deep: bool,
+) -> Vec<Row> {
+    let session = match transport.connect(&member).await {
+        Ok(s) => s,
+        Err(e) => return unreachable_rows(&member, &e),
+    };
+    let rows = match observe(session.as_ref(), &member, &registry, deep).await {
+        Ok(obs) => judge(&member, &registry, &obs),
+        Err(why) => rows_for_all(&member, State::Error, &why, None),
+    };
+    session.close().await;
+    rows
+}
