@@ -36,8 +36,9 @@ pub struct ConfigError {
     pub message: String,
     /// What would have been accepted, or what to do next.
     pub help: Option<String>,
-    /// The source line the caret points into, and how many characters the caret spans.
-    snippet: Option<Snippet>,
+    /// The source line the caret points into, and how many characters the caret spans (boxed:
+    /// errors travel in `Result`s and should stay small).
+    snippet: Option<Box<Snippet>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +82,14 @@ impl ConfigError {
         let width = text[start..caret_end].chars().count().max(1);
         error.line = Some(text[..line_start].matches('\n').count() + 1);
         error.col = Some(prefix.chars().count() + 1);
-        error.snippet = Some(Snippet {
+        error.snippet = Some(Box::new(Snippet {
             text: line_text.to_string(),
             prefix: prefix
                 .chars()
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect(),
             width,
-        });
+        }));
         error
     }
 
@@ -115,9 +116,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "error: {}", self.message)?;
         match (self.line, self.col) {
-            (Some(line), Some(col)) => {
-                write!(f, " --> {}:{line}:{col}", self.file.display())?
-            }
+            (Some(line), Some(col)) => write!(f, " --> {}:{line}:{col}", self.file.display())?,
             (Some(line), None) => write!(f, " --> {}:{line}", self.file.display())?,
             _ => write!(f, " --> {}", self.file.display())?,
         }
@@ -126,7 +125,12 @@ impl fmt::Display for ConfigError {
             let pad = " ".repeat(gutter);
             write!(f, "\n{pad} |")?;
             write!(f, "\n{line} | {}", snippet.text)?;
-            write!(f, "\n{pad} | {}{}", snippet.prefix, "^".repeat(snippet.width))?;
+            write!(
+                f,
+                "\n{pad} | {}{}",
+                snippet.prefix,
+                "^".repeat(snippet.width)
+            )?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n{} = help: {help}", " ".repeat(gutter))?;

@@ -74,10 +74,6 @@ impl<'t, 's> Table<'t, 's> {
         &self.name
     }
 
-    pub fn span(&self) -> Range<usize> {
-        self.span.clone()
-    }
-
     pub fn source(&self) -> Source<'s> {
         self.src
     }
@@ -375,7 +371,10 @@ mod tests {
             let t = root.required("t").unwrap().table("[t]").unwrap();
             let err = t.required("port").unwrap().integer().unwrap_err();
             assert_eq!((err.line, err.col), (Some(2), Some(8)));
-            assert_eq!(err.message, "`port` in [t] must be an integer, found a string");
+            assert_eq!(
+                err.message,
+                "`port` in [t] must be an integer, found a string"
+            );
         });
     }
 
