@@ -58,7 +58,10 @@ pub struct Member {
 
 impl Member {
     pub fn auth_mode(&self, provider: &str) -> AuthMode {
-        self.auth_mode.get(provider).copied().unwrap_or(AuthMode::Auto)
+        self.auth_mode
+            .get(provider)
+            .copied()
+            .unwrap_or(AuthMode::Auto)
     }
 }
 
@@ -167,7 +170,11 @@ fn passwd_user() -> Option<String> {
             return None;
         }
         let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-        return name.to_str().ok().filter(|n| !n.is_empty()).map(str::to_string);
+        return name
+            .to_str()
+            .ok()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
     }
 }
 
@@ -191,7 +198,9 @@ fn parse_with(
             let table = value.table("[defaults]")?;
             if let Some(host) = table.get("host") {
                 return Err(host
-                    .key_error("`host` cannot be set in [defaults]: every member needs its own address")
+                    .key_error(
+                        "`host` cannot be set in [defaults]: every member needs its own address",
+                    )
                     .with_help("set `host` in each [members.NAME] table instead"));
             }
             ctx.settings(&table)?
@@ -201,7 +210,9 @@ fn parse_with(
 
     let no_members_help = "add a member: [members.NAME] with at least `host = \"…\"`";
     let Some(members_value) = root.get("members") else {
-        return Err(ConfigError::new(path, "the inventory has no members").with_help(no_members_help));
+        return Err(
+            ConfigError::new(path, "the inventory has no members").with_help(no_members_help)
+        );
     };
     let members_table = members_value.table("[members]")?;
     if members_table.is_empty() {
@@ -310,7 +321,10 @@ impl Ctx<'_> {
                     .with_help(self.known_providers_help()));
             }
             if providers.iter().any(|p| p == name) {
-                return Err(item.error(format!("provider `{name}` is listed twice in {}", value.what())));
+                return Err(item.error(format!(
+                    "provider `{name}` is listed twice in {}",
+                    value.what()
+                )));
             }
             providers.push(name.to_string());
         }
@@ -322,7 +336,11 @@ impl Ctx<'_> {
         for value in table.values() {
             if !self.known_providers.contains(&value.key()) {
                 return Err(value
-                    .key_error(format!("unknown provider `{}` in {}", value.key(), table.name()))
+                    .key_error(format!(
+                        "unknown provider `{}` in {}",
+                        value.key(),
+                        table.name()
+                    ))
                     .with_help(self.known_providers_help()));
             }
             let mode = match value.one_of(AUTH_MODES)? {
@@ -340,7 +358,10 @@ impl Ctx<'_> {
         let written = value.non_empty_str()?;
         expand_tilde(written, self.env.home.as_deref()).map_err(|why| {
             value
-                .error(format!("cannot expand `{written}` ({}): {why}", value.what()))
+                .error(format!(
+                    "cannot expand `{written}` ({}): {why}",
+                    value.what()
+                ))
                 .with_help("write `~/…` or an absolute path")
         })
     }
@@ -353,7 +374,10 @@ impl Ctx<'_> {
     ) -> Result<Member, ConfigError> {
         let own = self.settings(table)?;
         let host = table.required("host").map_err(|e| {
-            e.with_help(format!("add `host = \"…\"` (name or address) to {}", table.name()))
+            e.with_help(format!(
+                "add `host = \"…\"` (name or address) to {}",
+                table.name()
+            ))
         })?;
         let host = host.non_empty_str()?.to_string();
 
@@ -363,7 +387,10 @@ impl Ctx<'_> {
                 return Err(table
                     .source()
                     .error(span.clone(), format!("member `{name}` has no providers"))
-                    .with_help(format!("list at least one; {}", self.known_providers_help())));
+                    .with_help(format!(
+                        "list at least one; {}",
+                        self.known_providers_help()
+                    )));
             }
             _ => {
                 return Err(table
@@ -384,11 +411,17 @@ impl Ctx<'_> {
                     .with_help("neither $USER nor $LOGNAME is set locally: set `user` in [defaults] or the member")
             })?,
         };
-        let known_hosts = match own.known_hosts.clone().or_else(|| defaults.known_hosts.clone()) {
+        let known_hosts = match own
+            .known_hosts
+            .clone()
+            .or_else(|| defaults.known_hosts.clone())
+        {
             Some(path) => path,
             None => expand_tilde(DEFAULT_KNOWN_HOSTS, self.env.home.as_deref()).map_err(|why| {
                 table
-                    .error(format!("cannot locate the default known_hosts for `{name}`: {why}"))
+                    .error(format!(
+                        "cannot locate the default known_hosts for `{name}`: {why}"
+                    ))
                     .with_help("set `known_hosts` to an absolute path in [defaults]")
             })?,
         };
@@ -411,7 +444,10 @@ impl Ctx<'_> {
                 .or_else(|| defaults.env_file.clone())
                 .unwrap_or_else(|| DEFAULT_ENV_FILE.to_string()),
             providers,
-            tags: own.tags.or_else(|| defaults.tags.clone()).unwrap_or_default(),
+            tags: own
+                .tags
+                .or_else(|| defaults.tags.clone())
+                .unwrap_or_default(),
             connect_timeout: own
                 .connect_timeout
                 .or(defaults.connect_timeout)
@@ -472,8 +508,9 @@ impl Inventory {
             .filter(|s| !s.is_empty())
             .collect();
         if selectors.is_empty() {
-            return Err(ConfigError::new(&self.path, "--limit is empty")
-                .with_help(self.members_help()));
+            return Err(
+                ConfigError::new(&self.path, "--limit is empty").with_help(self.members_help())
+            );
         }
         let mut chosen = vec![false; self.members.len()];
         for selector in selectors {
@@ -555,10 +592,21 @@ mod tests {
     /// given fragments.
     fn assert_error(e: &ConfigError, line: usize, col: usize, message: &str, help: &str) {
         assert_eq!(e.file, Path::new("inv.toml"));
-        assert_eq!((e.line, e.col), (Some(line), Some(col)), "location of:\n{e}");
-        assert!(e.message.contains(message), "message {:?} lacks {message:?}", e.message);
+        assert_eq!(
+            (e.line, e.col),
+            (Some(line), Some(col)),
+            "location of:\n{e}"
+        );
+        assert!(
+            e.message.contains(message),
+            "message {:?} lacks {message:?}",
+            e.message
+        );
         let actual_help = e.help.as_deref().unwrap_or("");
-        assert!(actual_help.contains(help), "help {actual_help:?} lacks {help:?}");
+        assert!(
+            actual_help.contains(help),
+            "help {actual_help:?} lacks {help:?}"
+        );
     }
 
     #[test]
@@ -617,7 +665,10 @@ auth_mode = { gemini = "oauth" }
         assert_eq!(names, ["b", "a"], "file order is kept");
         let b = &inv.members[0];
         assert_eq!((b.user.as_str(), b.port), ("ops", 2200));
-        assert_eq!(b.identity_file, Some(PathBuf::from("/home/op/.ssh/id_ed25519")));
+        assert_eq!(
+            b.identity_file,
+            Some(PathBuf::from("/home/op/.ssh/id_ed25519"))
+        );
         assert_eq!(b.known_hosts, PathBuf::from("/etc/ssh/ssh_known_hosts"));
         assert_eq!(b.host_key_checking, HostKeyChecking::AcceptNew);
         assert_eq!(b.env_file, "/srv/agent.env");
@@ -645,7 +696,10 @@ auth_mode = { gemini = "oauth" }
 
     #[test]
     fn tilde_expansion_uses_home_and_leaves_the_env_file_alone() {
-        assert_eq!(expand_tilde("~", Some(Path::new("/h"))).unwrap(), PathBuf::from("/h"));
+        assert_eq!(
+            expand_tilde("~", Some(Path::new("/h"))).unwrap(),
+            PathBuf::from("/h")
+        );
         assert_eq!(
             expand_tilde("~/.ssh/k", Some(Path::new("/h"))).unwrap(),
             PathBuf::from("/h/.ssh/k")
@@ -654,24 +708,40 @@ auth_mode = { gemini = "oauth" }
             expand_tilde("rel/k", Some(Path::new("/h"))).unwrap(),
             PathBuf::from("rel/k")
         );
-        assert_eq!(expand_tilde("/abs~/k", None).unwrap(), PathBuf::from("/abs~/k"));
+        assert_eq!(
+            expand_tilde("/abs~/k", None).unwrap(),
+            PathBuf::from("/abs~/k")
+        );
         assert!(expand_tilde("~bob/k", Some(Path::new("/h"))).is_err());
         assert!(expand_tilde("~/k", None).is_err());
 
-        let inv = ok("[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nenv_file = \"~/x.env\"\nknown_hosts = \"~/kh\"\n");
+        let inv = ok(
+            "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nenv_file = \"~/x.env\"\nknown_hosts = \"~/kh\"\n",
+        );
         assert_eq!(inv.members[0].env_file, "~/x.env");
         assert_eq!(inv.members[0].known_hosts, PathBuf::from("/home/op/kh"));
     }
 
     #[test]
     fn tilde_user_paths_are_an_error() {
-        let e = err("[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nidentity_file = \"~bob/id\"\n");
-        assert_error(&e, 4, 17, "cannot expand `~bob/id`", "write `~/…` or an absolute path");
+        let e = err(
+            "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nidentity_file = \"~bob/id\"\n",
+        );
+        assert_error(
+            &e,
+            4,
+            17,
+            "cannot expand `~bob/id`",
+            "write `~/…` or an absolute path",
+        );
     }
 
     #[test]
     fn without_home_the_default_known_hosts_is_an_error() {
-        let env = LocalEnv { home: None, user: Some("op".into()) };
+        let env = LocalEnv {
+            home: None,
+            user: Some("op".into()),
+        };
         let e = parse_with(
             "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\n",
             Path::new("inv.toml"),
@@ -685,7 +755,10 @@ auth_mode = { gemini = "oauth" }
 
     #[test]
     fn without_a_local_user_name_user_is_required() {
-        let env = LocalEnv { home: Some("/h".into()), user: None };
+        let env = LocalEnv {
+            home: Some("/h".into()),
+            user: None,
+        };
         let text = "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\n";
         let e = parse_with(text, Path::new("inv.toml"), KNOWN, &env).unwrap_err();
         assert!(e.message.contains("which user"), "{e}");
@@ -713,37 +786,79 @@ auth_mode = { gemini = "oauth" }
     #[test]
     fn unknown_key_in_defaults() {
         let e = err("[defaults]\n  usr = \"x\"\n[members.a]\nhost = \"h\"\n");
-        assert_error(&e, 2, 3, "unknown key `usr` in [defaults]", "accepted keys: host, port");
+        assert_error(
+            &e,
+            2,
+            3,
+            "unknown key `usr` in [defaults]",
+            "accepted keys: host, port",
+        );
     }
 
     #[test]
     fn unknown_top_level_key() {
         let e = err("[member.a]\nhost = \"h\"\n");
-        assert_error(&e, 1, 2, "unknown key `member` in the top level", "accepted keys: defaults, members");
+        assert_error(
+            &e,
+            1,
+            2,
+            "unknown key `member` in the top level",
+            "accepted keys: defaults, members",
+        );
     }
 
     #[test]
     fn host_in_defaults_says_why() {
         let e = err("[defaults]\nhost = \"h\"\n[members.a]\nhost = \"h\"\n");
-        assert_error(&e, 2, 1, "`host` cannot be set in [defaults]", "set `host` in each [members.NAME]");
+        assert_error(
+            &e,
+            2,
+            1,
+            "`host` cannot be set in [defaults]",
+            "set `host` in each [members.NAME]",
+        );
     }
 
     #[test]
     fn missing_host_points_at_the_member_header() {
         let e = err("[defaults]\nproviders = [\"claude\"]\n\n[members.a]\nport = 22\n");
-        assert_error(&e, 4, 1, "missing key `host` in [members.a]", "add `host = \"…\"`");
+        assert_error(
+            &e,
+            4,
+            1,
+            "missing key `host` in [members.a]",
+            "add `host = \"…\"`",
+        );
     }
 
     #[test]
     fn wrong_types_point_at_the_value() {
         let e = err("[members.a]\nhost = \"h\"\nport = \"22\"\n");
-        assert_error(&e, 3, 8, "`port` in [members.a] must be an integer, found a string", "");
+        assert_error(
+            &e,
+            3,
+            8,
+            "`port` in [members.a] must be an integer, found a string",
+            "",
+        );
         let e = err("[members.a]\nhost = 10\n");
-        assert_error(&e, 2, 8, "`host` in [members.a] must be a string, found an integer", "");
+        assert_error(
+            &e,
+            2,
+            8,
+            "`host` in [members.a] must be a string, found an integer",
+            "",
+        );
         let e = err("[members.a]\nhost = \"h\"\nproviders = \"claude\"\n");
         assert_error(&e, 3, 13, "`providers` in [members.a] must be an array", "");
         let e = err("[members.a]\nhost = \"h\"\ntags = [\"x\", 3]\n");
-        assert_error(&e, 3, 14, "item 2 of `tags` in [members.a] must be a string", "");
+        assert_error(
+            &e,
+            3,
+            14,
+            "item 2 of `tags` in [members.a] must be a string",
+            "",
+        );
         let e = err("members = 3\n");
         assert_error(&e, 1, 11, "`members` in the top level must be a table", "");
         let e = err("[members]\na = \"h\"\n");
@@ -753,7 +868,13 @@ auth_mode = { gemini = "oauth" }
     #[test]
     fn port_out_of_range() {
         let e = err("[members.a]\nhost = \"h\"\nport = 70000\n");
-        assert_error(&e, 3, 8, "`port` in [members.a] must be between 1 and 65535, found 70000", "");
+        assert_error(
+            &e,
+            3,
+            8,
+            "`port` in [members.a] must be between 1 and 65535, found 70000",
+            "",
+        );
     }
 
     #[test]
@@ -794,8 +915,13 @@ auth_mode = { gemini = "oauth" }
 
     #[test]
     fn empty_fleet_is_an_error() {
-        let e = parse_with("[defaults]\nuser = \"x\"\n", Path::new("inv.toml"), KNOWN, &env())
-            .unwrap_err();
+        let e = parse_with(
+            "[defaults]\nuser = \"x\"\n",
+            Path::new("inv.toml"),
+            KNOWN,
+            &env(),
+        )
+        .unwrap_err();
         assert_eq!(e.file, Path::new("inv.toml"));
         assert_eq!(e.line, None);
         assert_eq!(e.message, "the inventory has no members");
@@ -807,8 +933,16 @@ auth_mode = { gemini = "oauth" }
     #[test]
     fn member_without_providers_is_an_error() {
         let e = err("[members.a]\nhost = \"h\"\n");
-        assert_error(&e, 1, 1, "member `a` has no providers", "known providers: claude, codex, copilot, gemini");
-        let e = err("[defaults]\nproviders = [\"gemini\"]\n[members.a]\nhost = \"h\"\nproviders = []\n");
+        assert_error(
+            &e,
+            1,
+            1,
+            "member `a` has no providers",
+            "known providers: claude, codex, copilot, gemini",
+        );
+        let e = err(
+            "[defaults]\nproviders = [\"gemini\"]\n[members.a]\nhost = \"h\"\nproviders = []\n",
+        );
         assert_error(&e, 5, 13, "member `a` has no providers", "known providers:");
     }
 
@@ -822,7 +956,9 @@ auth_mode = { gemini = "oauth" }
             "unknown provider `gpt` in `providers` in [members.a]",
             "known providers: claude, codex, copilot, gemini",
         );
-        let e = err("[members.a]\nhost = \"h\"\nproviders = [\"gemini\"]\nauth_mode = { gemni = \"oauth\" }\n");
+        let e = err(
+            "[members.a]\nhost = \"h\"\nproviders = [\"gemini\"]\nauth_mode = { gemni = \"oauth\" }\n",
+        );
         assert_error(
             &e,
             4,
@@ -850,9 +986,36 @@ auth_mode = { gemini = "oauth" }
     #[test]
     fn invalid_member_names_and_tags() {
         let e = err("[members.\"build 01\"]\nhost = \"h\"\n");
-        assert_error(&e, 1, 10, "invalid member name `build 01`", "letters, digits");
+        assert_error(
+            &e,
+            1,
+            10,
+            "invalid member name `build 01`",
+            "letters, digits",
+        );
         let e = err("[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\ntags = [\"a,b\"]\n");
         assert_error(&e, 4, 9, "invalid tag \"a,b\"", "no commas");
+    }
+
+    #[test]
+    fn shipped_example_is_valid_and_shows_every_key() {
+        let text = include_str!("../inventory/example.toml");
+        let registry = crate::provider::Registry::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let inv = parse_with(text, Path::new("example.toml"), &registry.names(), &env())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(inv.members.len(), 3);
+        let b2 = &inv.members[1];
+        assert_eq!(b2.auth_mode("claude"), AuthMode::Oauth);
+        assert_eq!(b2.auth_mode("gemini"), AuthMode::ApiKey);
+        for key in MEMBER_KEYS {
+            assert!(
+                text.lines().any(|l| l
+                    .trim_start()
+                    .trim_start_matches("# ")
+                    .starts_with(&format!("{key} ="))),
+                "example.toml does not show `{key}`"
+            );
+        }
     }
 
     fn fleet() -> Inventory {
@@ -877,15 +1040,24 @@ tags = ["gpu", "edge"]
     #[test]
     fn select_none_is_every_member_in_file_order() {
         let inv = fleet();
-        assert_eq!(names(inv.select(None).unwrap()), ["build-01", "build-02", "web-01"]);
+        assert_eq!(
+            names(inv.select(None).unwrap()),
+            ["build-01", "build-02", "web-01"]
+        );
     }
 
     #[test]
     fn select_by_name_glob_and_tag_keeps_file_order() {
         let inv = fleet();
         assert_eq!(names(inv.select(Some("build-02")).unwrap()), ["build-02"]);
-        assert_eq!(names(inv.select(Some("build-*")).unwrap()), ["build-01", "build-02"]);
-        assert_eq!(names(inv.select(Some("gpu")).unwrap()), ["build-01", "web-01"]);
+        assert_eq!(
+            names(inv.select(Some("build-*")).unwrap()),
+            ["build-01", "build-02"]
+        );
+        assert_eq!(
+            names(inv.select(Some("gpu")).unwrap()),
+            ["build-01", "web-01"]
+        );
         assert_eq!(
             names(inv.select(Some("web-01, build-0[2]")).unwrap()),
             ["build-02", "web-01"],
@@ -903,13 +1075,19 @@ tags = ["gpu", "edge"]
         let inv = fleet();
         let e = inv.select(Some("build-*,bulid-03")).unwrap_err();
         assert_eq!(e.file, Path::new("inv.toml"));
-        assert_eq!(e.message, "--limit selector `bulid-03` matches no member name or tag");
+        assert_eq!(
+            e.message,
+            "--limit selector `bulid-03` matches no member name or tag"
+        );
         assert_eq!(
             e.help.as_deref(),
             Some("members: build-01, build-02, web-01; tags: edge, gpu")
         );
         assert!(inv.select(Some(" , ")).is_err());
         let e = inv.select(Some("build-[")).unwrap_err();
-        assert!(e.message.contains("invalid --limit selector `build-[`"), "{e}");
+        assert!(
+            e.message.contains("invalid --limit selector `build-[`"),
+            "{e}"
+        );
     }
 }
