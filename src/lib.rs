@@ -4,6 +4,7 @@
 pub mod assess;
 pub mod cli;
 pub mod config_error;
+mod config_toml;
 pub mod fleet;
 pub mod inventory;
 pub mod probe;

@@ -6,11 +6,21 @@
 //! result, which credentials the CLI reads (in its own precedence order), and how a key is
 //! installed. Built-in definitions (`providers/*.toml`) are embedded at build time; files in
 //! `--providers-dir` and the user's config dir override them by name or add new ones.
+//!
+//! The on-disk format is documented in `providers/README.md`. [`parse_provider`] reads one file
+//! into a fully validated [`Provider`] (regexes compiled, durations parsed, references between
+//! credentials checked), so probing code never meets a malformed definition; every mistake comes
+//! back as a [`ConfigError`] pointing at the key or value. [`Registry`] holds the merged set, and
+//! [`classify`] applies a provider's rules to what its probe printed.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::config_error::ConfigError;
+use crate::config_toml::{Source, Table, Value};
 
 /// One agent CLI, fully validated.
 #[derive(Debug, Clone)]
@@ -129,10 +139,19 @@ pub enum ExpiryUnit {
 #[derive(Debug, Clone)]
 pub enum Credential {
     /// An environment variable (from the member's environment or its env file).
-    Env { id: String, var: String, kind: CredentialKind },
+    Env {
+        id: String,
+        var: String,
+        kind: CredentialKind,
+    },
     /// A settings value that selects which other credential is used, overriding the order
     /// below it (gemini `security.auth.selectedType`). `selects` maps value → credential id.
-    Setting { id: String, file: String, pointer: String, selects: BTreeMap<String, String> },
+    Setting {
+        id: String,
+        file: String,
+        pointer: String,
+        selects: BTreeMap<String, String>,
+    },
     /// A JSON file holding an OAuth login.
     OauthFile {
         id: String,
@@ -146,7 +165,12 @@ pub enum Credential {
         requires_selection: bool,
     },
     /// A JSON file holding an API key (codex `auth.json` `OPENAI_API_KEY`).
-    KeyFile { id: String, file: String, pointer: String, requires_selection: bool },
+    KeyFile {
+        id: String,
+        file: String,
+        pointer: String,
+        requires_selection: bool,
+    },
 }
 
 impl Credential {
@@ -176,4 +200,1729 @@ pub enum Install {
     EnvFile { var: String },
     /// A login command that reads the key on stdin (`codex login --with-api-key`).
     LoginCommand { args: Vec<String> },
+}
+
+impl Rule {
+    /// Whether this rule describes a probe that ended with `exit` and printed `stdout`/`stderr`.
+    /// With `stream = any`, `matches` needs either stream to match and `not_matches` needs
+    /// neither to match.
+    pub fn applies(&self, exit: Option<i32>, stdout: &str, stderr: &str) -> bool {
+        if !self.exit.is_empty() && !exit.is_some_and(|code| self.exit.contains(&code)) {
+            return false;
+        }
+        let streams: &[&str] = match self.stream {
+            Stream::Stdout => &[stdout],
+            Stream::Stderr => &[stderr],
+            Stream::Any => &[stdout, stderr],
+        };
+        let matches = |re: &regex::Regex| streams.iter().any(|s| re.is_match(s));
+        self.matches.as_ref().is_none_or(matches) && !self.not_matches.as_ref().is_some_and(matches)
+    }
+}
+
+/// Applies `provider`'s probe rules to a finished probe: the first matching rule gives the
+/// outcome and its reason. No match is an `Error` ("unrecognised result (exit N)"), never
+/// `Ready`. A probe that hit its deadline is the caller's to report; it never gets here.
+pub fn classify(
+    provider: &Provider,
+    exit: Option<i32>,
+    stdout: &str,
+    stderr: &str,
+) -> (Outcome, String) {
+    match provider
+        .probe
+        .rules
+        .iter()
+        .find(|rule| rule.applies(exit, stdout, stderr))
+    {
+        Some(rule) => (rule.outcome, rule.reason.clone()),
+        None => {
+            let status = exit.map_or_else(|| "no exit status".to_string(), |c| format!("exit {c}"));
+            (Outcome::Error, format!("unrecognised result ({status})"))
+        }
+    }
+}
+
+/// The provider definitions shipped with fleetauth, as (virtual path, text).
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "providers/claude.toml",
+        include_str!("../providers/claude.toml"),
+    ),
+    (
+        "providers/codex.toml",
+        include_str!("../providers/codex.toml"),
+    ),
+    (
+        "providers/copilot.toml",
+        include_str!("../providers/copilot.toml"),
+    ),
+    (
+        "providers/gemini.toml",
+        include_str!("../providers/gemini.toml"),
+    ),
+];
+
+/// Origin of a provider compiled into the binary.
+pub const BUILTIN_ORIGIN: &str = "built-in";
+
+/// The provider definitions in force: built-in ones, replaced or extended by files on disk.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// name → (definition, where it came from: [`BUILTIN_ORIGIN`] or a file path).
+    providers: BTreeMap<String, (Provider, String)>,
+}
+
+impl Registry {
+    /// The definitions embedded at build time (`providers/*.toml`).
+    pub fn builtin() -> Result<Registry, ConfigError> {
+        let mut registry = Registry::default();
+        for (path, text) in BUILTIN {
+            let provider = parse_provider(text, Path::new(path))?;
+            registry.insert(provider, BUILTIN_ORIGIN.to_string());
+        }
+        Ok(registry)
+    }
+
+    /// The built-in definitions, then every `*.toml` file of each directory in `extra_dirs`,
+    /// directory by directory and by file name within one. A definition replaces an earlier
+    /// one with the same `name`; a directory that does not exist is skipped (the user's config
+    /// dir usually does not). Two files in one directory defining the same name is an error.
+    pub fn load(extra_dirs: &[PathBuf]) -> Result<Registry, ConfigError> {
+        let mut registry = Registry::builtin()?;
+        for dir in extra_dirs {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(ConfigError::new(
+                        dir,
+                        format!("cannot read the provider directory: {e}"),
+                    )
+                    .with_help("pass a directory of provider *.toml files with --providers-dir"));
+                }
+            };
+            let mut files = Vec::new();
+            for entry in entries {
+                let path = entry
+                    .map_err(|e| {
+                        ConfigError::new(dir, format!("cannot read the provider directory: {e}"))
+                    })?
+                    .path();
+                if path.extension().is_some_and(|ext| ext == "toml") && path.is_file() {
+                    files.push(path);
+                }
+            }
+            files.sort();
+            let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+            for path in files {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::new(&path, format!("cannot read the provider file: {e}"))
+                })?;
+                let provider = parse_provider(&text, &path)?;
+                if let Some(first) = seen.get(&provider.name) {
+                    return Err(ConfigError::new(
+                        &path,
+                        format!(
+                            "provider `{}` is also defined in {}",
+                            provider.name,
+                            first.display()
+                        ),
+                    )
+                    .with_help("keep one definition per provider name in a directory"));
+                }
+                seen.insert(provider.name.clone(), path.clone());
+                registry.insert(provider, path.display().to_string());
+            }
+        }
+        Ok(registry)
+    }
+
+    /// Adds `provider`, replacing any definition with the same name. `origin` is shown by
+    /// `providers list` ([`BUILTIN_ORIGIN`] or a file path).
+    pub fn insert(&mut self, provider: Provider, origin: String) {
+        self.providers
+            .insert(provider.name.clone(), (provider, origin));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Provider> {
+        self.providers.get(name).map(|(provider, _)| provider)
+    }
+
+    /// Provider names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.providers.keys().map(String::as_str).collect()
+    }
+
+    /// Every provider with its origin, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&Provider, &str)> {
+        self.providers
+            .values()
+            .map(|(provider, origin)| (provider, origin.as_str()))
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "display_name",
+    "binary",
+    "search_paths",
+    "npm_global_bin",
+    "key_env",
+    "key_pattern",
+    "version",
+    "status",
+    "probe",
+    "config_home",
+    "credentials",
+    "install",
+];
+const VERSION_KEYS: &[&str] = &["args", "regex"];
+const STATUS_KEYS: &[&str] = &["args", "logged_in_exit"];
+const PROBE_KEYS: &[&str] = &["args", "env", "timeout", "rules"];
+const RULE_KEYS: &[&str] = &[
+    "exit",
+    "stream",
+    "matches",
+    "not_matches",
+    "outcome",
+    "reason",
+];
+const CONFIG_HOME_KEYS: &[&str] = &["env", "default"];
+const CREDENTIAL_TYPES: &[&str] = &["env", "setting", "oauth_file", "key_file"];
+const ENV_CREDENTIAL_KEYS: &[&str] = &["type", "id", "var", "kind"];
+const SETTING_KEYS: &[&str] = &["type", "id", "file", "pointer", "selects"];
+const OAUTH_FILE_KEYS: &[&str] = &[
+    "type",
+    "id",
+    "file",
+    "token_pointer",
+    "expiry_pointer",
+    "expiry_unit",
+    "refresh_pointer",
+    "requires_selection",
+];
+const KEY_FILE_KEYS: &[&str] = &["type", "id", "file", "pointer", "requires_selection"];
+const INSTALL_METHODS: &[&str] = &["env_file", "login_command"];
+const ENV_FILE_INSTALL_KEYS: &[&str] = &["method", "var"];
+const LOGIN_COMMAND_INSTALL_KEYS: &[&str] = &["method", "args"];
+const OUTCOMES: &[&str] = &["ready", "needs_auth", "error"];
+const STREAMS: &[&str] = &["stdout", "stderr", "any"];
+const KINDS: &[&str] = &["api_key", "oauth_token", "backend"];
+const EXPIRY_UNITS: &[&str] = &["ms", "s", "rfc3339", "jwt"];
+
+const DEFAULT_VERSION_REGEX: &str = r"(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)";
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(45);
+const PROBE_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
+
+/// Reads one provider definition (the format is in `providers/README.md`). `path` is used in
+/// messages only.
+pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> {
+    let src = Source::new(path, text);
+    let doc = src.parse()?;
+    let root = src.root(&doc);
+    root.deny_unknown(TOP_KEYS)?;
+
+    let name_value = root.required("name")?;
+    let name = name_value.str()?;
+    if !valid_provider_name(name) {
+        return Err(name_value
+            .error(format!("invalid provider name \"{name}\""))
+            .with_help("a provider name is lowercase letters, digits, `_` and `-`, starting with a letter or digit"));
+    }
+    let display_name = match root.get("display_name") {
+        Some(v) => v.non_empty_str()?.to_string(),
+        None => name.to_string(),
+    };
+    let binary_value = root.required("binary")?;
+    let binary = binary_value.non_empty_str()?;
+    if binary.chars().any(char::is_whitespace) {
+        return Err(binary_value.error(format!(
+            "{} must not contain whitespace",
+            binary_value.what()
+        )));
+    }
+    let search_paths = match root.get("search_paths") {
+        Some(v) => {
+            let mut paths = Vec::new();
+            for (p, item) in v.str_array()? {
+                if !(p == "~" || p.starts_with("~/") || p.starts_with('/')) {
+                    return Err(item
+                        .error(format!(
+                            "{} must be absolute or start with `~/`, found \"{p}\"",
+                            item.what()
+                        ))
+                        .with_help("`~/` is the member's home directory"));
+                }
+                paths.push(p.to_string());
+            }
+            paths
+        }
+        None => Vec::new(),
+    };
+    let npm_global_bin = match root.get("npm_global_bin") {
+        Some(v) => v.bool()?,
+        None => false,
+    };
+    let key_env = env_var(&root.required("key_env")?)?;
+    let key_pattern = root.get("key_pattern").map(|v| regex(&v)).transpose()?;
+
+    let (version_args, version_regex) = match root.get("version") {
+        Some(v) => {
+            let table = v.table("[version]")?;
+            table.deny_unknown(VERSION_KEYS)?;
+            let args = match table.get("args") {
+                Some(args) => non_empty_args(&args)?,
+                None => vec!["--version".to_string()],
+            };
+            let re = match table.get("regex") {
+                Some(r) => {
+                    let re = regex(&r)?;
+                    if re.captures_len() < 2 {
+                        return Err(r
+                            .error(format!("{} has no capture group", r.what()))
+                            .with_help(
+                                "put the version in parentheses: its first group is the version",
+                            ));
+                    }
+                    re
+                }
+                None => default_version_regex(),
+            };
+            (args, re)
+        }
+        None => (vec!["--version".to_string()], default_version_regex()),
+    };
+
+    let status = match root.get("status") {
+        Some(v) => {
+            let table = v.table("[status]")?;
+            table.deny_unknown(STATUS_KEYS)?;
+            let args = non_empty_args(&table.required("args")?)?;
+            let logged_in_exit = match table.get("logged_in_exit") {
+                Some(codes) => exit_codes(&codes)?,
+                None => vec![0],
+            };
+            Some(StatusCheck {
+                args,
+                logged_in_exit,
+            })
+        }
+        None => None,
+    };
+
+    let probe = probe(&root.required("probe")?.table("[probe]")?)?;
+
+    let config_home = {
+        let table = root.required("config_home")?.table("[config_home]")?;
+        table.deny_unknown(CONFIG_HOME_KEYS)?;
+        let env = table.get("env").map(|v| env_var(&v)).transpose()?;
+        let default_value = table.required("default")?;
+        let default = default_value.str()?;
+        if !(default == "~" || default.starts_with("~/") || default.starts_with('/')) {
+            return Err(default_value
+                .error(format!(
+                    "{} must be `~`, start with `~/` or be absolute, found \"{default}\"",
+                    default_value.what()
+                ))
+                .with_help("`~` is the member's home directory"));
+        }
+        ConfigHome {
+            env,
+            default: default.to_string(),
+        }
+    };
+
+    let credentials = match root.get("credentials") {
+        Some(v) => credentials(&v)?,
+        None => Vec::new(),
+    };
+
+    let install = match root.get("install") {
+        Some(v) => {
+            let table = v.table("[install]")?;
+            let method = match table.get("method") {
+                Some(m) => m.one_of(INSTALL_METHODS)?,
+                None => "env_file",
+            };
+            if method == "env_file" {
+                table.deny_unknown(ENV_FILE_INSTALL_KEYS)?;
+                let var = match table.get("var") {
+                    Some(var) => env_var(&var)?,
+                    None => key_env.clone(),
+                };
+                Install::EnvFile { var }
+            } else {
+                table.deny_unknown(LOGIN_COMMAND_INSTALL_KEYS)?;
+                Install::LoginCommand {
+                    args: non_empty_args(&table.required("args")?)?,
+                }
+            }
+        }
+        None => Install::EnvFile {
+            var: key_env.clone(),
+        },
+    };
+
+    Ok(Provider {
+        name: name.to_string(),
+        display_name,
+        binary: binary.to_string(),
+        search_paths,
+        npm_global_bin,
+        version_args,
+        version_regex,
+        status,
+        probe,
+        config_home,
+        credentials,
+        install,
+        key_env,
+        key_pattern,
+    })
+}
+
+fn default_version_regex() -> regex::Regex {
+    regex::Regex::new(DEFAULT_VERSION_REGEX).expect("the default version regex compiles")
+}
+
+fn valid_provider_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn valid_env_var(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// An environment variable name (`^[A-Za-z_][A-Za-z0-9_]*$`).
+fn env_var(value: &Value<'_, '_>) -> Result<String, ConfigError> {
+    let name = value.str()?;
+    if !valid_env_var(name) {
+        return Err(value
+            .error(format!(
+                "invalid environment variable name \"{name}\" for {}",
+                value.what()
+            ))
+            .with_help("a variable name is letters, digits and `_`, not starting with a digit"));
+    }
+    Ok(name.to_string())
+}
+
+fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
+    let pattern = value.str()?;
+    regex::Regex::new(pattern).map_err(|e| {
+        let detail = e.to_string();
+        let last = detail.lines().last().unwrap_or("").trim().to_string();
+        value
+            .error(format!("invalid regex for {}: {last}", value.what()))
+            .with_help("regex syntax: https://docs.rs/regex/#syntax (write it in '…' to avoid TOML escapes)")
+    })
+}
+
+fn non_empty_args(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
+    let args = value.strings()?;
+    if args.is_empty() {
+        return Err(value.error(format!("{} must not be empty", value.what())));
+    }
+    Ok(args)
+}
+
+/// An exit status or a list of them, each 0–255.
+fn exit_codes(value: &Value<'_, '_>) -> Result<Vec<i32>, ConfigError> {
+    let items = match value.integer() {
+        Ok(_) => vec![value.integer_in(0..=255)?],
+        Err(_) => {
+            let mut codes = Vec::new();
+            for item in value.array().map_err(|_| {
+                value.error(format!(
+                    "{} must be an exit status or an array of them",
+                    value.what()
+                ))
+            })? {
+                codes.push(item.integer_in(0..=255)?);
+            }
+            codes
+        }
+    };
+    Ok(items.into_iter().map(|c| c as i32).collect())
+}
+
+fn one_of_enum<T: Copy>(
+    value: &Value<'_, '_>,
+    accepted: &[&str],
+    map: &[T],
+) -> Result<T, ConfigError> {
+    let s = value.one_of(accepted)?;
+    let i = accepted
+        .iter()
+        .position(|a| *a == s)
+        .expect("one_of returns an accepted value");
+    Ok(map[i])
+}
+
+fn probe(table: &Table<'_, '_>) -> Result<Probe, ConfigError> {
+    table.deny_unknown(PROBE_KEYS)?;
+    let args = non_empty_args(&table.required("args")?)?;
+    let mut env = BTreeMap::new();
+    if let Some(v) = table.get("env") {
+        let env_table = v.table("`env` in [probe]")?;
+        for var in env_table.values() {
+            if !valid_env_var(var.key()) {
+                return Err(var
+                    .key_error(format!(
+                        "invalid environment variable name \"{}\" in `env` in [probe]",
+                        var.key()
+                    ))
+                    .with_help(
+                        "a variable name is letters, digits and `_`, not starting with a digit",
+                    ));
+            }
+            env.insert(var.key().to_string(), var.str()?.to_string());
+        }
+    }
+    let timeout = match table.get("timeout") {
+        Some(v) => {
+            let timeout = v.duration()?;
+            let (min, max) = PROBE_TIMEOUT_RANGE;
+            if timeout < min || timeout > max {
+                return Err(v
+                    .error(format!("{} must be between 1s and 10m", v.what()))
+                    .with_help("the probe is one short prompt; 45s is a good deadline"));
+            }
+            timeout
+        }
+        None => DEFAULT_PROBE_TIMEOUT,
+    };
+    let rules_value = table.required("rules").map_err(|e| {
+        e.with_help("add [[probe.rules]] tables: each has `outcome`, `reason` and optional `exit`, `stream`, `matches`, `not_matches`")
+    })?;
+    let mut rules = Vec::new();
+    for (i, item) in rules_value.array()?.into_iter().enumerate() {
+        let rule = item.table(format!("[[probe.rules]] item {}", i + 1))?;
+        rule.deny_unknown(RULE_KEYS)?;
+        let reason = rule.required("reason")?.non_empty_str()?.to_string();
+        rules.push(Rule {
+            exit: match rule.get("exit") {
+                Some(v) => exit_codes(&v)?,
+                None => Vec::new(),
+            },
+            matches: rule.get("matches").map(|v| regex(&v)).transpose()?,
+            not_matches: rule.get("not_matches").map(|v| regex(&v)).transpose()?,
+            stream: match rule.get("stream") {
+                Some(v) => {
+                    one_of_enum(&v, STREAMS, &[Stream::Stdout, Stream::Stderr, Stream::Any])?
+                }
+                None => Stream::Any,
+            },
+            outcome: one_of_enum(
+                &rule.required("outcome")?,
+                OUTCOMES,
+                &[Outcome::Ready, Outcome::NeedsAuth, Outcome::Error],
+            )?,
+            reason,
+        });
+    }
+    if !rules.iter().any(|r| r.outcome == Outcome::Ready) {
+        return Err(rules_value
+            .key_error("no rule in [[probe.rules]] has `outcome = \"ready\"`")
+            .with_help(
+                "add a rule that recognises a successful answer, or no probe can ever pass",
+            ));
+    }
+    Ok(Probe {
+        args,
+        env,
+        timeout,
+        rules,
+    })
+}
+
+/// A path inside the provider's config home: relative, without `..`.
+fn config_file(value: &Value<'_, '_>) -> Result<String, ConfigError> {
+    let file = value.non_empty_str()?;
+    if file.starts_with('/') || file.starts_with('~') || file.split('/').any(|part| part == "..") {
+        return Err(value
+            .error(format!("{} must be a path relative to the config home, found \"{file}\"", value.what()))
+            .with_help("write it relative to [config_home] (no leading `/` or `~`, no `..`), e.g. \"auth.json\""));
+    }
+    Ok(file.to_string())
+}
+
+fn json_pointer(value: &Value<'_, '_>) -> Result<String, ConfigError> {
+    let pointer = value.str()?;
+    if !pointer.starts_with('/') {
+        return Err(value
+            .error(format!(
+                "{} must be a JSON pointer starting with `/`, found \"{pointer}\"",
+                value.what()
+            ))
+            .with_help("e.g. \"/tokens/access_token\" for {\"tokens\": {\"access_token\": …}}"));
+    }
+    Ok(pointer.to_string())
+}
+
+fn optional_bool(table: &Table<'_, '_>, key: &str) -> Result<bool, ConfigError> {
+    table.get(key).map_or(Ok(false), |v| v.bool())
+}
+
+fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
+    let mut credentials: Vec<Credential> = Vec::new();
+    // Checked after all are read: (setting's value, the id it selects).
+    let mut selections = Vec::new();
+    let mut id_values = Vec::new();
+    for (i, item) in value.array()?.into_iter().enumerate() {
+        let table = item.table(format!("[[credentials]] item {}", i + 1))?;
+        let kind_value = table
+            .required("type")
+            .map_err(|e| e.with_help(format!("accepted types: {}", CREDENTIAL_TYPES.join(", "))))?;
+        let id_value = table.required("id")?;
+        let id = id_value.str()?.to_string();
+        if !valid_provider_name(&id) {
+            return Err(id_value
+                .error(format!("invalid credential id \"{id}\""))
+                .with_help("an id is lowercase letters, digits, `_` and `-`"));
+        }
+        if credentials.iter().any(|c| c.id() == id) {
+            return Err(id_value
+                .error(format!("credential id \"{id}\" is used twice"))
+                .with_help("give every [[credentials]] entry its own id"));
+        }
+        let credential = match kind_value.one_of(CREDENTIAL_TYPES)? {
+            "env" => {
+                table.deny_unknown(ENV_CREDENTIAL_KEYS)?;
+                Credential::Env {
+                    id,
+                    var: env_var(&table.required("var")?)?,
+                    kind: one_of_enum(
+                        &table.required("kind")?,
+                        KINDS,
+                        &[
+                            CredentialKind::ApiKey,
+                            CredentialKind::OauthToken,
+                            CredentialKind::Backend,
+                        ],
+                    )?,
+                }
+            }
+            "setting" => {
+                table.deny_unknown(SETTING_KEYS)?;
+                let selects_value = table.required("selects")?;
+                let selects_table =
+                    selects_value.table(format!("`selects` in {}", table.name()))?;
+                let mut selects = BTreeMap::new();
+                for target in selects_table.values() {
+                    selects.insert(target.key().to_string(), target.str()?.to_string());
+                    selections.push(target);
+                }
+                Credential::Setting {
+                    id,
+                    file: config_file(&table.required("file")?)?,
+                    pointer: json_pointer(&table.required("pointer")?)?,
+                    selects,
+                }
+            }
+            "oauth_file" => {
+                table.deny_unknown(OAUTH_FILE_KEYS)?;
+                let expiry_pointer = table
+                    .get("expiry_pointer")
+                    .map(|v| json_pointer(&v))
+                    .transpose()?;
+                let expiry_unit = match table.get("expiry_unit") {
+                    Some(unit) if expiry_pointer.is_none() => {
+                        return Err(unit
+                            .key_error(format!("`expiry_unit` without `expiry_pointer` in {}", table.name()))
+                            .with_help("set `expiry_pointer` to where the expiry is, or remove `expiry_unit`"));
+                    }
+                    Some(unit) => one_of_enum(
+                        &unit,
+                        EXPIRY_UNITS,
+                        &[
+                            ExpiryUnit::Ms,
+                            ExpiryUnit::S,
+                            ExpiryUnit::Rfc3339,
+                            ExpiryUnit::Jwt,
+                        ],
+                    )?,
+                    None if expiry_pointer.is_some() => {
+                        return Err(table
+                            .missing("expiry_unit")
+                            .with_help(format!("accepted values: {}", EXPIRY_UNITS.join(", "))));
+                    }
+                    None => ExpiryUnit::Ms,
+                };
+                Credential::OauthFile {
+                    id,
+                    file: config_file(&table.required("file")?)?,
+                    token_pointer: json_pointer(&table.required("token_pointer")?)?,
+                    expiry_pointer,
+                    expiry_unit,
+                    refresh_pointer: table
+                        .get("refresh_pointer")
+                        .map(|v| json_pointer(&v))
+                        .transpose()?,
+                    requires_selection: optional_bool(&table, "requires_selection")?,
+                }
+            }
+            _ => {
+                table.deny_unknown(KEY_FILE_KEYS)?;
+                Credential::KeyFile {
+                    id,
+                    file: config_file(&table.required("file")?)?,
+                    pointer: json_pointer(&table.required("pointer")?)?,
+                    requires_selection: optional_bool(&table, "requires_selection")?,
+                }
+            }
+        };
+        credentials.push(credential);
+        id_values.push(id_value);
+    }
+
+    for target in &selections {
+        let id = target.str()?;
+        match credentials.iter().find(|c| c.id() == id) {
+            None => {
+                let ids: Vec<&str> = credentials.iter().map(Credential::id).collect();
+                return Err(target
+                    .error(format!(
+                        "{} selects unknown credential \"{id}\"",
+                        target.what()
+                    ))
+                    .with_help(format!("credential ids: {}", ids.join(", "))));
+            }
+            Some(Credential::Setting { .. }) => {
+                return Err(target.error(format!(
+                    "{} selects another setting (\"{id}\")",
+                    target.what()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    for (credential, id_value) in credentials.iter().zip(&id_values) {
+        let requires_selection = matches!(
+            credential,
+            Credential::OauthFile {
+                requires_selection: true,
+                ..
+            } | Credential::KeyFile {
+                requires_selection: true,
+                ..
+            }
+        );
+        if requires_selection
+            && !selections
+                .iter()
+                .any(|t| t.str().ok() == Some(credential.id()))
+        {
+            return Err(id_value
+                .error(format!(
+                    "credential \"{}\" has `requires_selection = true` but no setting selects it",
+                    credential.id()
+                ))
+                .with_help("add it to the `selects` table of a `type = \"setting\"` credential, or drop `requires_selection`"));
+        }
+    }
+    Ok(credentials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builtin(name: &str) -> Provider {
+        Registry::builtin()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get(name)
+            .unwrap_or_else(|| panic!("no built-in provider {name}"))
+            .clone()
+    }
+
+    #[test]
+    fn every_shipped_provider_parses() {
+        let registry = Registry::builtin().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(registry.names(), ["claude", "codex", "copilot", "gemini"]);
+        for (provider, origin) in registry.iter() {
+            assert_eq!(origin, BUILTIN_ORIGIN);
+            assert!(!provider.probe.rules.is_empty(), "{}", provider.name);
+            assert_eq!(
+                provider.probe.timeout,
+                Duration::from_secs(45),
+                "{}",
+                provider.name
+            );
+            assert_eq!(provider.search_paths, ["~/.local/bin", "~/.npm-global/bin"]);
+            assert!(provider.npm_global_bin);
+            assert!(provider.key_pattern.is_some(), "{}", provider.name);
+        }
+    }
+
+    #[test]
+    fn shipped_facts_are_what_the_brief_says() {
+        let gemini = builtin("gemini");
+        assert_eq!(gemini.key_env, "GEMINI_API_KEY");
+        assert_eq!(
+            gemini
+                .probe
+                .env
+                .get("GEMINI_CLI_TRUST_WORKSPACE")
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(gemini.config_home.env.as_deref(), Some("GEMINI_CLI_HOME"));
+        assert_eq!(gemini.config_home.default, "~");
+        let ids: Vec<&str> = gemini.credentials.iter().map(Credential::id).collect();
+        assert_eq!(
+            ids,
+            [
+                "selected_type",
+                "use_gca",
+                "use_vertexai",
+                "gemini_api_key",
+                "oauth_creds"
+            ]
+        );
+        match &gemini.credentials[0] {
+            Credential::Setting {
+                file,
+                pointer,
+                selects,
+                ..
+            } => {
+                assert_eq!(file, ".gemini/settings.json");
+                assert_eq!(pointer, "/security/auth/selectedType");
+                assert_eq!(selects["oauth-personal"], "oauth_creds");
+                assert_eq!(selects["gemini-api-key"], "gemini_api_key");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&gemini.install, Install::EnvFile { var } if var == "GEMINI_API_KEY"));
+
+        let claude = builtin("claude");
+        let status = claude.status.as_ref().expect("claude has a status command");
+        assert_eq!(
+            (status.args.as_slice(), status.logged_in_exit.as_slice()),
+            (&["auth".to_string(), "status".to_string()][..], &[0][..])
+        );
+        let vars: Vec<&str> = claude
+            .credentials
+            .iter()
+            .filter_map(|c| match c {
+                Credential::Env { var, .. } => Some(var.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            vars,
+            [
+                "CLAUDE_CODE_USE_BEDROCK",
+                "CLAUDE_CODE_USE_VERTEX",
+                "CLAUDE_CODE_USE_FOUNDRY",
+                "ANTHROPIC_AUTH_TOKEN",
+                "ANTHROPIC_API_KEY",
+                "CLAUDE_CODE_OAUTH_TOKEN"
+            ]
+        );
+        assert!(
+            matches!(claude.credentials.last(), Some(Credential::OauthFile { file, expiry_unit: ExpiryUnit::Ms, .. }) if file == ".credentials.json")
+        );
+
+        let codex = builtin("codex");
+        assert!(
+            matches!(&codex.install, Install::LoginCommand { args } if args == &["login", "--with-api-key"])
+        );
+        assert!(matches!(
+            codex.credentials.last(),
+            Some(Credential::OauthFile { expiry_unit: ExpiryUnit::Jwt, refresh_pointer: Some(r), .. }) if r == "/tokens/refresh_token"
+        ));
+        assert_eq!(codex.config_home.env.as_deref(), Some("CODEX_HOME"));
+
+        let copilot = builtin("copilot");
+        assert_eq!(copilot.key_env, "COPILOT_GITHUB_TOKEN");
+        assert!(
+            matches!(copilot.credentials.last(), Some(Credential::KeyFile { pointer, .. }) if pointer == "/github_token")
+        );
+    }
+
+    #[test]
+    fn version_regexes_read_the_real_version_lines() {
+        let cases = [
+            ("gemini", "0.61.0\n", "0.61.0"),
+            ("claude", "2.1.197 (Claude Code)\n", "2.1.197"),
+            ("codex", "codex-cli 0.169.0\n", "0.169.0"),
+            (
+                "copilot",
+                "GitHub Copilot CLI 1.0.102.\nRun 'copilot update' to check for updates.\n",
+                "1.0.102",
+            ),
+        ];
+        for (name, output, version) in cases {
+            let provider = builtin(name);
+            let captures = provider.version_regex.captures(output);
+            assert_eq!(
+                captures.and_then(|c| c.get(1)).map(|m| m.as_str()),
+                Some(version),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_patterns_accept_the_stub_formats_and_refuse_the_rest() {
+        let alnum35 = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r";
+        let cases: &[(&str, String, bool)] = &[
+            ("gemini", format!("AIza{alnum35}"), true),
+            ("gemini", format!("AIza{alnum35}x"), false),
+            ("gemini", "sk-ant-api03-abc".to_string(), false),
+            ("claude", format!("sk-ant-api03-{alnum35}"), true),
+            ("claude", format!("sk-ant-oat01-{alnum35}"), false),
+            ("codex", format!("sk-proj-{alnum35}"), true),
+            ("codex", format!("sk-svcacct-{alnum35}"), true),
+            ("codex", format!("sk-admin-{alnum35}"), true),
+            ("codex", format!("sk-{}", "a1".repeat(24)), true),
+            ("codex", "sk-short".to_string(), false),
+            ("copilot", format!("gho_{alnum35}"), true),
+            ("copilot", format!("github_pat_{alnum35}"), true),
+            ("copilot", format!("ghu_{alnum35}"), true),
+            ("copilot", format!("ghp_{alnum35}"), false),
+        ];
+        for (name, key, accepted) in cases {
+            let pattern = builtin(name)
+                .key_pattern
+                .expect("shipped providers have a key pattern");
+            assert_eq!(
+                pattern.is_match(key),
+                *accepted,
+                "{name} key of length {}",
+                key.len()
+            );
+        }
+    }
+
+    /// One captured run of a real CLI's probe: (provider, capture name, expected outcome, words
+    /// the reason must contain).
+    const REAL_CAPTURES: &[(&str, &str, Outcome, &str)] = &[
+        (
+            "claude",
+            "claude-noauth",
+            Outcome::NeedsAuth,
+            "not logged in",
+        ),
+        (
+            "gemini",
+            "gemini-noauth",
+            Outcome::NeedsAuth,
+            "no auth method",
+        ),
+        (
+            "gemini",
+            "gemini-expired",
+            Outcome::NeedsAuth,
+            "OAuth login expired",
+        ),
+        (
+            "copilot",
+            "copilot-noauth",
+            Outcome::NeedsAuth,
+            "not logged in",
+        ),
+    ];
+
+    fn capture(name: &str) -> (Option<i32>, String, String) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-cli");
+        let read = |ext: &str| {
+            std::fs::read_to_string(dir.join(format!("{name}.{ext}")))
+                .unwrap_or_else(|e| panic!("fixture {name}.{ext}: {e}"))
+        };
+        let rc = read("rc");
+        let code: i32 = rc.trim().trim_start_matches("rc=").parse().expect("rc=N");
+        // 124 is `timeout` killing a hung CLI: it never exited on its own.
+        let exit = (code != 124).then_some(code);
+        (exit, read("out"), read("err"))
+    }
+
+    #[test]
+    fn shipped_rules_classify_the_real_captures() {
+        for (name, fixture, outcome, reason) in REAL_CAPTURES {
+            let (exit, stdout, stderr) = capture(fixture);
+            let (got, why) = classify(&builtin(name), exit, &stdout, &stderr);
+            assert_eq!(got, *outcome, "{fixture}: {why}");
+            assert!(
+                why.contains(reason),
+                "{fixture}: reason {why:?} lacks {reason:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn partial_output_of_hung_real_probes_is_never_ready_or_needs_auth() {
+        // The caller reports the deadline; this checks the rules do not mistake the retry noise
+        // of an unreachable vendor for an answer or an auth failure.
+        for (name, fixture) in [("codex", "codex-noauth"), ("gemini", "gemini-fakekey")] {
+            let (exit, stdout, stderr) = capture(fixture);
+            assert_eq!(exit, None, "{fixture} was killed by the deadline");
+            let (got, why) = classify(&builtin(name), exit, &stdout, &stderr);
+            assert_eq!(
+                (got, why.as_str()),
+                (Outcome::Error, "unrecognised result (no exit status)"),
+                "{fixture}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_commands_of_the_real_captures() {
+        for (name, fixture, logged_in) in [
+            ("claude", "claude-status", false),
+            ("claude", "claude-expired-status", false),
+            ("codex", "codex-status", false),
+        ] {
+            let (exit, _, _) = capture(fixture);
+            let status = builtin(name).status.expect("has a status command");
+            assert_eq!(
+                exit.is_some_and(|c| status.logged_in_exit.contains(&c)),
+                logged_in,
+                "{fixture}"
+            );
+        }
+        let status = builtin("codex").status.unwrap();
+        assert!(status.logged_in_exit.contains(&0));
+    }
+
+    type StubCase = (
+        &'static str,
+        Option<i32>,
+        &'static str,
+        &'static str,
+        Outcome,
+        &'static str,
+    );
+
+    /// Stub and vendor outputs from the stub contract: (provider, exit, stdout, stderr, outcome,
+    /// words in the reason).
+    const STUB_OUTPUTS: &[StubCase] = &[
+        (
+            "gemini",
+            Some(0),
+            r#"{"session_id":"5b1c","response":"OK","stats":{}}"#,
+            "",
+            Outcome::Ready,
+            "probe answered",
+        ),
+        (
+            "gemini",
+            Some(1),
+            "",
+            r#"{"session_id":"5b1c","error":{"type":"Error","message":"[API Error: API key not valid. Please pass a valid API key.]","code":1}}"#,
+            Outcome::NeedsAuth,
+            "API key rejected",
+        ),
+        (
+            "gemini",
+            Some(41),
+            "",
+            r#"{"error":{"message":"Please set an Auth method in your /h/.gemini/settings.json …","code":41}}"#,
+            Outcome::NeedsAuth,
+            "no auth method",
+        ),
+        (
+            "gemini",
+            Some(41),
+            "",
+            "Manual authorization is required but the current session is non-interactive.",
+            Outcome::NeedsAuth,
+            "OAuth login expired",
+        ),
+        (
+            "gemini",
+            Some(41),
+            "",
+            "something new",
+            Outcome::NeedsAuth,
+            "exit 41",
+        ),
+        (
+            "gemini",
+            Some(55),
+            "",
+            "Gemini CLI is not running in a trusted directory (untrusted folder)",
+            Outcome::Error,
+            "workspace not trusted",
+        ),
+        (
+            "gemini",
+            Some(0),
+            "",
+            "",
+            Outcome::Error,
+            "unrecognised result (exit 0)",
+        ),
+        (
+            "gemini",
+            Some(3),
+            "",
+            "",
+            Outcome::Error,
+            "unrecognised result (exit 3)",
+        ),
+        (
+            "claude",
+            Some(0),
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"OK","session_id":"x"}"#,
+            "",
+            Outcome::Ready,
+            "probe answered",
+        ),
+        (
+            "claude",
+            Some(1),
+            r#"{"type":"result","subtype":"success","is_error":true,"result":"Not logged in · Please run /login"}"#,
+            "",
+            Outcome::NeedsAuth,
+            "not logged in",
+        ),
+        (
+            "claude",
+            Some(1),
+            r#"{"type":"result","subtype":"success","is_error":true,"result":"Invalid API key · Fix external API key"}"#,
+            "",
+            Outcome::NeedsAuth,
+            "Invalid API key",
+        ),
+        (
+            "claude",
+            Some(0),
+            "",
+            "",
+            Outcome::Error,
+            "no output: ~/.claude.json onboarding not completed?",
+        ),
+        (
+            "claude",
+            Some(0),
+            "\n",
+            "",
+            Outcome::Error,
+            "onboarding not completed",
+        ),
+        (
+            "claude",
+            Some(1),
+            r#"{"type":"result","is_error":true,"result":"Credit balance is too low"}"#,
+            "",
+            Outcome::Error,
+            "error result",
+        ),
+        (
+            "codex",
+            Some(0),
+            "OK\n",
+            "OpenAI Codex v0.169.0\n--------\nworkdir: /h\n",
+            Outcome::Ready,
+            "probe answered",
+        ),
+        (
+            "codex",
+            Some(1),
+            "",
+            "ERROR: unexpected status 401 Unauthorized: Incorrect API key provided",
+            Outcome::NeedsAuth,
+            "401",
+        ),
+        (
+            "codex",
+            Some(1),
+            "",
+            "ERROR: something else",
+            Outcome::Error,
+            "unrecognised result (exit 1)",
+        ),
+        (
+            "copilot",
+            Some(0),
+            "OK\n",
+            "",
+            Outcome::Ready,
+            "probe answered",
+        ),
+        (
+            "copilot",
+            Some(1),
+            "",
+            "Error: No authentication information found.\n\nCopilot can be authenticated …",
+            Outcome::NeedsAuth,
+            "not logged in",
+        ),
+        (
+            "copilot",
+            Some(1),
+            "",
+            "Error: Authentication failed. Please check your token.",
+            Outcome::NeedsAuth,
+            "token rejected",
+        ),
+        // Old copilot: exit 0 although not logged in.
+        (
+            "copilot",
+            Some(0),
+            "",
+            "Error: No authentication information found.",
+            Outcome::NeedsAuth,
+            "not logged in",
+        ),
+        (
+            "copilot",
+            Some(0),
+            "Error: model unavailable\n",
+            "",
+            Outcome::Error,
+            "unrecognised result (exit 0)",
+        ),
+        (
+            "copilot",
+            Some(0),
+            "",
+            "",
+            Outcome::Error,
+            "unrecognised result (exit 0)",
+        ),
+    ];
+
+    #[test]
+    fn shipped_rules_classify_the_stub_outputs() {
+        for (i, (name, exit, stdout, stderr, outcome, reason)) in STUB_OUTPUTS.iter().enumerate() {
+            let (got, why) = classify(&builtin(name), *exit, stdout, stderr);
+            assert_eq!(got, *outcome, "case {i} ({name}): {why}");
+            assert!(
+                why.contains(reason),
+                "case {i} ({name}): reason {why:?} lacks {reason:?}"
+            );
+        }
+    }
+
+    fn rule(
+        exit: &[i32],
+        stream: Stream,
+        matches: Option<&str>,
+        not_matches: Option<&str>,
+    ) -> Rule {
+        Rule {
+            exit: exit.to_vec(),
+            matches: matches.map(|m| regex::Regex::new(m).unwrap()),
+            not_matches: not_matches.map(|m| regex::Regex::new(m).unwrap()),
+            stream,
+            outcome: Outcome::Ready,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn rule_conditions() {
+        assert!(rule(&[], Stream::Any, None, None).applies(None, "", ""));
+        assert!(rule(&[0], Stream::Any, None, None).applies(Some(0), "", ""));
+        assert!(!rule(&[0], Stream::Any, None, None).applies(Some(1), "", ""));
+        assert!(!rule(&[0], Stream::Any, None, None).applies(None, "", ""));
+        assert!(rule(&[], Stream::Stdout, Some("x"), None).applies(None, "x", ""));
+        assert!(!rule(&[], Stream::Stdout, Some("x"), None).applies(None, "", "x"));
+        assert!(rule(&[], Stream::Stderr, Some("x"), None).applies(None, "", "x"));
+        assert!(rule(&[], Stream::Any, Some("x"), None).applies(None, "", "x"));
+        assert!(rule(&[], Stream::Any, Some("x"), None).applies(None, "x", ""));
+        assert!(
+            !rule(&[], Stream::Any, None, Some("x")).applies(None, "", "x"),
+            "any: neither stream may match"
+        );
+        assert!(rule(&[], Stream::Stdout, None, Some("x")).applies(None, "", "x"));
+    }
+
+    const MINIMAL: &str = r#"name = "tool"
+binary = "tool"
+key_env = "TOOL_KEY"
+
+[probe]
+args = ["ask", "OK"]
+
+[[probe.rules]]
+exit = 0
+outcome = "ready"
+reason = "answered"
+
+[config_home]
+default = "~/.tool"
+"#;
+
+    fn parse_ok(text: &str) -> Provider {
+        parse_provider(text, Path::new("p.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        match parse_provider(text, Path::new("p.toml")) {
+            Ok(p) => panic!("expected an error, got {p:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// `MINIMAL` with `extra` appended.
+    fn with(extra: &str) -> String {
+        format!("{MINIMAL}{extra}")
+    }
+
+    /// Asserts where the error is and what it says; `line` counts from the start of the text.
+    fn assert_error(e: &ConfigError, line: usize, col: usize, message: &str, help: &str) {
+        assert_eq!(e.file, Path::new("p.toml"));
+        assert_eq!(
+            (e.line, e.col),
+            (Some(line), Some(col)),
+            "location of:\n{e}"
+        );
+        assert!(
+            e.message.contains(message),
+            "message {:?} lacks {message:?}",
+            e.message
+        );
+        let actual = e.help.as_deref().unwrap_or("");
+        assert!(actual.contains(help), "help {actual:?} lacks {help:?}");
+    }
+
+    /// Line number of the first line of `text` containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .expect("needle in text")
+            + 1
+    }
+
+    #[test]
+    fn minimal_definition_gets_defaults() {
+        let p = parse_ok(MINIMAL);
+        assert_eq!(p.display_name, "tool");
+        assert_eq!(p.version_args, ["--version"]);
+        assert_eq!(
+            &p.version_regex.captures("tool v1.22.3-beta.1 (x)").unwrap()[1],
+            "1.22.3-beta.1"
+        );
+        assert!(p.status.is_none());
+        assert_eq!(p.probe.timeout, Duration::from_secs(45));
+        assert_eq!(p.probe.rules[0].exit, [0]);
+        assert_eq!(p.probe.rules[0].stream, Stream::Any);
+        assert!(p.credentials.is_empty());
+        assert!(matches!(&p.install, Install::EnvFile { var } if var == "TOOL_KEY"));
+        assert!(p.key_pattern.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_list_the_accepted_ones() {
+        let e = parse_err(&format!("bianry = \"x\"\n{MINIMAL}"));
+        assert_error(
+            &e,
+            1,
+            1,
+            "unknown key `bianry` in the top level",
+            "accepted keys: name, display_name, binary,",
+        );
+        let text = with("[[probe.rules]]\nexits = [1]\noutcome = \"error\"\nreason = \"r\"\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "exits"),
+            1,
+            "unknown key `exits` in [[probe.rules]] item 2",
+            "accepted keys: exit, stream, matches, not_matches, outcome, reason",
+        );
+        let text = with(
+            "[[credentials]]\ntype = \"env\"\nid = \"k\"\nvar = \"K\"\nkind = \"api_key\"\nfile = \"x\"\n",
+        );
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "file ="),
+            1,
+            "unknown key `file` in [[credentials]] item 1",
+            "accepted keys: type, id, var, kind",
+        );
+        let text = with("[install]\nmethod = \"env_file\"\nargs = [\"x\"]\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "args = [\"x\"]"),
+            1,
+            "unknown key `args` in [install]",
+            "accepted keys: method, var",
+        );
+    }
+
+    #[test]
+    fn missing_required_keys() {
+        let e = parse_err(&MINIMAL.replace("binary = \"tool\"\n", ""));
+        assert_eq!(e.message, "missing key `binary` in the top level");
+        let text = with("[[credentials]]\nid = \"k\"\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "[[credentials]]"),
+            1,
+            "missing key `type` in [[credentials]] item 1",
+            "accepted types: env, setting, oauth_file, key_file",
+        );
+    }
+
+    #[test]
+    fn invalid_names_and_variables() {
+        let e = parse_err(&MINIMAL.replace("name = \"tool\"", "name = \"Tool\""));
+        assert_error(
+            &e,
+            1,
+            8,
+            "invalid provider name \"Tool\"",
+            "lowercase letters",
+        );
+        let e = parse_err(&MINIMAL.replace("key_env = \"TOOL_KEY\"", "key_env = \"1KEY\""));
+        assert_error(
+            &e,
+            3,
+            11,
+            "invalid environment variable name \"1KEY\"",
+            "letters, digits and `_`",
+        );
+        let text = MINIMAL.replace(
+            "args = [\"ask\", \"OK\"]",
+            "args = [\"ask\"]\nenv = { \"A-B\" = \"1\" }",
+        );
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "env = {"),
+            9,
+            "invalid environment variable name \"A-B\"",
+            "",
+        );
+        let text = with(
+            "[[credentials]]\ntype = \"env\"\nid = \"k\"\nvar = \"MY KEY\"\nkind = \"api_key\"\n",
+        );
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "MY KEY"),
+            7,
+            "invalid environment variable name \"MY KEY\"",
+            "",
+        );
+    }
+
+    #[test]
+    fn regexes_must_compile() {
+        let text = MINIMAL.replace("exit = 0\n", "exit = 0\nmatches = 'a(b'\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "a(b"),
+            11,
+            "invalid regex for `matches` in [[probe.rules]] item 1",
+            "regex syntax",
+        );
+        let e = parse_err(&format!("key_pattern = '[z-a]'\n{MINIMAL}"));
+        assert_error(&e, 1, 15, "invalid regex for `key_pattern`", "");
+        let e = parse_err(&with("[version]\nregex = '\\d+'\n"));
+        assert!(e.message.contains("has no capture group"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_values_list_the_accepted_ones() {
+        let text = MINIMAL.replace("outcome = \"ready\"", "outcome = \"ok\"");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "outcome"),
+            11,
+            "invalid value \"ok\" for `outcome`",
+            "accepted values: ready, needs_auth, error",
+        );
+        let text = MINIMAL.replace("exit = 0\n", "exit = 0\nstream = \"both\"\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "stream"),
+            10,
+            "invalid value \"both\"",
+            "accepted values: stdout, stderr, any",
+        );
+        let text = with("[[credentials]]\ntype = \"file\"\nid = \"k\"\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "\"file\""),
+            8,
+            "invalid value \"file\" for `type`",
+            "accepted values: env, setting, oauth_file, key_file",
+        );
+        let text =
+            with("[[credentials]]\ntype = \"env\"\nid = \"k\"\nvar = \"K\"\nkind = \"key\"\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "kind"),
+            8,
+            "invalid value \"key\"",
+            "accepted values: api_key, oauth_token, backend",
+        );
+        let text = with("[install]\nmethod = \"push\"\n");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "push"),
+            10,
+            "invalid value \"push\"",
+            "accepted values: env_file, login_command",
+        );
+    }
+
+    #[test]
+    fn credential_ids_are_unique() {
+        let text = with(
+            "[[credentials]]\ntype = \"env\"\nid = \"k\"\nvar = \"A\"\nkind = \"api_key\"\n[[credentials]]\ntype = \"env\"\nid = \"k\"\nvar = \"B\"\nkind = \"api_key\"\n",
+        );
+        let e = parse_err(&text);
+        let second = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| *l == "id = \"k\"")
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        assert_error(
+            &e,
+            second,
+            6,
+            "credential id \"k\" is used twice",
+            "its own id",
+        );
+    }
+
+    const SETTING: &str = "[[credentials]]\ntype = \"setting\"\nid = \"sel\"\nfile = \"settings.json\"\npointer = \"/auth/type\"\nselects = { oauth = \"creds\" }\n";
+    const OAUTH: &str = "[[credentials]]\ntype = \"oauth_file\"\nid = \"creds\"\nfile = \"creds.json\"\ntoken_pointer = \"/access_token\"\nrequires_selection = true\n";
+
+    #[test]
+    fn selections_must_name_existing_credentials() {
+        let p = parse_ok(&with(&format!("{SETTING}{OAUTH}")));
+        assert_eq!(p.credentials.len(), 2);
+        let text = with(&format!(
+            "{SETTING}{}",
+            OAUTH.replace("\"creds\"", "\"other\"")
+        ));
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "selects"),
+            21,
+            "`oauth` in `selects` in [[credentials]] item 1 selects unknown credential \"creds\"",
+            "credential ids: sel, other",
+        );
+        let text = with(&SETTING.replace("\"creds\"", "\"sel\""));
+        assert!(parse_err(&text).message.contains("selects another setting"));
+    }
+
+    #[test]
+    fn requires_selection_needs_a_setting_that_selects_it() {
+        let text = with(OAUTH);
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "id = \"creds\""),
+            6,
+            "requires_selection = true` but no setting selects it",
+            "selects",
+        );
+    }
+
+    #[test]
+    fn file_paths_stay_inside_the_config_home() {
+        for bad in [
+            "../creds.json",
+            "/etc/creds.json",
+            "~/creds.json",
+            "a/../../b",
+        ] {
+            let text = with(&format!("{SETTING}{}", OAUTH.replace("creds.json", bad)));
+            let e = parse_err(&text);
+            assert_error(
+                &e,
+                line_of(&text, bad),
+                8,
+                "must be a path relative to the config home",
+                "no `..`",
+            );
+        }
+        let e = parse_err(&MINIMAL.replace("default = \"~/.tool\"", "default = \".tool\""));
+        assert!(
+            e.message
+                .contains("must be `~`, start with `~/` or be absolute"),
+            "{e}"
+        );
+        let e = parse_err(&format!("search_paths = [\"bin\"]\n{MINIMAL}"));
+        assert_error(&e, 1, 17, "must be absolute or start with `~/`", "");
+    }
+
+    #[test]
+    fn json_pointers_start_with_a_slash() {
+        let text = with(&format!(
+            "{SETTING}{}",
+            OAUTH.replace("\"/access_token\"", "\"access_token\"")
+        ));
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "token_pointer"),
+            17,
+            "must be a JSON pointer starting with `/`",
+            "",
+        );
+    }
+
+    #[test]
+    fn expiry_pointer_and_unit_go_together() {
+        let text = with(&format!("{SETTING}{OAUTH}expiry_unit = \"ms\"\n"));
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "expiry_unit"),
+            1,
+            "`expiry_unit` without `expiry_pointer`",
+            "",
+        );
+        let text = with(&format!("{SETTING}{OAUTH}expiry_pointer = \"/exp\"\n"));
+        let e = parse_err(&text);
+        assert!(e.message.contains("missing key `expiry_unit`"), "{e}");
+        assert!(e.help.as_deref().unwrap().contains("ms, s, rfc3339, jwt"));
+    }
+
+    #[test]
+    fn probe_timeout_must_be_sane() {
+        for (bad, what) in [
+            ("\"0s\"", "longer than zero"),
+            ("\"500ms\"", "between 1s and 10m"),
+            ("\"1h\"", "between 1s and 10m"),
+            ("\"soon\"", "invalid duration"),
+        ] {
+            let text = MINIMAL.replace(
+                "args = [\"ask\", \"OK\"]",
+                &format!("args = [\"ask\"]\ntimeout = {bad}"),
+            );
+            let e = parse_err(&text);
+            assert_error(&e, line_of(&text, "timeout"), 11, what, "");
+        }
+    }
+
+    #[test]
+    fn probe_needs_a_ready_rule_and_exit_codes_in_range() {
+        let e = parse_err(&MINIMAL.replace("outcome = \"ready\"", "outcome = \"error\""));
+        assert!(
+            e.message
+                .contains("no rule in [[probe.rules]] has `outcome = \"ready\"`"),
+            "{e}"
+        );
+        let text = MINIMAL.replace("exit = 0", "exit = [0, 256]");
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "exit"),
+            12,
+            "must be between 0 and 255",
+            "",
+        );
+        let e = parse_err(&MINIMAL.replace("exit = 0", "exit = \"0\""));
+        assert!(
+            e.message
+                .contains("must be an exit status or an array of them"),
+            "{e}"
+        );
+        let e = parse_err(&MINIMAL.replace(
+            "[[probe.rules]]\nexit = 0\noutcome = \"ready\"\nreason = \"answered\"\n",
+            "",
+        ));
+        assert!(e.message.contains("missing key `rules` in [probe]"), "{e}");
+    }
+
+    #[test]
+    fn invalid_toml_is_located() {
+        let e = parse_err("name = \"x\"\nbinary = [\n");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.starts_with("invalid TOML"), "{e}");
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "fleetauth-provider-test-{}-{tag}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn load_overrides_by_name_and_adds_new_providers() {
+        let one = temp_dir("one");
+        let two = temp_dir("two");
+        std::fs::write(
+            one.join("gemini.toml"),
+            MINIMAL
+                .replace("name = \"tool\"", "name = \"gemini\"")
+                .replace("binary = \"tool\"", "binary = \"gemini-one\""),
+        )
+        .unwrap();
+        std::fs::write(one.join("tool.toml"), MINIMAL).unwrap();
+        std::fs::write(one.join("notes.txt"), "not a provider").unwrap();
+        std::fs::write(
+            two.join("g.toml"),
+            MINIMAL
+                .replace("name = \"tool\"", "name = \"gemini\"")
+                .replace("binary = \"tool\"", "binary = \"gemini-two\""),
+        )
+        .unwrap();
+        let missing = one.join("does-not-exist");
+
+        let registry =
+            Registry::load(&[one.clone(), missing, two.clone()]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            registry.names(),
+            ["claude", "codex", "copilot", "gemini", "tool"]
+        );
+        assert_eq!(
+            registry.get("gemini").unwrap().binary,
+            "gemini-two",
+            "the later directory wins"
+        );
+        let origins: BTreeMap<&str, &str> =
+            registry.iter().map(|(p, o)| (p.name.as_str(), o)).collect();
+        assert_eq!(origins["gemini"], two.join("g.toml").display().to_string());
+        assert_eq!(origins["tool"], one.join("tool.toml").display().to_string());
+        assert_eq!(origins["claude"], BUILTIN_ORIGIN);
+
+        std::fs::write(
+            two.join("h.toml"),
+            MINIMAL.replace("name = \"tool\"", "name = \"gemini\""),
+        )
+        .unwrap();
+        let e = Registry::load(std::slice::from_ref(&two)).unwrap_err();
+        assert_eq!(e.file, two.join("h.toml"));
+        assert!(
+            e.message.contains("provider `gemini` is also defined in"),
+            "{e}"
+        );
+
+        std::fs::write(two.join("h.toml"), "name = 3\n").unwrap();
+        let e = Registry::load(std::slice::from_ref(&two)).unwrap_err();
+        assert_eq!((e.file.clone(), e.line), (two.join("h.toml"), Some(1)));
+
+        std::fs::remove_dir_all(one).unwrap();
+        std::fs::remove_dir_all(two).unwrap();
+    }
 }
