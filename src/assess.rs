@@ -563,3 +563,319 @@ pub fn assess(
     verdict.version = version;
     verdict
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::PromptObservation;
+    use crate::provider::Registry;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW)
+    }
+
+    struct Case {
+        obs: ProviderObservation,
+        env: EnvFileObservation,
+    }
+
+    fn installed() -> Case {
+        Case {
+            obs: ProviderObservation {
+                binary: Some("/usr/bin/x".into()),
+                version_out: "0.61.0\n".into(),
+                ..Default::default()
+            },
+            env: EnvFileObservation::Absent,
+        }
+    }
+
+    impl Case {
+        fn file(mut self, path: &str, text: &str) -> Self {
+            self.obs.files.insert(
+                path.into(),
+                FileObservation::Present(text.as_bytes().to_vec().into()),
+            );
+            self
+        }
+        fn env_file(mut self, names: &[&str]) -> Self {
+            self.env = EnvFileObservation::Present(names.iter().map(|s| s.to_string()).collect());
+            self
+        }
+        fn ambient(mut self, name: &str) -> Self {
+            self.obs.ambient.push(name.into());
+            self
+        }
+        fn prompt(mut self, rc: i32, stdout: &str, stderr: &str) -> Self {
+            self.obs.prompt = Some(PromptObservation {
+                rc,
+                stdout: stdout.into(),
+                stderr: stderr.into(),
+            });
+            self
+        }
+        fn judge(&self, provider: &str) -> Verdict {
+            let reg = Registry::builtin().unwrap();
+            let p = reg.get(provider).unwrap();
+            assess(
+                p,
+                Some(&self.obs),
+                &self.env,
+                Duration::from_secs(45),
+                now(),
+            )
+        }
+    }
+
+    fn gemini_oauth(expiry_offset_s: i64, refresh: bool) -> String {
+        let exp = (NOW as i64 + expiry_offset_s) * 1000;
+        let refresh = if refresh {
+            r#","refresh_token":"1//r""#
+        } else {
+            ""
+        };
+        format!(r#"{{"access_token":"ya29.a","expiry_date":{exp}{refresh}}}"#)
+    }
+
+    const OAUTH_SELECTED: &str = r#"{"security":{"auth":{"selectedType":"oauth-personal"}}}"#;
+
+    #[test]
+    fn missing_binary_is_not_installed() {
+        let v = Case {
+            obs: ProviderObservation::default(),
+            env: EnvFileObservation::Absent,
+        }
+        .judge("gemini");
+        assert_eq!(v.state, State::NotInstalled);
+        assert!(v.detail.contains("gemini"));
+    }
+
+    #[test]
+    fn nothing_found_needs_auth_with_remedy() {
+        let v = installed().judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail.contains("fleetauth auth set gemini"),
+            "{}",
+            v.detail
+        );
+        assert!(v.detail.contains("GEMINI_API_KEY"));
+        assert_eq!(v.version.as_deref(), Some("0.61.0"));
+    }
+
+    #[test]
+    fn oauth_states_by_expiry() {
+        let at = |off, refresh| {
+            installed()
+                .file(".gemini/settings.json", OAUTH_SELECTED)
+                .file(".gemini/oauth_creds.json", &gemini_oauth(off, refresh))
+                .judge("gemini")
+        };
+        let valid = at(5 * 3600, true);
+        assert_eq!(
+            (valid.state, valid.source.as_deref()),
+            (State::Ready, Some("oauth_file"))
+        );
+        assert!(valid.detail.contains("valid for 5h"), "{}", valid.detail);
+        let expiring = at(30 * 60, true);
+        assert_eq!(expiring.state, State::Ready);
+        assert!(
+            expiring.detail.contains("expiring: 30m left"),
+            "{}",
+            expiring.detail
+        );
+        let refreshable = at(-2 * 3600, true);
+        assert_eq!(refreshable.state, State::Ready);
+        assert!(
+            refreshable.detail.contains("refreshable"),
+            "{}",
+            refreshable.detail
+        );
+        let expired = at(-2 * 3600, false);
+        assert_eq!(expired.state, State::NeedsAuth);
+        assert!(
+            expired.detail.contains("expired 2h ago, no refresh token"),
+            "{}",
+            expired.detail
+        );
+    }
+
+    #[test]
+    fn malformed_oauth_file_needs_auth() {
+        let v = installed()
+            .file(".gemini/settings.json", OAUTH_SELECTED)
+            .file(".gemini/oauth_creds.json", "{not json")
+            .judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(v.detail.contains("malformed"), "{}", v.detail);
+    }
+
+    #[test]
+    fn gemini_oauth_file_without_selection_is_not_used() {
+        let v = installed()
+            .file(".gemini/oauth_creds.json", &gemini_oauth(3600 * 5, true))
+            .judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+    }
+
+    #[test]
+    fn env_file_key_makes_ready_without_deep() {
+        let v = installed()
+            .env_file(&["FOO", "GEMINI_API_KEY"])
+            .judge("gemini");
+        assert_eq!(
+            (v.state, v.source.as_deref()),
+            (State::Ready, Some("env_file"))
+        );
+        let v = installed().ambient("GEMINI_API_KEY").judge("gemini");
+        assert_eq!((v.state, v.source.as_deref()), (State::Ready, Some("env")));
+    }
+
+    #[test]
+    fn gemini_setting_shadows_api_key() {
+        let v = installed()
+            .file(".gemini/settings.json", OAUTH_SELECTED)
+            .file(".gemini/oauth_creds.json", &gemini_oauth(-3600, false))
+            .env_file(&["GEMINI_API_KEY"])
+            .judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail
+                .contains("selectedType=oauth-personal shadows GEMINI_API_KEY (env file)"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn setting_selecting_a_missing_credential_says_so() {
+        let v = installed()
+            .file(".gemini/settings.json", OAUTH_SELECTED)
+            .judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail.contains("selects oauth-personal but"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn claude_stale_api_key_shadows_oauth_token() {
+        let case = installed().env_file(&["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"]);
+        let v = case.judge("claude");
+        assert_eq!(v.state, State::Ready);
+        assert!(
+            v.detail.contains(
+                "ANTHROPIC_API_KEY (env file) shadows CLAUDE_CODE_OAUTH_TOKEN (env file)"
+            ),
+            "{}",
+            v.detail
+        );
+        let deep = case
+            .prompt(1, r#"{"type":"result","is_error":true,"result":"Invalid API key · Fix external API key"}"#, "")
+            .judge("claude");
+        assert_eq!(deep.state, State::NeedsAuth);
+        assert!(deep.detail.contains("Invalid API key"), "{}", deep.detail);
+        assert!(
+            deep.detail.contains("shadows CLAUDE_CODE_OAUTH_TOKEN"),
+            "{}",
+            deep.detail
+        );
+    }
+
+    #[test]
+    fn claude_oauth_credentials_file() {
+        let exp = (NOW + 8 * 3600) * 1000;
+        let v = installed()
+            .file(
+                ".credentials.json",
+                &format!(r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-x","refreshToken":"r","expiresAt":{exp}}}}}"#),
+            )
+            .judge("claude");
+        assert_eq!(
+            (v.state, v.source.as_deref()),
+            (State::Ready, Some("oauth_file"))
+        );
+    }
+
+    #[test]
+    fn codex_jwt_expiry_and_key_file() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = |exp: u64| format!("{}.{}.sig", b64("{}"), b64(&format!("{{\"exp\":{exp}}}")));
+        let chatgpt = |exp, refresh: &str| {
+            format!(
+                r#"{{"auth_mode":"chatgpt","OPENAI_API_KEY":null,"tokens":{{"access_token":"{}","refresh_token":"{refresh}"}}}}"#,
+                jwt(exp)
+            )
+        };
+        let v = installed()
+            .file("auth.json", &chatgpt(NOW + 3 * 3600, "rt"))
+            .judge("codex");
+        assert_eq!(
+            (v.state, v.source.as_deref()),
+            (State::Ready, Some("oauth_file")),
+            "{}",
+            v.detail
+        );
+        let v = installed()
+            .file("auth.json", &chatgpt(NOW - 3600, ""))
+            .judge("codex");
+        assert_eq!(v.state, State::NeedsAuth, "{}", v.detail);
+        let v = installed()
+            .file(
+                "auth.json",
+                r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-proj-x"}"#,
+            )
+            .judge("codex");
+        assert_eq!(
+            (v.state, v.source.as_deref()),
+            (State::Ready, Some("key_file"))
+        );
+    }
+
+    #[test]
+    fn deep_prompt_decides() {
+        let ok = installed()
+            .env_file(&["GEMINI_API_KEY"])
+            .prompt(0, r#"{"response":"OK"}"#, "")
+            .judge("gemini");
+        assert_eq!(
+            (ok.state, ok.source.as_deref()),
+            (State::Ready, Some("probe"))
+        );
+        let hung = installed()
+            .env_file(&["GEMINI_API_KEY"])
+            .prompt(124, "", "Attempt 1 failed")
+            .judge("gemini");
+        assert_eq!(hung.state, State::Error);
+        assert!(
+            hung.detail.contains("timed out after 45s"),
+            "{}",
+            hung.detail
+        );
+        let rejected = installed()
+            .env_file(&["GEMINI_API_KEY"])
+            .prompt(1, "", r#"{"error":{"message":"[API Error: API key not valid. Please pass a valid API key.]"}}"#)
+            .judge("gemini");
+        assert_eq!(rejected.state, State::NeedsAuth);
+        let onboarding = installed()
+            .env_file(&["ANTHROPIC_API_KEY"])
+            .prompt(0, "", "")
+            .judge("claude");
+        assert_eq!(onboarding.state, State::Error);
+    }
+
+    #[test]
+    fn status_command_alone_is_presence() {
+        let mut case = installed();
+        case.obs.status_rc = Some(0);
+        let v = case.judge("claude");
+        assert_eq!(
+            (v.state, v.source.as_deref()),
+            (State::Ready, Some("status"))
+        );
+    }
+}

@@ -400,3 +400,147 @@ mod tests {
         assert!(!is_identifier(""));
     }
 }
+
+/// The script run for real, locally, by `sh` — the same shell a member uses.
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+    use crate::provider::Registry;
+    use secrecy::ExposeSecret;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    fn write(path: &Path, text: &str, exec: bool) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        if exec {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    fn run(home: &Path, script: &str, extra_env: &[(&str, &str)]) -> MemberObservation {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-s")
+            .env_clear()
+            .env("HOME", home)
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        parse_output(&out.stdout)
+    }
+
+    #[test]
+    fn script_reports_binary_version_env_names_and_files() {
+        let reg = Registry::builtin().unwrap();
+        let gemini = reg.get("gemini").unwrap();
+        let claude = reg.get("claude").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        write(
+            &h.join(".local/bin/gemini"),
+            "#!/bin/sh\necho 0.61.0\n",
+            true,
+        );
+        write(
+            &h.join(".config/fleetauth/env"),
+            "# operator line\nFOO=bar\nexport GEMINI_API_KEY='AIzaSECRETSECRET'\n",
+            false,
+        );
+        write(
+            &h.join(".gemini/oauth_creds.json"),
+            "{\"expiry_date\": 5}",
+            false,
+        );
+        let req = ProbeRequest {
+            providers: vec![gemini, claude],
+            env_file: "~/.config/fleetauth/env",
+            deep: false,
+            probe_timeout: None,
+        };
+        let script = build_script(&req);
+        assert!(!script.contains("SECRET"));
+        let obs = run(h, &script, &[("ANTHROPIC_API_KEY", "sk-ant-api03-secret")]);
+        assert!(obs.complete, "script did not finish");
+        assert_eq!(
+            obs.env_file,
+            EnvFileObservation::Present(vec!["FOO".into(), "GEMINI_API_KEY".into()])
+        );
+        let g = &obs.providers["gemini"];
+        assert_eq!(
+            g.binary.as_deref(),
+            Some(h.join(".local/bin/gemini").to_str().unwrap())
+        );
+        assert_eq!(
+            parse_version(gemini, &g.version_out).as_deref(),
+            Some("0.61.0")
+        );
+        match g.files.get(".gemini/oauth_creds.json") {
+            Some(FileObservation::Present(b)) => {
+                assert_eq!(b.expose_secret(), b"{\"expiry_date\": 5}")
+            }
+            other => panic!("oauth file not reported: {other:?}"),
+        }
+        let c = &obs.providers["claude"];
+        assert!(c.binary.is_none());
+        assert_eq!(c.ambient, vec!["ANTHROPIC_API_KEY".to_string()]);
+    }
+
+    #[test]
+    fn deep_probe_sources_env_file_closes_stdin_and_times_out() {
+        let reg = Registry::builtin().unwrap();
+        let gemini = reg.get("gemini").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        // Answers only when the env file was sourced and the trust variable is set; a
+        // stdin that is not closed would make `cat` wait.
+        write(
+            &h.join(".local/bin/gemini"),
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 0.61.0; exit 0; }\ncat >/dev/null\n\
+             [ \"$GEMINI_CLI_TRUST_WORKSPACE\" = true ] || exit 55\n\
+             [ -n \"$GEMINI_API_KEY\" ] && { echo '{\"response\":\"OK\"}'; exit 0; }\nexit 41\n",
+            true,
+        );
+        write(
+            &h.join(".config/fleetauth/env"),
+            "GEMINI_API_KEY='AIzaX'\n",
+            false,
+        );
+        let req = ProbeRequest {
+            providers: vec![gemini],
+            env_file: "~/.config/fleetauth/env",
+            deep: true,
+            probe_timeout: Some(Duration::from_secs(5)),
+        };
+        let obs = run(h, &build_script(&req), &[]);
+        let p = obs.providers["gemini"].prompt.as_ref().expect("prompt ran");
+        assert_eq!(p.rc, 0, "stderr: {}", p.stderr);
+        assert!(p.stdout.contains("\"response\""));
+
+        // A CLI that never answers is cut off by the prompt deadline.
+        write(
+            &h.join(".local/bin/gemini"),
+            "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\nexec sleep 60\n",
+            true,
+        );
+        let req = ProbeRequest {
+            probe_timeout: Some(Duration::from_secs(1)),
+            ..req
+        };
+        let started = std::time::Instant::now();
+        let obs = run(h, &build_script(&req), &[]);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(obs.providers["gemini"].prompt.as_ref().unwrap().timed_out());
+    }
+}
