@@ -543,7 +543,7 @@ pub fn assess(
                     state: State::Ready,
                     source: Some("probe".into()),
                     version: None,
-                    detail: join_detail([Some(format!("prompt answered")), via, shadow]),
+                    detail: join_detail([Some("prompt answered".to_string()), via, shadow]),
                 },
                 Outcome::NeedsAuth => Verdict {
                     state: State::NeedsAuth,

@@ -145,10 +145,10 @@ fn provider_block(s: &mut String, p: &Provider, req: &ProbeRequest<'_>) {
 
     // Which credential variables the member's own environment sets (names only).
     for c in &p.credentials {
-        if let Credential::Env { var, .. } = c {
-            if is_identifier(var) {
-                let _ = writeln!(s, "[ -n \"${{{var}:-}}\" ] && fa_rec \"$P\" ambient {var}");
-            }
+        if let Credential::Env { var, .. } = c
+            && is_identifier(var)
+        {
+            let _ = writeln!(s, "[ -n \"${{{var}:-}}\" ] && fa_rec \"$P\" ambient {var}");
         }
     }
 

@@ -5,9 +5,17 @@ use std::sync::Arc;
 use super::{Cli, EXIT_USAGE, Failure, FleetArgs, Format, load_registry, use_color};
 use crate::fleet::{Progress, for_each_member};
 use crate::inventory::Member;
+use crate::provider::Registry;
 use crate::report;
 use crate::ssh::Transport;
 use crate::ssh::client::{RusshTransport, TransportOptions};
+
+/// What every fleet command starts from.
+pub struct Prepared {
+    pub members: Vec<Member>,
+    pub registry: Arc<Registry>,
+    pub transport: Arc<dyn Transport>,
+}
 
 /// Load the inventory and registry, select members, build the transport: everything that can
 /// fail with exit 2 before any member is contacted.
@@ -39,11 +47,19 @@ pub fn prepare(
         code: EXIT_USAGE,
         message: e.to_string(),
     })?;
-    Ok((members, Arc::new(registry), Arc::new(transport)))
+    Ok(Prepared {
+        members,
+        registry: Arc::new(registry),
+        transport: Arc::new(transport),
+    })
 }
 
 pub async fn run(cli: &Cli, fleet: &FleetArgs, deep: bool) -> Result<i32, Failure> {
-    let (members, registry, transport) = prepare(cli, fleet)?;
+    let Prepared {
+        members,
+        registry,
+        transport,
+    } = prepare(cli, fleet)?;
     let progress = Progress::new(members.len(), if deep { "deep sweep" } else { "sweep" });
     let rows = for_each_member(members, fleet.jobs as usize, &progress, move |m| {
         crate::sweep::sweep_member(transport.clone(), registry.clone(), m, deep)
