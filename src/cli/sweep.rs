@@ -19,17 +19,7 @@ pub struct Prepared {
 
 /// Load the inventory and registry, select members, build the transport: everything that can
 /// fail with exit 2 before any member is contacted.
-pub fn prepare(
-    cli: &Cli,
-    fleet: &FleetArgs,
-) -> Result<
-    (
-        Vec<Member>,
-        Arc<crate::provider::Registry>,
-        Arc<dyn Transport>,
-    ),
-    Failure,
-> {
+pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
     let registry = load_registry(cli)?;
     let names = registry.names();
     let inventory = crate::inventory::load(&fleet.inventory, &names)?;
