@@ -7,6 +7,7 @@ pub mod config_error;
 mod config_toml;
 pub mod fleet;
 pub mod inventory;
+pub mod plan;
 pub mod probe;
 pub mod provider;
 pub mod report;
