@@ -9,6 +9,8 @@ use secrecy::SecretSlice;
 
 use crate::inventory::Member;
 
+pub mod known_hosts;
+
 /// What a finished remote command produced.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOutput {
