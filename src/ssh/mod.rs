@@ -9,7 +9,10 @@ use secrecy::SecretSlice;
 
 use crate::inventory::Member;
 
+pub mod client;
 pub mod known_hosts;
+
+pub use client::{RusshTransport, SetupError, TransportOptions};
 
 /// What a finished remote command produced.
 #[derive(Debug, Clone, Default)]
