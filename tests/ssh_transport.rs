@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fleetauth::inventory::{HostKeyChecking, Member};
@@ -305,8 +306,35 @@ async fn a_killed_command_reports_its_signal() {
     assert_eq!(out.signal.as_deref(), Some("KILL"));
 }
 
+/// Collects formatted log lines for inspection.
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn secret_stdin_is_delivered_and_never_on_the_command_line() {
+    // Capture everything fleetauth logs on this thread (the current-thread runtime runs
+    // russh's tasks here too), down to trace level.
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || LogBuf(logs.clone())
+        })
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
     let sshd = Sshd::start();
     let session = connect(&sshd.member()).await.unwrap();
     let secret = format!("sk-test-{}-do-not-leak", std::process::id());
@@ -337,6 +365,13 @@ async fn secret_stdin_is_delivered_and_never_on_the_command_line() {
         "secret leaked into the command line"
     );
     assert!(!sshd.log().contains(&secret));
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("key exchange done"),
+        "log capture is not working: {logs}"
+    );
+    assert!(logs.contains("cat > \"$HOME/key\""), "{logs}");
+    assert!(!logs.contains(&secret), "secret leaked into the logs");
 }
 
 #[tokio::test]
