@@ -9,6 +9,11 @@ use secrecy::SecretSlice;
 
 use crate::inventory::Member;
 
+pub mod client;
+pub mod known_hosts;
+
+pub use client::{RusshTransport, SetupError, TransportOptions};
+
 /// What a finished remote command produced.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOutput {

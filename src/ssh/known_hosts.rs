@@ -1,0 +1,895 @@
+//! known_hosts: which host keys the operator trusts for which member.
+//!
+//! russh's own `check_known_hosts` reads only `~/.ssh/known_hosts`, ignores `@revoked`, and
+//! re-reads the file on every call. A fleet run checks hundreds of members against the same few
+//! files, so [`KnownHostsStore::load`] parses every distinct file once and every host key check
+//! is an in-memory lookup. Keys learnt under `accept-new` are appended to the member's file *and*
+//! to the in-memory copy, so later connections in the same run see them.
+//!
+//! The format and matching follow OpenSSH (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT"):
+//! - one key per line: `[@marker] patterns keytype base64 [comment]`, fields separated by any
+//!   whitespace; blank lines and `#` comments are skipped;
+//! - `patterns` is a comma list of names with `*` / `?` wildcards, where a `!`-negated match
+//!   vetoes the line; comparison ignores ASCII case;
+//! - a member on port 22 is looked up as `host`, on any other port as `[host]:port`;
+//! - `|1|salt|hash` is a hashed name (`ssh-keygen -H`): HMAC-SHA1 of that lookup name keyed by
+//!   the salt;
+//! - `@revoked` refuses the key for the hosts it matches, whatever else the files say;
+//! - `@cert-authority` lines are parsed and **ignored**: fleetauth does not advertise host
+//!   certificate algorithms, so members always present plain host keys.
+//!
+//! A line that cannot be parsed is skipped with a warning (as OpenSSH does) rather than making
+//! the whole file, and so the whole fleet, unusable.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
+use sha1::Sha1;
+
+/// The SHA-256 fingerprint of `key` in OpenSSH's notation (`SHA256:…`, unpadded base64).
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The name a member is recorded under: `host` on port 22, `[host]:port` otherwise (lowercase).
+pub fn lookup_name(host: &str, port: u16) -> String {
+    let host = host.to_ascii_lowercase();
+    if port == 22 {
+        host
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// The optional marker in front of a known_hosts line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// `@cert-authority`: parsed, never used for matching (see the module docs).
+    CertAuthority,
+    /// `@revoked`: this key must never be accepted for the matching hosts.
+    Revoked,
+}
+
+#[derive(Debug, Clone)]
+enum Hosts {
+    /// Comma-separated patterns, lowercased.
+    Patterns(Vec<String>),
+    /// `|1|salt|hash`.
+    Hashed { salt: Vec<u8>, hash: Vec<u8> },
+}
+
+impl Hosts {
+    fn parse(field: &str) -> Result<Hosts, String> {
+        if let Some(rest) = field.strip_prefix("|1|") {
+            let (salt, hash) = rest
+                .split_once('|')
+                .ok_or("hashed host name without a hash (expected |1|salt|hash)")?;
+            let salt = STANDARD
+                .decode(salt)
+                .map_err(|e| format!("hashed host name: bad salt: {e}"))?;
+            let hash = STANDARD
+                .decode(hash)
+                .map_err(|e| format!("hashed host name: bad hash: {e}"))?;
+            if hash.len() != 20 {
+                return Err(format!(
+                    "hashed host name: hash is {} bytes, HMAC-SHA1 gives 20",
+                    hash.len()
+                ));
+            }
+            return Ok(Hosts::Hashed { salt, hash });
+        }
+        let patterns: Vec<String> = field
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if patterns.is_empty() {
+            return Err("empty host pattern list".to_string());
+        }
+        Ok(Hosts::Patterns(patterns))
+    }
+
+    /// OpenSSH `match_pattern_list`: some positive pattern matches and no negated one does.
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Hosts::Hashed { salt, hash } => {
+                let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else {
+                    return false;
+                };
+                mac.update(name.as_bytes());
+                mac.verify_slice(hash).is_ok()
+            }
+            Hosts::Patterns(patterns) => {
+                let mut positive = false;
+                for pattern in patterns {
+                    match pattern.strip_prefix('!') {
+                        Some(negated) if glob_match(negated, name) => return false,
+                        Some(_) => {}
+                        None => positive |= glob_match(pattern, name),
+                    }
+                }
+                positive
+            }
+        }
+    }
+}
+
+/// `*` matches any run of characters, `?` exactly one; everything else literally.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    // Where the last `*` was, and which name position it currently swallows up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// One parsed known_hosts line.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    marker: Option<Marker>,
+    hosts: Hosts,
+    key: PublicKey,
+    /// 1-based line number in its file (0 for keys learnt in this run).
+    line: usize,
+}
+
+impl Entry {
+    /// Parse one line. `Ok(None)` for blank and comment lines; `Err` says what is wrong.
+    pub fn parse(text: &str, line: usize) -> Result<Option<Entry>, String> {
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('#') {
+            return Ok(None);
+        }
+        let mut fields = text.split_ascii_whitespace();
+        let mut hosts_field = fields.next().ok_or("empty line")?;
+        let marker = match hosts_field {
+            "@cert-authority" => Some(Marker::CertAuthority),
+            "@revoked" => Some(Marker::Revoked),
+            m if m.starts_with('@') => {
+                return Err(format!(
+                    "unknown marker {m:?} (expected @revoked or @cert-authority)"
+                ));
+            }
+            _ => None,
+        };
+        if marker.is_some() {
+            hosts_field = fields.next().ok_or("marker without host patterns")?;
+        }
+        let hosts = Hosts::parse(hosts_field)?;
+        let keytype = fields.next().ok_or("missing key type")?;
+        let blob = fields.next().ok_or("missing base64 key")?;
+        let key = russh::keys::parse_public_key_base64(blob)
+            .map_err(|e| format!("cannot decode the {keytype} key: {e}"))?;
+        let actual = key.algorithm();
+        if actual.as_str() != keytype {
+            return Err(format!(
+                "key type field says {keytype} but the key is {}",
+                actual.as_str()
+            ));
+        }
+        Ok(Some(Entry {
+            marker,
+            hosts,
+            key,
+            line,
+        }))
+    }
+
+    pub fn marker(&self) -> Option<Marker> {
+        self.marker
+    }
+
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// Whether this line applies to `name` (see [`lookup_name`]).
+    pub fn matches(&self, name: &str) -> bool {
+        self.hosts.matches(name)
+    }
+}
+
+/// One known_hosts file, parsed.
+#[derive(Debug, Clone)]
+pub struct KnownHostsFile {
+    path: PathBuf,
+    entries: Vec<Entry>,
+}
+
+impl KnownHostsFile {
+    /// Parse `text` as the content of `path`; malformed lines are skipped with a warning.
+    pub fn parse(path: &Path, text: &str) -> KnownHostsFile {
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            match Entry::parse(line, i + 1) {
+                Ok(Some(entry)) => entries.push(entry),
+                Ok(None) => {}
+                Err(why) => tracing::warn!(
+                    "{}:{}: skipping unusable known_hosts line: {why}",
+                    path.display(),
+                    i + 1
+                ),
+            }
+        }
+        KnownHostsFile {
+            path: path.to_path_buf(),
+            entries,
+        }
+    }
+
+    /// Read and parse `path`. A missing file is an empty one (nothing known yet).
+    pub fn read(path: &Path) -> io::Result<KnownHostsFile> {
+        match fs::read(path) {
+            Ok(bytes) => Ok(KnownHostsFile::parse(
+                path,
+                &String::from_utf8_lossy(&bytes),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(KnownHostsFile {
+                path: path.to_path_buf(),
+                entries: Vec::new(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+/// What the known_hosts files say about the key a member presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A line for this host lists exactly this key.
+    Known,
+    /// No line for this host at all.
+    Unknown,
+    /// Lines for this host exist but none lists this key. `expected` is the recorded key of the
+    /// same type if there is one, else the first recorded key of another type (a server that
+    /// suddenly only offers a different key type is treated as a changed key, never as new).
+    Changed {
+        expected: PublicKey,
+        path: PathBuf,
+        line: usize,
+    },
+    /// An `@revoked` line for this host lists this key.
+    Revoked { path: PathBuf, line: usize },
+}
+
+/// Decide what `files` say about `key` for the member at `host`:`port`.
+pub fn check<'a>(
+    files: impl IntoIterator<Item = &'a KnownHostsFile>,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Verdict {
+    let name = lookup_name(host, port);
+    let mut known = false;
+    let mut same_type: Option<(&Path, &Entry)> = None;
+    let mut other_type: Option<(&Path, &Entry)> = None;
+    for file in files {
+        for entry in file.entries.iter().filter(|e| e.matches(&name)) {
+            let same_key = entry.key.key_data() == key.key_data();
+            match entry.marker {
+                Some(Marker::Revoked) if same_key => {
+                    return Verdict::Revoked {
+                        path: file.path.clone(),
+                        line: entry.line,
+                    };
+                }
+                Some(_) => {}
+                None if same_key => known = true,
+                None if entry.key.algorithm() == key.algorithm() => {
+                    same_type.get_or_insert((&file.path, entry));
+                }
+                None => {
+                    other_type.get_or_insert((&file.path, entry));
+                }
+            }
+        }
+    }
+    if known {
+        return Verdict::Known;
+    }
+    match same_type.or(other_type) {
+        Some((path, entry)) => Verdict::Changed {
+            expected: entry.key.clone(),
+            path: path.to_path_buf(),
+            line: entry.line,
+        },
+        None => Verdict::Unknown,
+    }
+}
+
+/// The key algorithms recorded (unrevoked, non-CA) for `host`:`port` in `files`, in file order,
+/// without duplicates. Used to ask a member for a key type we can actually verify.
+pub fn recorded_algorithms<'a>(
+    files: impl IntoIterator<Item = &'a KnownHostsFile>,
+    host: &str,
+    port: u16,
+) -> Vec<Algorithm> {
+    let name = lookup_name(host, port);
+    let mut out = Vec::new();
+    for file in files {
+        for entry in file.entries.iter() {
+            if entry.marker.is_none() && entry.matches(&name) {
+                let alg = entry.key.algorithm();
+                if !out.contains(&alg) {
+                    out.push(alg);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The line `accept-new` appends: `name keytype base64`, no comment.
+pub fn format_line(host: &str, port: u16, key: &PublicKey) -> Result<String, String> {
+    let bare = PublicKey::new(key.key_data().clone(), "");
+    let openssh = bare
+        .to_openssh()
+        .map_err(|e| format!("cannot encode host key: {e}"))?;
+    Ok(format!(
+        "{} {}",
+        lookup_name(host, port),
+        openssh.trim_end()
+    ))
+}
+
+/// Every known_hosts file of a run: the members' own files plus the global one, parsed once.
+/// Shared by all connections; `learn` serialises appends behind the write lock.
+#[derive(Debug)]
+pub struct KnownHostsStore {
+    files: RwLock<HashMap<PathBuf, KnownHostsFile>>,
+    global: Option<PathBuf>,
+}
+
+impl KnownHostsStore {
+    /// Load each distinct file once. `global` (normally `/etc/ssh/ssh_known_hosts`) is consulted
+    /// for every member; missing files count as empty, unreadable ones are an error naming them.
+    pub fn load<'a>(
+        user_files: impl IntoIterator<Item = &'a Path>,
+        global: Option<&'a Path>,
+    ) -> Result<KnownHostsStore, String> {
+        let mut files = HashMap::new();
+        for path in user_files.into_iter().chain(global) {
+            if files.contains_key(path) {
+                continue;
+            }
+            let file = KnownHostsFile::read(path).map_err(|e| {
+                format!(
+                    "cannot read known_hosts file {}: {e}; fix its permissions or point `known_hosts` in the inventory elsewhere",
+                    path.display()
+                )
+            })?;
+            tracing::debug!(
+                path = %path.display(),
+                entries = file.entries.len(),
+                "loaded known_hosts"
+            );
+            files.insert(path.to_path_buf(), file);
+        }
+        Ok(KnownHostsStore {
+            files: RwLock::new(files),
+            global: global.map(Path::to_path_buf),
+        })
+    }
+
+    /// Make sure `user_file` is loaded (a member that was not known when the store was built).
+    fn ensure_loaded(&self, user_file: &Path) {
+        if self.read_files().contains_key(user_file) {
+            return;
+        }
+        let file = KnownHostsFile::read(user_file).unwrap_or_else(|e| {
+            tracing::warn!("cannot read known_hosts file {}: {e}", user_file.display());
+            KnownHostsFile {
+                path: user_file.to_path_buf(),
+                entries: Vec::new(),
+            }
+        });
+        self.write_files()
+            .entry(user_file.to_path_buf())
+            .or_insert(file);
+    }
+
+    fn read_files(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PathBuf, KnownHostsFile>> {
+        self.files.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_files(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<PathBuf, KnownHostsFile>> {
+        self.files.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn files_for<'m>(
+        &self,
+        map: &'m HashMap<PathBuf, KnownHostsFile>,
+        user_file: &Path,
+    ) -> Vec<&'m KnownHostsFile> {
+        let mut out: Vec<&KnownHostsFile> = map.get(user_file).into_iter().collect();
+        if let Some(global) = &self.global
+            && global != user_file
+            && let Some(file) = map.get(global)
+        {
+            out.push(file);
+        }
+        out
+    }
+
+    /// What the member's file and the global file say about `key` for `host`:`port`.
+    pub fn check(&self, user_file: &Path, host: &str, port: u16, key: &PublicKey) -> Verdict {
+        self.ensure_loaded(user_file);
+        let map = self.read_files();
+        check(self.files_for(&map, user_file), host, port, key)
+    }
+
+    /// Key algorithms recorded for `host`:`port` in the member's file and the global file.
+    pub fn recorded_algorithms(&self, user_file: &Path, host: &str, port: u16) -> Vec<Algorithm> {
+        self.ensure_loaded(user_file);
+        let map = self.read_files();
+        recorded_algorithms(self.files_for(&map, user_file), host, port)
+    }
+
+    /// `accept-new`: record `key` for `host`:`port` in `user_file` unless the host became known
+    /// meanwhile (then that verdict is returned and nothing is written). On success the key is
+    /// trusted for the rest of the run even if writing the file failed; the write error is
+    /// returned as `Err` so the caller can warn.
+    pub fn learn(
+        &self,
+        user_file: &Path,
+        host: &str,
+        port: u16,
+        key: &PublicKey,
+    ) -> Result<Verdict, String> {
+        self.ensure_loaded(user_file);
+        let mut map = self.write_files();
+        let verdict = check(self.files_for(&map, user_file), host, port, key);
+        if verdict != Verdict::Unknown {
+            return Ok(verdict);
+        }
+        let line = format_line(host, port, key)?;
+        let written = append_line(user_file, &line);
+        let entry = Entry::parse(&line, 0)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("internal error: cannot re-parse {line:?}"))?;
+        if let Some(file) = map.get_mut(user_file) {
+            file.entries.push(entry);
+        }
+        written
+            .map(|()| Verdict::Known)
+            .map_err(|e| format!("cannot add the host key to {}: {e}", user_file.display()))
+    }
+}
+
+/// Append one line, creating the file 0600 (and its directory 0700) if needed, and starting on
+/// a fresh line if the file does not end with a newline.
+fn append_line(path: &Path, line: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    let mut text = String::new();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            text.push('\n');
+        }
+    }
+    text.push_str(line);
+    text.push('\n');
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDWBqk/tHvt7FfSRQ65YIkQyLrUQBNEij3+lHZbOOMA1";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOyGyDXyR+5t8eVMmlVSLGAK3C3FqqBh2AdDylwbi1Du";
+    const KEY_C: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOIroRYziNvsKe2I/RFGovHa/H82oWlkp2GV3xa3T/b0";
+    const KEY_E: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBHERAXF82W2VqJanKUuKrJ3AY8BV0oo3GWBRq54/wULTkEw+5G7mwopPISAkDg48r4grZtxBqQEETxHC9Jux7FE=";
+
+    fn key(line: &str) -> PublicKey {
+        PublicKey::from_openssh(line).unwrap()
+    }
+
+    fn file(text: &str) -> KnownHostsFile {
+        KnownHostsFile::parse(Path::new("/test/known_hosts"), text)
+    }
+
+    fn verdict(text: &str, host: &str, port: u16, k: &str) -> Verdict {
+        check([&file(text)], host, port, &key(k))
+    }
+
+    fn hashed(name: &str, salt: &[u8]) -> String {
+        let mut mac = Hmac::<Sha1>::new_from_slice(salt).unwrap();
+        mac.update(name.as_bytes());
+        let hash = mac.finalize().into_bytes();
+        format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(hash))
+    }
+
+    /// A scratch directory removed on drop.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "fleetauth-kh-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn fingerprint_is_openssh_sha256() {
+        // `ssh-keygen -lf` on KEY_A prints this.
+        assert_eq!(
+            fingerprint(&key(KEY_A)),
+            "SHA256:nYbmyQs5/29cbaf7p+p45pKlt85YSHL/c2rcSDEPw+M"
+        );
+    }
+
+    #[test]
+    fn plain_name_matches_its_key() {
+        assert_eq!(
+            verdict(&format!("web1 {KEY_A}"), "web1", 22, KEY_A),
+            Verdict::Known
+        );
+    }
+
+    #[test]
+    fn name_in_comma_list_matches_ignoring_case() {
+        let text = format!("other,WEB1.example.com,10.0.0.1 {KEY_A} a comment");
+        assert_eq!(
+            verdict(&text, "web1.EXAMPLE.com", 22, KEY_A),
+            Verdict::Known
+        );
+        assert_eq!(verdict(&text, "10.0.0.1", 22, KEY_A), Verdict::Known);
+        assert_eq!(verdict(&text, "10.0.0.2", 22, KEY_A), Verdict::Unknown);
+    }
+
+    #[test]
+    fn fields_may_be_separated_by_tabs_and_runs_of_spaces() {
+        let text = format!("  web1\t{}", KEY_A.replacen(' ', "   ", 1));
+        assert_eq!(verdict(&text, "web1", 22, KEY_A), Verdict::Known);
+    }
+
+    #[test]
+    fn non_default_port_needs_bracketed_name() {
+        let bare = format!("web1 {KEY_A}");
+        assert_eq!(verdict(&bare, "web1", 2222, KEY_A), Verdict::Unknown);
+        let bracketed = format!("[web1]:2222 {KEY_A}");
+        assert_eq!(verdict(&bracketed, "web1", 2222, KEY_A), Verdict::Known);
+        assert_eq!(verdict(&bracketed, "web1", 22, KEY_A), Verdict::Unknown);
+        assert_eq!(verdict(&bracketed, "web1", 2223, KEY_A), Verdict::Unknown);
+    }
+
+    #[test]
+    fn hashed_name_matches_only_its_host_and_port() {
+        let text = format!(
+            "{} {KEY_A}",
+            hashed("[10.1.2.3]:2222", b"0123456789abcdefghij")
+        );
+        assert_eq!(verdict(&text, "10.1.2.3", 2222, KEY_A), Verdict::Known);
+        assert_eq!(verdict(&text, "10.1.2.3", 22, KEY_A), Verdict::Unknown);
+        assert_eq!(verdict(&text, "10.1.2.4", 2222, KEY_A), Verdict::Unknown);
+    }
+
+    #[test]
+    fn names_hashed_by_ssh_keygen_match() {
+        let dir = Scratch::new("hash");
+        let path = dir.0.join("known_hosts");
+        fs::write(
+            &path,
+            format!("web1.example.com {KEY_A}\n[127.0.0.9]:2200 {KEY_B}\n"),
+        )
+        .unwrap();
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-H", "-f"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("ssh-keygen must be installed for this test");
+        assert!(status.success());
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("web1"),
+            "ssh-keygen -H left a plain name: {text}"
+        );
+        assert_eq!(text.matches("|1|").count(), 2);
+
+        let f = KnownHostsFile::read(&path).unwrap();
+        assert_eq!(
+            check([&f], "web1.example.com", 22, &key(KEY_A)),
+            Verdict::Known
+        );
+        assert_eq!(check([&f], "127.0.0.9", 2200, &key(KEY_B)), Verdict::Known);
+        assert_eq!(check([&f], "127.0.0.9", 22, &key(KEY_B)), Verdict::Unknown);
+        assert!(matches!(
+            check([&f], "web1.example.com", 22, &key(KEY_C)),
+            Verdict::Changed { .. }
+        ));
+    }
+
+    #[test]
+    fn another_key_of_the_same_type_is_a_change() {
+        let text = format!("# fleet\nweb2 {KEY_C}\nweb1 {KEY_A}\n");
+        match verdict(&text, "web1", 22, KEY_B) {
+            Verdict::Changed {
+                expected,
+                path,
+                line,
+            } => {
+                assert_eq!(expected.key_data(), key(KEY_A).key_data());
+                assert_eq!(path, Path::new("/test/known_hosts"));
+                assert_eq!(line, 3);
+            }
+            other => panic!("expected Changed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_another_key_type_recorded_is_a_change_not_new() {
+        let text = format!("web1 {KEY_E}\n");
+        match verdict(&text, "web1", 22, KEY_A) {
+            Verdict::Changed { expected, .. } => {
+                assert_eq!(expected.key_data(), key(KEY_E).key_data())
+            }
+            other => panic!("expected Changed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_second_recorded_key_makes_it_known() {
+        let text = format!("web1 {KEY_B}\nweb1 {KEY_A}\n");
+        assert_eq!(verdict(&text, "web1", 22, KEY_A), Verdict::Known);
+    }
+
+    #[test]
+    fn unknown_host() {
+        assert_eq!(
+            verdict(&format!("web1 {KEY_A}"), "web9", 22, KEY_A),
+            Verdict::Unknown
+        );
+        assert_eq!(verdict("", "web9", 22, KEY_A), Verdict::Unknown);
+    }
+
+    #[test]
+    fn revoked_key_is_refused_even_when_also_listed() {
+        let text = format!("web1 {KEY_A}\n@revoked * {KEY_A}\n");
+        assert_eq!(
+            verdict(&text, "web1", 22, KEY_A),
+            Verdict::Revoked {
+                path: PathBuf::from("/test/known_hosts"),
+                line: 2
+            }
+        );
+        // Other keys for the host are unaffected.
+        let text = format!("web1 {KEY_B}\n@revoked * {KEY_A}\n");
+        assert_eq!(verdict(&text, "web1", 22, KEY_B), Verdict::Known);
+    }
+
+    #[test]
+    fn revocation_in_the_global_file_applies() {
+        let user = file(&format!("web1 {KEY_A}\n"));
+        let global = KnownHostsFile::parse(
+            Path::new("/etc/ssh/ssh_known_hosts"),
+            &format!("@revoked web1 {KEY_A}\n"),
+        );
+        assert!(matches!(
+            check([&user, &global], "web1", 22, &key(KEY_A)),
+            Verdict::Revoked { .. }
+        ));
+    }
+
+    #[test]
+    fn cert_authority_lines_are_ignored() {
+        let text = format!("@cert-authority *.example.com {KEY_A}\n");
+        assert_eq!(
+            verdict(&text, "web1.example.com", 22, KEY_A),
+            Verdict::Unknown
+        );
+        assert!(recorded_algorithms([&file(&text)], "web1.example.com", 22).is_empty());
+    }
+
+    #[test]
+    fn wildcards_and_negation() {
+        let text = format!("*.example.com,!bad.example.com,db?? {KEY_A}\n");
+        assert_eq!(
+            verdict(&text, "web1.example.com", 22, KEY_A),
+            Verdict::Known
+        );
+        assert_eq!(
+            verdict(&text, "bad.example.com", 22, KEY_A),
+            Verdict::Unknown
+        );
+        assert_eq!(verdict(&text, "db01", 22, KEY_A), Verdict::Known);
+        assert_eq!(verdict(&text, "db1", 22, KEY_A), Verdict::Unknown);
+        assert_eq!(verdict(&text, "example.com", 22, KEY_A), Verdict::Unknown);
+        let ported = format!("[*.example.com]:2222 {KEY_A}\n");
+        assert_eq!(
+            verdict(&ported, "a.example.com", 2222, KEY_A),
+            Verdict::Known
+        );
+        assert_eq!(
+            verdict(&ported, "a.example.com", 22, KEY_A),
+            Verdict::Unknown
+        );
+    }
+
+    #[test]
+    fn glob_edge_cases() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(glob_match("a*b", "abab"));
+        assert!(!glob_match("a*b", "abac"));
+        assert!(!glob_match("?", ""));
+        assert!(glob_match("*.*", "a.b.c"));
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_and_the_rest_still_counts() {
+        let text = format!(
+            "@bogus web1 {KEY_B}\nweb1 ssh-ed25519 not-base64!!\nweb1\n|1|xx {KEY_B}\nweb1 ecdsa-sha2-nistp256 {}\nweb1 {KEY_A}\n",
+            KEY_A.split(' ').nth(1).unwrap()
+        );
+        let f = file(&text);
+        assert_eq!(f.entries().len(), 1, "{:?}", f.entries());
+        assert_eq!(f.entries()[0].line(), 6);
+        assert_eq!(check([&f], "web1", 22, &key(KEY_A)), Verdict::Known);
+    }
+
+    #[test]
+    fn recorded_algorithms_in_file_order() {
+        let text = format!("web1 {KEY_E}\nweb1 {KEY_A}\nweb1 {KEY_B}\nweb2 {KEY_C}\n");
+        let algs = recorded_algorithms([&file(&text)], "web1", 22);
+        assert_eq!(algs, vec![key(KEY_E).algorithm(), key(KEY_A).algorithm()]);
+    }
+
+    #[test]
+    fn format_line_uses_bracketed_name_off_port_22() {
+        assert_eq!(
+            format_line("Web1", 22, &key(KEY_A)).unwrap(),
+            format!("web1 {KEY_A}")
+        );
+        assert_eq!(
+            format_line("127.0.0.5", 2200, &key(KEY_A)).unwrap(),
+            format!("[127.0.0.5]:2200 {KEY_A}")
+        );
+    }
+
+    #[test]
+    fn learn_appends_creates_0600_and_is_visible_at_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Scratch::new("learn");
+        let path = dir.0.join("sub").join("known_hosts");
+        let store = KnownHostsStore::load([path.as_path()], None).unwrap();
+        assert_eq!(
+            store.check(&path, "127.0.0.5", 2200, &key(KEY_A)),
+            Verdict::Unknown
+        );
+
+        assert_eq!(
+            store.learn(&path, "127.0.0.5", 2200, &key(KEY_A)).unwrap(),
+            Verdict::Known
+        );
+        assert_eq!(
+            store.check(&path, "127.0.0.5", 2200, &key(KEY_A)),
+            Verdict::Known
+        );
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("[127.0.0.5]:2200 {KEY_A}\n")
+        );
+
+        // A different key for the same host is not learnt over the first one.
+        assert!(matches!(
+            store.learn(&path, "127.0.0.5", 2200, &key(KEY_B)).unwrap(),
+            Verdict::Changed { .. }
+        ));
+        // Another host goes on its own line, even if the file lacked a final newline.
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.trim_end()).unwrap();
+        store.learn(&path, "web7", 22, &key(KEY_C)).unwrap();
+        let reread = KnownHostsFile::read(&path).unwrap();
+        assert_eq!(reread.entries().len(), 2);
+        assert_eq!(check([&reread], "web7", 22, &key(KEY_C)), Verdict::Known);
+        assert_eq!(
+            check([&reread], "127.0.0.5", 2200, &key(KEY_A)),
+            Verdict::Known
+        );
+    }
+
+    #[test]
+    fn store_reads_each_file_once_and_consults_the_global_file() {
+        let dir = Scratch::new("store");
+        let user = dir.0.join("user_known_hosts");
+        let global = dir.0.join("global_known_hosts");
+        fs::write(&global, format!("web1 {KEY_A}\n")).unwrap();
+        let store = KnownHostsStore::load([user.as_path(), user.as_path()], Some(global.as_path()))
+            .unwrap();
+        // Changes on disk after loading are not seen: the files are parsed once per run.
+        fs::write(&global, format!("web1 {KEY_B}\n")).unwrap();
+        assert_eq!(store.check(&user, "web1", 22, &key(KEY_A)), Verdict::Known);
+        assert_eq!(
+            store.recorded_algorithms(&user, "web1", 22),
+            vec![key(KEY_A).algorithm()]
+        );
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error_naming_it() {
+        let dir = Scratch::new("unreadable");
+        // A directory where a file is expected cannot be read as one.
+        let err = KnownHostsStore::load([dir.0.as_path()], None).unwrap_err();
+        assert!(err.contains(&dir.0.display().to_string()), "{err}");
+    }
+}
