@@ -104,4 +104,3 @@ pub trait Session: Send + Sync {
     /// Politely disconnect.
     async fn close(&self);
 }
-pub mod client;
