@@ -498,6 +498,25 @@ pub fn remedy_hint(provider: &Provider) -> String {
     )
 }
 
+/// Where the credential the CLI will use lives, for the provisioning decision.
+pub fn credential_home(
+    provider: &Provider,
+    obs: Option<&ProviderObservation>,
+    env: &EnvFileObservation,
+    now: SystemTime,
+) -> crate::plan::CredentialHome {
+    use crate::plan::CredentialHome;
+    let empty = ProviderObservation::default();
+    match resolve(provider, obs.unwrap_or(&empty), env, now).effective {
+        Some(Found {
+            origin: Origin::EnvFile,
+            ..
+        }) => CredentialHome::EnvFile,
+        Some(_) => CredentialHome::MemberLogin,
+        None => CredentialHome::Unknown,
+    }
+}
+
 /// The verdict for one provider on one reachable member.
 pub fn assess(
     provider: &Provider,

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::assess::{State, assess};
+use crate::assess::{State, assess, credential_home};
 use crate::fleet::{rows_for_all, unreachable_rows};
 use crate::inventory::Member;
+use crate::plan::CredentialHome;
 use crate::probe::{MemberObservation, PROBE_COMMAND, ProbeRequest, build_script, parse_output};
-use crate::provider::Registry;
+use crate::provider::{Provider, Registry};
 use crate::report::Row;
 use crate::ssh::{Input, Session, SshError, Transport};
 
@@ -85,6 +86,36 @@ pub async fn observe(
     }
 }
 
+/// The row for one provider of a member whose probe answered, and where its credential lives.
+pub fn judge_one(
+    member: &Member,
+    provider: &Provider,
+    obs: &MemberObservation,
+    now: SystemTime,
+) -> (Row, CredentialHome) {
+    let p_obs = obs.providers.get(&provider.name);
+    let v = assess(
+        provider,
+        p_obs,
+        &obs.env_file,
+        prompt_deadline(member, provider.probe.timeout),
+        now,
+    );
+    let home = credential_home(provider, p_obs, &obs.env_file, now);
+    let row = Row {
+        member: member.name.clone(),
+        host: member.host.clone(),
+        provider: provider.name.clone(),
+        state: v.state,
+        source: v.source,
+        action: None,
+        version: v.version,
+        detail: v.detail,
+        reason: None,
+    };
+    (row, home)
+}
+
 /// Rows for a member whose probe answered.
 pub fn judge(member: &Member, registry: &Registry, obs: &MemberObservation) -> Vec<Row> {
     let now = SystemTime::now();
@@ -92,26 +123,7 @@ pub fn judge(member: &Member, registry: &Registry, obs: &MemberObservation) -> V
         .providers
         .iter()
         .filter_map(|name| registry.get(name))
-        .map(|p| {
-            let v = assess(
-                p,
-                obs.providers.get(&p.name),
-                &obs.env_file,
-                prompt_deadline(member, p.probe.timeout),
-                now,
-            );
-            Row {
-                member: member.name.clone(),
-                host: member.host.clone(),
-                provider: p.name.clone(),
-                state: v.state,
-                source: v.source,
-                action: None,
-                version: v.version,
-                detail: v.detail,
-                reason: None,
-            }
-        })
+        .map(|p| judge_one(member, p, obs, now).0)
         .collect()
 }
 
