@@ -2,6 +2,7 @@
 //! dispatched to it. See README.md for the user-facing contract.
 
 pub mod assess;
+pub mod audit;
 pub mod cli;
 pub mod config_error;
 mod config_toml;
@@ -14,4 +15,5 @@ pub mod provider;
 pub mod report;
 pub mod shell;
 pub mod ssh;
+pub mod store;
 pub mod sweep;
