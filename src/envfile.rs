@@ -130,8 +130,10 @@ pub fn push_input(assignments: &[(&str, &SecretString)]) -> Result<SecretSlice<u
 /// exactly one `export VAR='…'` line for each (else [`EXIT_BAD_INPUT`]). Every line of the file
 /// that assigns one of them (`VAR=…` or `export VAR=…`) is replaced in place by the new line —
 /// the first occurrence; later duplicates are dropped — missing ones are appended, and every
-/// other line is kept byte for byte. An identical result writes nothing and prints
-/// `unchanged`. Refusals and failures exit with the `EXIT_*` statuses of this module.
+/// other line is kept byte for byte. An identical result writes nothing — not even a mode
+/// change — and prints `unchanged`; a written file is always 0600. The backup
+/// (`<file>.fleetauth-prev`, 0600) keeps the previous key on the member until the next push.
+/// Refusals and failures exit with the `EXIT_*` statuses of this module.
 ///
 /// Names that are not shell identifiers make the script exit [`EXIT_USAGE`]; they are quoted,
 /// so they can never become shell syntax.
