@@ -2,15 +2,19 @@
 //! dispatched to it. See README.md for the user-facing contract.
 
 pub mod assess;
+pub mod audit;
 pub mod cli;
 pub mod config_error;
 mod config_toml;
+pub mod envfile;
 pub mod fleet;
 pub mod inventory;
+pub mod mask;
 pub mod plan;
 pub mod probe;
 pub mod provider;
 pub mod report;
 pub mod shell;
 pub mod ssh;
+pub mod store;
 pub mod sweep;

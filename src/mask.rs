@@ -1,0 +1,86 @@
+//! The only two ways a secret may be shown: a masked form and a fingerprint.
+//!
+//! Operators need to tell keys apart ("is the key on build-01 the one I just set?") without
+//! the key ever reaching a terminal, a log or an audit file. [`mask`] keeps just enough of the
+//! ends for a human to recognise a key (`AIz…7x2f`), and only for keys long enough that those
+//! seven characters leave most of it hidden; [`fingerprint`] is a short SHA-256 prefix that
+//! machines (the audit log, the store's index) compare. Everything that would display a secret
+//! goes through here, so the rule lives in one place.
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// Characters kept from the start of a secret by [`mask`].
+const KEEP_HEAD: usize = 3;
+/// Characters kept from the end of a secret by [`mask`].
+const KEEP_TAIL: usize = 4;
+/// Secrets shorter than this are masked completely: showing 7 characters of a short secret
+/// would show most of it.
+const MIN_LEN_TO_SHOW_ENDS: usize = 12;
+/// Hex digits of the SHA-256 digest kept by [`fingerprint`] (48 bits: plenty to tell a
+/// handful of keys apart, too few to be useful for anything else).
+const FINGERPRINT_HEX: usize = 12;
+
+/// A display form of `secret`: its first 3 and last 4 characters around `…`, e.g. `AIz…7x2f`.
+///
+/// Secrets shorter than 12 characters are shown as `…` alone. Characters, not bytes, are
+/// counted, so a non-ASCII secret never yields a broken UTF-8 fragment.
+pub fn mask(secret: &SecretString) -> String {
+    let s = secret.expose_secret();
+    let count = s.chars().count();
+    if count < MIN_LEN_TO_SHOW_ENDS {
+        return "…".to_string();
+    }
+    let head: String = s.chars().take(KEEP_HEAD).collect();
+    let tail: String = s.chars().skip(count - KEEP_TAIL).collect();
+    format!("{head}…{tail}")
+}
+
+/// A stable identifier of `secret`: `sha256:` followed by the first 12 hex digits of the
+/// SHA-256 of its UTF-8 bytes. Equal secrets have equal fingerprints; the fingerprint reveals
+/// nothing usable about a high-entropy key.
+pub fn fingerprint(secret: &SecretString) -> String {
+    let digest = Sha256::digest(secret.expose_secret().as_bytes());
+    let mut hex = hex::encode(digest);
+    hex.truncate(FINGERPRINT_HEX);
+    format!("sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s.to_string())
+    }
+
+    #[test]
+    fn mask_keeps_first_three_and_last_four() {
+        assert_eq!(mask(&secret("AIzaSyD-0123456789abcdef7x2f")), "AIz…7x2f");
+        assert_eq!(mask(&secret("sk-ant-api03-abcdefgh")), "sk-…efgh");
+    }
+
+    #[test]
+    fn mask_hides_short_secrets_entirely() {
+        assert_eq!(mask(&secret("")), "…");
+        assert_eq!(mask(&secret("short")), "…");
+        assert_eq!(mask(&secret("elevenchars")), "…");
+        assert_eq!(mask(&secret("twelve-chars")), "twe…hars");
+    }
+
+    #[test]
+    fn mask_counts_characters_not_bytes() {
+        assert_eq!(mask(&secret("ééé-middle-part-üüüü")), "ééé…üüüü");
+    }
+
+    #[test]
+    fn fingerprint_is_a_sha256_prefix() {
+        // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223…
+        assert_eq!(fingerprint(&secret("abc")), "sha256:ba7816bf8f01");
+        let a = fingerprint(&secret("AIzaSyD-key-one"));
+        let b = fingerprint(&secret("AIzaSyD-key-two"));
+        assert_ne!(a, b);
+        assert_eq!(a, fingerprint(&secret("AIzaSyD-key-one")));
+        assert_eq!(a.len(), "sha256:".len() + 12);
+    }
+}
