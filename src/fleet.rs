@@ -55,7 +55,8 @@ impl Progress {
     }
 }
 
-/// Run `work` for every member, at most `jobs` at once; results in member order.
+/// Run `work` for every member, at most `jobs` at once; one result per member, in member
+/// order. A member whose task panicked gets an `error` row per provider instead of vanishing.
 pub async fn for_each_member<F, Fut>(
     members: Vec<Member>,
     jobs: usize,
@@ -65,6 +66,37 @@ pub async fn for_each_member<F, Fut>(
 where
     F: Fn(Member) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<Row>> + Send + 'static,
+{
+    let fallback: Vec<Member> = members.clone();
+    map_members(members, jobs, progress, work)
+        .await
+        .into_iter()
+        .zip(fallback)
+        .flat_map(|(rows, m)| {
+            rows.unwrap_or_else(|| {
+                rows_for_all(
+                    &m,
+                    State::Error,
+                    "internal error: this member's task failed",
+                    None,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Run `work` for every member, at most `jobs` at once; results in member order, `None` for a
+/// task that panicked.
+pub async fn map_members<T, F, Fut>(
+    members: Vec<Member>,
+    jobs: usize,
+    progress: &Progress,
+    work: F,
+) -> Vec<Option<T>>
+where
+    T: Send + 'static,
+    F: Fn(Member) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'static,
 {
     let limit = Arc::new(Semaphore::new(jobs.max(1)));
     let work = Arc::new(work);
@@ -82,17 +114,16 @@ where
             (i, rows)
         });
     }
-    let mut slots: Vec<Vec<Row>> = (0..n).map(|_| Vec::new()).collect();
+    let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok((i, rows)) => slots[i] = rows,
-            // A panic in one member's task must not take the others down; it surfaces as an
-            // empty slot, filled below.
+            Ok((i, result)) => slots[i] = Some(result),
+            // A panic in one member's task must not take the others down.
             Err(e) => tracing::error!("member task failed: {e}"),
         }
     }
     progress.finish();
-    slots.into_iter().flatten().collect()
+    slots
 }
 
 /// One row per provider for a member that could not be reached.
