@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod keys;
 pub mod mask;
+pub mod operator;
 pub mod plan;
 pub mod probe;
 pub mod provider;

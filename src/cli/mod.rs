@@ -1,8 +1,12 @@
 //! The command line: argument parsing and one file per command. Commands only wire library
 //! pieces together; no SSH, parsing or decision logic lives here.
 
+mod auth;
 mod inventory_check;
+mod matrix;
 mod providers_list;
+mod provision;
+mod run;
 mod sweep;
 
 use std::io::IsTerminal;
@@ -83,6 +87,43 @@ pub enum Command {
         #[arg(long)]
         deep: bool,
     },
+    /// Make every member × provider work: leave what works, else push a key and verify it.
+    Provision {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Show the full plan (would_push, masked keys) and write nothing anywhere.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run a command on every member with its env file sourced.
+    Run {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Send fleetauth's stdin to every member (closed otherwise).
+        #[arg(long)]
+        stdin: bool,
+        /// Deadline per member (default: the member's command_timeout).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// The operator's local credential store.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// Operator provider × member provider → the strategy provisioning uses.
+    Matrix {
+        #[arg(short, long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// Show the strategies with --share-oauth.
+        #[arg(long)]
+        share_oauth: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Inventory commands.
     Inventory {
         #[command(subcommand)]
@@ -93,6 +134,33 @@ pub enum Command {
         #[command(subcommand)]
         command: ProvidersCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Store a key: from a hidden prompt on a terminal, else stdin, or --from-env VAR.
+    Set {
+        provider: String,
+        /// Read the key from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+        /// What the key is.
+        #[arg(long, value_enum, default_value_t = KeyKind::ApiKey)]
+        kind: KeyKind,
+    },
+    /// Remove a stored key.
+    Unset { provider: String },
+    /// Local credentials per provider: store, environment, own CLI logins.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyKind {
+    ApiKey,
+    OauthToken,
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +246,33 @@ pub fn use_color(choice: ColorChoice) -> bool {
 pub async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Command::Sweep { fleet, deep } => sweep::run(&cli, fleet, *deep).await,
+        Command::Provision { fleet, check } => provision::run(&cli, fleet, *check).await,
+        Command::Run {
+            fleet,
+            stdin,
+            timeout,
+            command,
+        } => run::run(&cli, fleet, command, *stdin, *timeout).await,
+        Command::Auth { command } => match command {
+            AuthCommand::Set {
+                provider,
+                from_env,
+                kind,
+            } => {
+                let kind = match kind {
+                    KeyKind::ApiKey => crate::provider::CredentialKind::ApiKey,
+                    KeyKind::OauthToken => crate::provider::CredentialKind::OauthToken,
+                };
+                auth::set(&cli, provider, from_env.as_deref(), kind)
+            }
+            AuthCommand::Unset { provider } => auth::unset(&cli, provider),
+            AuthCommand::Status { format } => auth::status(&cli, *format),
+        },
+        Command::Matrix {
+            inventory,
+            share_oauth,
+            format,
+        } => matrix::run(&cli, inventory.as_deref(), *share_oauth, *format),
         Command::Inventory {
             command:
                 InventoryCommand::Check {

@@ -1,0 +1,294 @@
+//! `fleetauth auth set|unset|status`: the operator's local credential store.
+//!
+//! A key is read from a hidden prompt on a terminal, else from stdin, else (with `--from-env`)
+//! from a named variable — never from argv, where `ps` and shell history would keep it.
+
+use std::io::{IsTerminal, Read};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Cli, Failure, Format, fleetauth_home, load_registry};
+use crate::keys::PASSPHRASE_ENV;
+use crate::mask;
+use crate::operator::{key_kind, own_login};
+use crate::provider::{CredentialKind, Registry};
+use crate::store::{SetOutcome, Store};
+
+fn store() -> Result<Store, Failure> {
+    Store::open(fleetauth_home()).map_err(|e| Failure {
+        code: 1,
+        message: format!("error: {e}"),
+    })
+}
+
+/// The store passphrase: `FLEETAUTH_PASSPHRASE`, else a hidden prompt (twice when it is new).
+fn passphrase(store: &Store, confirm_new: bool) -> Result<SecretString, Failure> {
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV)
+        && !p.is_empty()
+    {
+        return Ok(SecretString::from(p));
+    }
+    if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "error: the credential store is encrypted with a passphrase: set {PASSPHRASE_ENV} or run on a terminal"
+            ),
+        });
+    }
+    let read = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(SecretString::from)
+            .map_err(|e| Failure {
+                code: 1,
+                message: format!("error: cannot read the passphrase: {e}"),
+            })
+    };
+    if confirm_new && !store.has_passphrase() {
+        let first = read("new store passphrase: ")?;
+        let again = read("repeat the passphrase: ")?;
+        if first.expose_secret() != again.expose_secret() {
+            return Err(Failure {
+                code: 1,
+                message: "error: the passphrases differ".into(),
+            });
+        }
+        return Ok(first);
+    }
+    read("store passphrase: ")
+}
+
+fn known(registry: &Registry, provider: &str) -> Result<(), Failure> {
+    if registry.get(provider).is_some() {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "error: unknown provider `{provider}`\n  = help: known providers: {}",
+        registry.names().join(", ")
+    )))
+}
+
+/// Read the key: `--from-env VAR`, else a hidden prompt on a terminal, else stdin.
+fn read_key(provider: &str, from_env: Option<&str>) -> Result<SecretString, Failure> {
+    let raw = if let Some(var) = from_env {
+        std::env::var(var).map_err(|_| Failure {
+            code: 1,
+            message: format!("error: --from-env {var}: the variable is not set"),
+        })?
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{provider} key (input hidden): ")).map_err(|e| {
+            Failure {
+                code: 1,
+                message: format!("error: cannot read the key: {e}"),
+            }
+        })?
+    } else {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure {
+                code: 1,
+                message: format!("error: cannot read the key from stdin: {e}"),
+            })?;
+        s
+    };
+    let key = SecretString::from(raw.trim().to_string());
+    if key.expose_secret().is_empty() {
+        return Err(Failure {
+            code: 1,
+            message: "error: no key given (empty input)".into(),
+        });
+    }
+    Ok(key)
+}
+
+pub fn set(
+    cli: &Cli,
+    provider: &str,
+    from_env: Option<&str>,
+    kind: CredentialKind,
+) -> Result<i32, Failure> {
+    let registry = load_registry(cli)?;
+    known(&registry, provider)?;
+    let p = registry.get(provider).expect("checked");
+    let key = read_key(provider, from_env)?;
+    if kind == CredentialKind::ApiKey
+        && let Some(pattern) = &p.key_pattern
+        && !pattern.is_match(key.expose_secret())
+    {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "error: {} does not look like a {} key (expected {}); nothing stored",
+                mask::mask(&key),
+                p.display_name,
+                pattern.as_str()
+            ),
+        });
+    }
+    let store = store()?;
+    let pass = passphrase(&store, true)?;
+    let (masked, fp) = (mask::mask(&key), mask::fingerprint(&key));
+    let outcome = store.set(provider, kind, key, &pass).map_err(|e| Failure {
+        code: 1,
+        message: format!("error: {e}"),
+    })?;
+    let action = match outcome {
+        SetOutcome::Added => "stored",
+        SetOutcome::Replaced => "replaced",
+        SetOutcome::Unchanged => "unchanged (this key is already stored)",
+    };
+    if outcome != SetOutcome::Unchanged {
+        let entry = crate::audit::AuditEntry::new("-", provider, "set", "store", Some(fp.clone()));
+        if let Err(e) = crate::audit::append(store.dir(), &entry) {
+            tracing::warn!("could not write the audit log: {e}");
+        }
+    }
+    println!("{provider}: {action} — {masked} ({fp})");
+    Ok(0)
+}
+
+pub fn unset(cli: &Cli, provider: &str) -> Result<i32, Failure> {
+    let registry = load_registry(cli)?;
+    known(&registry, provider)?;
+    let store = store()?;
+    if !store
+        .index()
+        .map(|i| i.iter().any(|e| e.provider == provider))
+        .unwrap_or(false)
+    {
+        println!("{provider}: nothing stored");
+        return Ok(0);
+    }
+    let pass = passphrase(&store, false)?;
+    let removed = store.unset(provider, &pass).map_err(|e| Failure {
+        code: 1,
+        message: format!("error: {e}"),
+    })?;
+    if removed {
+        let entry = crate::audit::AuditEntry::new("-", provider, "unset", "store", None);
+        if let Err(e) = crate::audit::append(store.dir(), &entry) {
+            tracing::warn!("could not write the audit log: {e}");
+        }
+    }
+    println!(
+        "{provider}: {}",
+        if removed { "removed" } else { "nothing stored" }
+    );
+    Ok(0)
+}
+
+#[derive(serde::Serialize)]
+struct StatusRow {
+    provider: String,
+    kind: String,
+    status: String,
+    source: String,
+    masked: Option<String>,
+    detail: String,
+}
+
+pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
+    let registry = load_registry(cli)?;
+    let store = store()?;
+    let index = store.index().map_err(|e| Failure {
+        code: 1,
+        message: format!("error: {e}"),
+    })?;
+    // The masked value needs the passphrase; everything else does not.
+    let unlocked = match std::env::var(PASSPHRASE_ENV) {
+        Ok(p) if !p.is_empty() && !index.is_empty() => store.load(&SecretString::from(p)).ok(),
+        _ => None,
+    };
+    let kind_str = |k: CredentialKind| match k {
+        CredentialKind::ApiKey => "api_key",
+        CredentialKind::OauthToken => "oauth_token",
+        CredentialKind::Backend => "backend",
+    };
+    let mut rows = Vec::new();
+    for (p, _) in registry.iter() {
+        let mut any = false;
+        if let Some(e) = index.iter().find(|e| e.provider == p.name) {
+            any = true;
+            let masked = unlocked
+                .as_ref()
+                .and_then(|u| u.get(&p.name))
+                .map(|c| c.masked());
+            rows.push(StatusRow {
+                provider: p.name.clone(),
+                kind: kind_str(e.kind).into(),
+                status: "present".into(),
+                source: "store".into(),
+                detail: format!(
+                    "{}, set {}{}",
+                    e.fingerprint,
+                    e.set_at,
+                    if masked.is_none() {
+                        format!("; masked value needs {PASSPHRASE_ENV}")
+                    } else {
+                        String::new()
+                    }
+                ),
+                masked,
+            });
+        }
+        if let Ok(v) = std::env::var(&p.key_env)
+            && !v.is_empty()
+        {
+            any = true;
+            let v = SecretString::from(v);
+            rows.push(StatusRow {
+                provider: p.name.clone(),
+                kind: kind_str(key_kind(p)).into(),
+                status: "present".into(),
+                source: "env".into(),
+                masked: Some(mask::mask(&v)),
+                detail: format!("${}", p.key_env),
+            });
+        }
+        if let Some(login) = own_login(p) {
+            any = true;
+            rows.push(StatusRow {
+                provider: p.name.clone(),
+                kind: login.kind.into(),
+                status: login.status.into(),
+                source: "own_login".into(),
+                masked: None,
+                detail: login.detail,
+            });
+        }
+        if !any {
+            rows.push(StatusRow {
+                provider: p.name.clone(),
+                kind: "-".into(),
+                status: "missing".into(),
+                source: "-".into(),
+                masked: None,
+                detail: format!("`fleetauth auth set {}` or export {}", p.name, p.key_env),
+            });
+        }
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "credentials": rows }))
+                .expect("serialisable")
+        ),
+        Format::Table => {
+            let mut t = crate::report::new_table(false);
+            t.set_header(["PROVIDER", "KIND", "STATUS", "SOURCE", "MASKED", "DETAIL"]);
+            for r in &rows {
+                t.add_row([
+                    r.provider.as_str(),
+                    r.kind.as_str(),
+                    r.status.as_str(),
+                    r.source.as_str(),
+                    r.masked.as_deref().unwrap_or("-"),
+                    r.detail.as_str(),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,94 @@
+//! `fleetauth matrix`: what the operator holds × what members run → the strategy that applies.
+
+use std::path::Path;
+
+use super::{Cli, Failure, Format, fleetauth_home, load_registry};
+use crate::operator::own_login;
+use crate::plan::{OperatorHolds, matrix_cell};
+use crate::store::Store;
+
+pub fn run(
+    cli: &Cli,
+    inventory: Option<&Path>,
+    share_oauth: bool,
+    format: Format,
+) -> Result<i32, Failure> {
+    let registry = load_registry(cli)?;
+    let member_providers: Vec<String> = match inventory {
+        Some(path) => {
+            let inv = crate::inventory::load(path, &registry.names())?;
+            let mut v: Vec<String> = inv
+                .members
+                .iter()
+                .flat_map(|m| m.providers.clone())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        None => registry.names().iter().map(|s| s.to_string()).collect(),
+    };
+    let home = fleetauth_home();
+    let stored: Vec<String> = if home.exists() {
+        Store::open(home)
+            .and_then(|s| s.index())
+            .map(|i| i.into_iter().map(|e| e.provider).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut rows = Vec::new();
+    for (p, _) in registry.iter() {
+        let api_key =
+            stored.contains(&p.name) || std::env::var_os(&p.key_env).is_some_and(|v| !v.is_empty());
+        let own = own_login(p).is_some_and(|l| l.status == "present");
+        if !api_key && !own {
+            continue;
+        }
+        let holds = OperatorHolds {
+            api_key,
+            own_login: own,
+        };
+        let what = match (api_key, own) {
+            (true, true) => "API key + own login",
+            (true, false) => "API key",
+            _ => "own login",
+        };
+        for m in &member_providers {
+            rows.push((
+                p.name.clone(),
+                what,
+                m.clone(),
+                matrix_cell(&p.name, m, holds, share_oauth),
+            ));
+        }
+    }
+    match format {
+        Format::Json => {
+            let list: Vec<_> = rows
+                .iter()
+                .map(|(o, what, m, s)| serde_json::json!({"operator_provider": o, "operator_holds": what, "member_provider": m, "strategy": s}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "matrix": list }))
+                    .expect("serialisable")
+            );
+        }
+        Format::Table => {
+            if rows.is_empty() {
+                println!(
+                    "The operator holds no credential for any provider: every member needs its own login, or `fleetauth auth set PROVIDER`."
+                );
+                return Ok(0);
+            }
+            let mut t = crate::report::new_table(false);
+            t.set_header(["OPERATOR HOLDS", "MEMBER PROVIDER", "STRATEGY"]);
+            for (o, what, m, s) in &rows {
+                t.add_row([format!("{o} ({what})"), m.clone(), s.clone()]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,28 @@
+//! `fleetauth provision`
+
+use super::sweep::{Prepared, prepare};
+use super::{Cli, Failure, FleetArgs, Format, fleetauth_home, use_color};
+use crate::keys::KeyBroker;
+use crate::provision::{ProvisionOptions, provision};
+use crate::report;
+
+pub async fn run(cli: &Cli, fleet: &FleetArgs, check: bool) -> Result<i32, Failure> {
+    let Prepared {
+        members,
+        registry,
+        transport,
+    } = prepare(cli, fleet)?;
+    let home = fleetauth_home();
+    let mut broker = KeyBroker::new(Some(home.clone()), !fleet.no_input);
+    let opts = ProvisionOptions {
+        check,
+        jobs: fleet.jobs as usize,
+        audit_dir: home,
+    };
+    let rows = provision(transport, registry, members, &mut broker, &opts).await;
+    match fleet.format {
+        Format::Json => print!("{}", report::to_json(&rows)),
+        Format::Table => print!("{}", report::to_table(&rows, use_color(cli.color))),
+    }
+    Ok(report::exit_code(&rows))
+}
