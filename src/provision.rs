@@ -227,7 +227,7 @@ pub async fn provision(
         .await
     };
     let mut acted = acted.into_iter();
-    let mut out = Vec::new();
+    let mut out: Vec<Row> = Vec::new();
     for slot in slots {
         match slot {
             Ok(rows) => out.extend(rows),
@@ -240,6 +240,10 @@ pub async fn provision(
                 )
             })),
         }
+    }
+    // Every provision row says what was done, `none` included.
+    for row in &mut out {
+        row.action.get_or_insert(Action::None);
     }
     out
 }
