@@ -838,14 +838,8 @@ fn sftp_runs_from_the_members_home() {
     cmd.env_clear()
         .env("HOME", lab.operator_home())
         .env("PATH", "/usr/bin:/bin")
-        .args(["-F", "/dev/null", "-i"])
-        .arg(lab.identity())
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts().display()
-        ))
-        .args(["-o", "BatchMode=yes", "-b", "-"])
+        .args(lab.client_options())
+        .args(["-b", "-"])
         .arg(format!("{}@{}", lab.user(), m.addr()));
     capture(cmd, Some(batch.into_bytes()), Duration::from_secs(30)).assert_exit(0);
     assert_eq!(fs::read_to_string(&local).unwrap(), m.env_file_contents());
@@ -864,19 +858,7 @@ fn a_hung_stub_ends_when_its_ssh_connection_goes_away() {
         .provider("claude", State::VendorUnreachable)
         .start();
     let probe = format!("{SOURCE_ENV}{}", probe_script("claude"));
-    let mut ssh = std::process::Command::new("ssh");
-    ssh.env_clear()
-        .env("HOME", lab.operator_home())
-        .args(["-F", "/dev/null", "-i"])
-        .arg(lab.identity())
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts().display()
-        ))
-        .args(["-o", "BatchMode=yes"])
-        .arg(format!("{}@{}", lab.user(), m.addr()))
-        .arg(&probe);
+    let ssh = lab.ssh_command(&m, &probe);
     let out = capture(ssh, None, Duration::from_millis(1500));
     assert!(out.timed_out, "the probe should hang\n{out}");
     assert!(
@@ -1050,4 +1032,31 @@ fn output_finds_result_rows_by_member_and_provider() {
     assert_eq!(out.summary()["ready"], 1);
     let missing = std::panic::catch_unwind(|| out.row("a", "codex"));
     assert!(missing.is_err());
+}
+
+#[test]
+fn extra_identities_are_authorized_and_protected_as_asked() {
+    let lab = Lab::new();
+    let m = lab.member("m").provider("gemini", State::NoAuth).start();
+    let protected = lab.extra_identity("id_protected", "correct horse");
+    let stranger = lab.unauthorized_identity();
+    let public_of = |key: &std::path::Path, passphrase: &str| {
+        let mut cmd = std::process::Command::new("ssh-keygen");
+        cmd.args(["-y", "-P", passphrase, "-f"]).arg(key);
+        capture(cmd, None, Duration::from_secs(10))
+    };
+    assert_ne!(
+        public_of(&protected, "").code,
+        Some(0),
+        "the key needs its passphrase"
+    );
+    let public = public_of(&protected, "correct horse");
+    public.assert_exit(0);
+
+    let stranger_login = lab.ssh_command_with(&stranger, &m, "true");
+    capture(stranger_login, None, Duration::from_secs(20))
+        .assert_exit(255)
+        .assert_stderr_contains("Permission denied");
+    let authorized = fs::read_to_string(lab.dir().join("authorized_keys")).unwrap();
+    assert!(authorized.contains(public.stdout.split_whitespace().nth(1).unwrap()));
 }

@@ -13,7 +13,6 @@
 //! inventory.toml            written by lab.inventory()
 //! ```
 
-use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -33,7 +32,6 @@ use super::sshd::{self, Reservation, ServerSpec};
 /// (unless `FLEETAUTH_KEEP_LAB` is set).
 pub struct Lab {
     entries: Mutex<Vec<Entry>>,
-    names: Mutex<HashSet<String>>,
     silent: Mutex<Vec<Silent>>,
     agent: Mutex<Option<(Child, PathBuf)>>,
     user: String,
@@ -72,7 +70,6 @@ impl Lab {
         };
         Lab {
             entries: Mutex::new(Vec::new()),
-            names: Mutex::new(HashSet::new()),
             silent: Mutex::new(Vec::new()),
             agent: Mutex::new(None),
             user: current_user(),
@@ -294,52 +291,73 @@ impl Lab {
         &self.user
     }
 
-    /// Run a command on `member` with the OpenSSH client (`ssh -F /dev/null -i KEY -o
-    /// UserKnownHostsFile=… -o StrictHostKeyChecking=yes -o BatchMode=yes`). For checking the
-    /// harness and members independently of fleetauth.
+    /// The OpenSSH client options that reach this lab's members with its key and known_hosts,
+    /// ignoring the user's own config (`-F /dev/null -i KEY -o UserKnownHostsFile=… -o
+    /// StrictHostKeyChecking=yes -o BatchMode=yes …`); shared by `ssh` and `sftp`.
+    pub fn client_options(&self) -> Vec<String> {
+        self.client_options_with(&self.identity())
+    }
+
+    /// [`Lab::client_options`] offering only `identity` (say, from [`Lab::extra_identity`]).
+    pub fn client_options_with(&self, identity: &Path) -> Vec<String> {
+        let mut args = vec!["-F".to_string(), "/dev/null".into(), "-i".into()];
+        args.push(identity.display().to_string());
+        for option in [
+            format!("UserKnownHostsFile={}", self.known_hosts().display()),
+            "GlobalKnownHostsFile=/dev/null".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "BatchMode=yes".into(),
+            "IdentitiesOnly=yes".into(),
+            "ConnectTimeout=10".into(),
+            "LogLevel=ERROR".into(),
+        ] {
+            args.push("-o".into());
+            args.push(option);
+        }
+        args
+    }
+
+    /// `ssh [client options] -p PORT USER@ADDR COMMAND` for `member`, with a clean environment
+    /// (HOME = the operator's), ready to run or to `capture` with a deadline.
+    pub fn ssh_command(&self, member: &Member, command: &str) -> Command {
+        self.ssh_command_with(&self.identity(), member, command)
+    }
+
+    /// [`Lab::ssh_command`] logging in with `identity` instead of the lab's key.
+    pub fn ssh_command_with(&self, identity: &Path, member: &Member, command: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.env_clear()
+            .env("HOME", self.operator_home())
+            .env("PATH", "/usr/bin:/bin")
+            .args(self.client_options_with(identity))
+            .arg("-p")
+            .arg(member.port().to_string())
+            .arg(format!("{}@{}", self.user, member.addr()))
+            .arg(command);
+        cmd
+    }
+
+    /// Run a command on `member` with the OpenSSH client ([`Lab::ssh_command`]), stdin empty.
+    /// For checking the harness and members independently of fleetauth.
     pub fn ssh(&self, member: &Member, command: &str) -> super::Output {
         self.ssh_with_stdin(member, command, b"")
     }
 
     /// [`Lab::ssh`] feeding `stdin` to the remote command.
     pub fn ssh_with_stdin(&self, member: &Member, command: &str, stdin: &[u8]) -> super::Output {
-        let mut cmd = Command::new("ssh");
-        cmd.env_clear()
-            .env("HOME", self.operator_home())
-            .env("PATH", "/usr/bin:/bin")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(self.identity())
-            .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.known_hosts().display()
-            ))
-            .args([
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "ConnectTimeout=10",
-                "-o",
-                "LogLevel=ERROR",
-                "-p",
-            ])
-            .arg(member.port().to_string())
-            .arg(format!("{}@{}", self.user, member.addr()))
-            .arg(command);
-        super::run::capture(cmd, Some(stdin.to_vec()), Duration::from_secs(60))
+        super::run::capture(
+            self.ssh_command(member, command),
+            Some(stdin.to_vec()),
+            Duration::from_secs(60),
+        )
     }
 
     fn claim_name(&self, name: &str) {
-        assert!(
-            self.names.lock().unwrap().insert(name.to_string()),
-            "two members named {name:?} in one lab"
-        );
+        let taken = self.entries.lock().unwrap().iter().any(|e| match e {
+            Entry::Sshd(m) => m.name() == name,
+            Entry::Endpoint(e) => e.name() == name,
+        });
+        assert!(!taken, "two members named {name:?} in one lab");
     }
 
     fn trust_host_key(&self, addr: Ipv4Addr, port: u16, public: &str) {
