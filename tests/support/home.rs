@@ -1,0 +1,393 @@
+//! Laying out a member's `$HOME`, bin dir and simulated vendor for a set of provider states.
+//!
+//! This is the one place that knows which files each CLI reads in each [`State`]; the stubs
+//! (docker/stubs) read exactly these. Credential files are written the way the real CLIs write
+//! them: gemini's and codex's pretty-printed, claude's on one compact line, so both shapes are
+//! exercised. Every secret planted is returned, labelled, so tests can look for leaks.
+//!
+//! Env file lines are `export NAME='value'`: operator lines (`env_line`) first, in the order
+//! given, then the providers' lines in provider order.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::State;
+use super::fake;
+
+/// The member's env file, relative to its `$HOME` (fleetauth's default `env_file`).
+pub const ENV_FILE: &str = ".config/fleetauth/env";
+
+/// What a member should look like; filled by `MemberBuilder`.
+#[derive(Debug, Clone)]
+pub(crate) struct HomeSpec {
+    pub providers: Vec<(String, State)>,
+    pub env_lines: Vec<String>,
+    pub rejects: Vec<String>,
+    pub onboarding: bool,
+    pub vendor_unreachable: bool,
+    pub versions: Vec<(String, String)>,
+}
+
+impl Default for HomeSpec {
+    fn default() -> Self {
+        HomeSpec {
+            providers: Vec::new(),
+            env_lines: Vec::new(),
+            rejects: Vec::new(),
+            onboarding: true,
+            vendor_unreachable: false,
+            versions: Vec::new(),
+        }
+    }
+}
+
+/// The secrets planted for one provider, labelled by the variable or JSON field they sit in
+/// (`GEMINI_API_KEY`, `access_token`, `accessToken`, …).
+#[derive(Debug, Clone)]
+pub struct Planted {
+    pub provider: String,
+    pub state: State,
+    pub secrets: Vec<(&'static str, String)>,
+}
+
+/// Where a member's files live.
+pub(crate) struct Dirs<'a> {
+    pub home: &'a Path,
+    pub bin: &'a Path,
+    pub vendor: &'a Path,
+}
+
+/// Accumulates what the providers' states put outside their own files.
+#[derive(Default)]
+struct Plan {
+    env: Vec<String>,
+    rejected: Vec<String>,
+    unreachable: Vec<String>,
+}
+
+impl Plan {
+    fn env(&mut self, name: &str, value: &str) {
+        self.env.push(format!("export {name}='{value}'"));
+    }
+}
+
+/// Lay out `spec` under `dirs` (which must exist and be empty). Panics on any I/O error or on
+/// a state that makes no sense for a provider (say, an expiring copilot login).
+pub(crate) fn lay_out(spec: &HomeSpec, dirs: &Dirs) -> Vec<Planted> {
+    let mut plan = Plan::default();
+    let mut planted = Vec::new();
+    for (provider, state) in &spec.providers {
+        if *state != State::NotInstalled {
+            let stub = super::stubs_dir().join(provider);
+            assert!(
+                stub.exists(),
+                "no stub CLI for provider {provider:?} at {}",
+                stub.display()
+            );
+            std::os::unix::fs::symlink(&stub, dirs.bin.join(provider)).expect("link stub");
+        }
+        let secrets = match provider.as_str() {
+            "gemini" => gemini(*state, dirs.home, &mut plan),
+            "claude" => claude(*state, spec.onboarding, dirs.home, &mut plan),
+            "codex" => codex(*state, dirs.home, &mut plan),
+            "copilot" => copilot(*state, dirs.home, &mut plan),
+            other => {
+                panic!("unknown provider {other:?}; the stubs are gemini, claude, codex, copilot")
+            }
+        };
+        planted.push(Planted {
+            provider: provider.clone(),
+            state: *state,
+            secrets,
+        });
+    }
+
+    let mut env_lines = spec.env_lines.clone();
+    env_lines.extend(plan.env);
+    if !env_lines.is_empty() {
+        let mut text = env_lines.join("\n");
+        text.push('\n');
+        write_private(&dirs.home.join(ENV_FILE), &text);
+    }
+
+    let mut rejected = spec.rejects.clone();
+    rejected.extend(plan.rejected);
+    if !rejected.is_empty() {
+        write(&dirs.vendor.join("rejected"), &(rejected.join("\n") + "\n"));
+    }
+    if spec.vendor_unreachable {
+        write(&dirs.vendor.join("unreachable"), "");
+    }
+    for cli in plan.unreachable {
+        write(&dirs.vendor.join(format!("unreachable-{cli}")), "");
+    }
+    for (cli, version) in &spec.versions {
+        write(
+            &dirs.vendor.join(format!("version-{cli}")),
+            &format!("{version}\n"),
+        );
+    }
+    planted
+}
+
+fn gemini(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, String)> {
+    let dir = home.join(".gemini");
+    let oauth_personal = || {
+        write(
+            &dir.join("settings.json"),
+            "{\n  \"security\": {\n    \"auth\": {\n      \"selectedType\": \"oauth-personal\"\n    }\n  }\n}\n",
+        )
+    };
+    let oauth = |valid_for_s: i64, with_refresh: bool| {
+        oauth_personal();
+        let access = fake::google_access_token();
+        let refresh = fake::google_refresh_token();
+        let refresh_line = if with_refresh {
+            format!("  \"refresh_token\": \"{refresh}\",\n")
+        } else {
+            String::new()
+        };
+        let expiry_ms = fake::epoch_s(valid_for_s) * 1000;
+        write_private(
+            &dir.join("oauth_creds.json"),
+            &format!(
+                "{{\n  \"access_token\": \"{access}\",\n{refresh_line}  \"scope\": \"https://www.googleapis.com/auth/cloud-platform\",\n  \"token_type\": \"Bearer\",\n  \"expiry_date\": {expiry_ms}\n}}"
+            ),
+        );
+        write(
+            &dir.join("google_accounts.json"),
+            "{\n  \"active\": \"fake@example.invalid\",\n  \"old\": []\n}",
+        );
+        let mut secrets = vec![("access_token", access)];
+        if with_refresh {
+            secrets.push(("refresh_token", refresh));
+        }
+        secrets
+    };
+    match state {
+        State::NotInstalled | State::NoAuth => vec![],
+        State::OauthValid => oauth(6 * 3600, true),
+        State::OauthExpiring => oauth(30 * 60, true),
+        State::OauthRefreshable => oauth(-2 * 3600, true),
+        State::OauthExpired => oauth(-2 * 3600, false),
+        State::OauthMalformed => {
+            oauth_personal();
+            write_private(&dir.join("oauth_creds.json"), "not json {");
+            vec![]
+        }
+        State::EnvKey | State::RejectedKey | State::VendorUnreachable => {
+            key_in_env_file("gemini", "GEMINI_API_KEY", state, plan)
+        }
+        State::Shadowed => {
+            let mut secrets = oauth(-2 * 3600, false);
+            let key = fake::gemini_key();
+            plan.env("GEMINI_API_KEY", &key);
+            secrets.push(("GEMINI_API_KEY", key));
+            secrets
+        }
+        State::KeyFile => {
+            panic!("State::KeyFile is codex only; gemini keys live in the env file (State::EnvKey)")
+        }
+    }
+}
+
+fn claude(
+    state: State,
+    onboarding: bool,
+    home: &Path,
+    plan: &mut Plan,
+) -> Vec<(&'static str, String)> {
+    if state != State::NotInstalled {
+        let config = if onboarding {
+            "{\n  \"numStartups\": 1,\n  \"hasCompletedOnboarding\": true\n}\n"
+        } else {
+            "{\n  \"numStartups\": 1\n}\n"
+        };
+        write(&home.join(".claude.json"), config);
+    }
+    let creds = home.join(".claude/.credentials.json");
+    let oauth = |valid_for_s: i64, with_refresh: bool| {
+        let access = fake::claude_oauth_token();
+        let refresh = fake::claude_refresh_token();
+        let refresh_field = if with_refresh {
+            format!(",\"refreshToken\":\"{refresh}\"")
+        } else {
+            String::new()
+        };
+        let expires_ms = fake::epoch_s(valid_for_s) * 1000;
+        write_private(
+            &creds,
+            &format!(
+                "{{\"claudeAiOauth\":{{\"accessToken\":\"{access}\"{refresh_field},\"expiresAt\":{expires_ms},\"scopes\":[\"user:inference\",\"user:profile\"],\"subscriptionType\":\"max\"}}}}"
+            ),
+        );
+        let mut secrets = vec![("accessToken", access)];
+        if with_refresh {
+            secrets.push(("refreshToken", refresh));
+        }
+        secrets
+    };
+    match state {
+        State::NotInstalled | State::NoAuth => vec![],
+        State::OauthValid => oauth(8 * 3600, true),
+        State::OauthExpiring => oauth(30 * 60, true),
+        State::OauthRefreshable => oauth(-2 * 3600, true),
+        State::OauthExpired => oauth(-2 * 3600, false),
+        State::OauthMalformed => {
+            write_private(&creds, "not json {");
+            vec![]
+        }
+        State::EnvKey | State::RejectedKey | State::VendorUnreachable => {
+            key_in_env_file("claude", "ANTHROPIC_API_KEY", state, plan)
+        }
+        State::Shadowed => {
+            let stale = fake::anthropic_api_key();
+            let good = fake::claude_oauth_token();
+            plan.env("ANTHROPIC_API_KEY", &stale);
+            plan.env("CLAUDE_CODE_OAUTH_TOKEN", &good);
+            plan.rejected.push(stale.clone());
+            vec![
+                ("ANTHROPIC_API_KEY", stale),
+                ("CLAUDE_CODE_OAUTH_TOKEN", good),
+            ]
+        }
+        State::KeyFile => {
+            panic!("State::KeyFile is codex only; claude keys live in the env file (State::EnvKey)")
+        }
+    }
+}
+
+fn codex(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, String)> {
+    let auth = home.join(".codex/auth.json");
+    let chatgpt = |valid_for_s: i64, with_refresh: bool| {
+        let id = fake::chatgpt_access_token(fake::epoch_s(valid_for_s));
+        let access = fake::chatgpt_access_token(fake::epoch_s(valid_for_s));
+        let refresh = fake::chatgpt_refresh_token();
+        let refresh_line = if with_refresh {
+            format!("    \"refresh_token\": \"{refresh}\",\n")
+        } else {
+            String::new()
+        };
+        write_private(
+            &auth,
+            &format!(
+                "{{\n  \"auth_mode\": \"chatgpt\",\n  \"OPENAI_API_KEY\": null,\n  \"tokens\": {{\n    \"id_token\": \"{id}\",\n    \"access_token\": \"{access}\",\n{refresh_line}    \"account_id\": \"FAKE-{}\"\n  }},\n  \"last_refresh\": \"{}\"\n}}",
+                fake::alnum(12),
+                fake::rfc3339(-3600)
+            ),
+        );
+        let mut secrets = vec![("id_token", id), ("access_token", access)];
+        if with_refresh {
+            secrets.push(("refresh_token", refresh));
+        }
+        secrets
+    };
+    match state {
+        State::NotInstalled | State::NoAuth => vec![],
+        State::OauthValid => chatgpt(6 * 3600, true),
+        State::OauthExpiring => chatgpt(30 * 60, true),
+        State::OauthRefreshable => chatgpt(-2 * 3600, true),
+        State::OauthExpired => chatgpt(-2 * 3600, false),
+        State::OauthMalformed => {
+            write_private(&auth, "not json {");
+            vec![]
+        }
+        State::KeyFile => {
+            let key = fake::openai_key();
+            write_private(
+                &auth,
+                &format!("{{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"{key}\"\n}}"),
+            );
+            vec![("OPENAI_API_KEY", key)]
+        }
+        State::EnvKey | State::RejectedKey | State::VendorUnreachable => {
+            key_in_env_file("codex", "CODEX_API_KEY", state, plan)
+        }
+        State::Shadowed => {
+            let mut secrets = chatgpt(6 * 3600, true);
+            let stale = fake::openai_key();
+            plan.env("CODEX_API_KEY", &stale);
+            plan.rejected.push(stale.clone());
+            secrets.push(("CODEX_API_KEY", stale));
+            secrets
+        }
+    }
+}
+
+fn copilot(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, String)> {
+    let config = home.join(".copilot/config.json");
+    let token_in_config = || {
+        let token = fake::github_oauth_token();
+        write_private(
+            &config,
+            &format!("{{\n  \"github_token\": \"{token}\"\n}}\n"),
+        );
+        ("github_token", token)
+    };
+    match state {
+        State::NotInstalled | State::NoAuth => vec![],
+        State::OauthValid => vec![token_in_config()],
+        State::OauthExpiring | State::OauthRefreshable | State::OauthExpired => panic!(
+            "{state:?} makes no sense for copilot: its tokens carry no expiry on disk (use OauthValid, RejectedKey or OauthMalformed)"
+        ),
+        State::OauthMalformed => {
+            write_private(&config, "not json {");
+            vec![]
+        }
+        State::EnvKey | State::RejectedKey | State::VendorUnreachable => {
+            key_in_env_file("copilot", "COPILOT_GITHUB_TOKEN", state, plan)
+        }
+        State::Shadowed => {
+            let good = token_in_config();
+            let stale = fake::github_pat();
+            plan.env("COPILOT_GITHUB_TOKEN", &stale);
+            plan.rejected.push(stale.clone());
+            vec![good, ("COPILOT_GITHUB_TOKEN", stale)]
+        }
+        State::KeyFile => panic!(
+            "State::KeyFile is codex only; copilot tokens live in the env file (State::EnvKey)"
+        ),
+    }
+}
+
+/// EnvKey, RejectedKey and VendorUnreachable: a fresh key in the env file, rejected by the
+/// vendor or behind an unreachable vendor as the state says.
+fn key_in_env_file(
+    provider: &str,
+    var: &'static str,
+    state: State,
+    plan: &mut Plan,
+) -> Vec<(&'static str, String)> {
+    let key = fake::api_key(provider);
+    plan.env(var, &key);
+    match state {
+        State::RejectedKey => plan.rejected.push(key.clone()),
+        State::VendorUnreachable => plan.unreachable.push(provider.to_string()),
+        _ => {}
+    }
+    vec![(var, key)]
+}
+
+/// Write `contents` to `path`, creating parent directories.
+pub(crate) fn write(path: &Path, contents: &str) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+    }
+    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Like [`write`], mode 0600 (credential files are private on real machines too).
+pub(crate) fn write_private(path: &Path, contents: &str) {
+    write(path, contents);
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+/// The lines of a text file, or none when it does not exist.
+pub(crate) fn lines(path: &Path) -> Vec<String> {
+    match fs::read_to_string(path) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("read {}: {e}", path.display()),
+    }
+}

@@ -1,0 +1,81 @@
+//! The test fleet: real OpenSSH members on loopback, running the stub agent CLIs.
+//!
+//! Integration tests say `mod support;` and describe a fleet the way the spec does — members in
+//! named states, then a `fleetauth` command, then the rows it must print:
+//!
+//! ```ignore
+//! let lab = Lab::new();
+//! let m = lab.member("gem-ok").provider("gemini", State::OauthValid).start();
+//! lab.down_member("dead");
+//! let inv = lab.inventory(r#"command_timeout = "20s""#);
+//! let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+//! out.assert_exit(0);
+//! assert_eq!(out.row("gem-ok", "gemini")["state"], "ready");
+//! ```
+//!
+//! Why real `sshd` processes and not an in-process fake server: what fleetauth must get right
+//! (host keys, auth, channels, exit statuses, stderr, hangs, the member's `$HOME` and `PATH`) is
+//! exactly what a fake would get subtly wrong. Each member is one `sshd -D` on its own
+//! `127.x.y.z`, with its own host key, `HOME`, `PATH` (a bin dir holding only the installed
+//! stubs) and simulated vendor (`$FLEETAUTH_STUB_VENDOR`, see docs/stubs.md). A `ForceCommand`
+//! wrapper logs every command a member runs, so tests can count channels and check that no
+//! secret ever travels in a command line.
+//!
+//! Everything a lab starts is killed when the [`Lab`] (or the last handle to a member) is
+//! dropped, also when a test panics: the sshd, its connections and any stub still hanging.
+//! Set `FLEETAUTH_KEEP_LAB=1` to keep the lab's directory for a post-mortem.
+#![allow(dead_code, unused_imports)]
+
+pub mod fake;
+mod home;
+mod lab;
+mod procs;
+mod run;
+mod sshd;
+
+pub use home::{ENV_FILE, Planted};
+pub use lab::{Endpoint, Lab, Member, MemberBuilder};
+pub use run::{Output, Run, capture};
+
+/// The state one provider is in on one member. Each is laid out as the real CLI would leave a
+/// machine in that state (files under the member's `$HOME`, lines in its env file, the vendor's
+/// lists); see [`home`] for the exact files per provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The CLI is not on the member's PATH.
+    NotInstalled,
+    /// Installed, no credential anywhere.
+    NoAuth,
+    /// An OAuth login valid for hours (copilot: a `gho_` token in its config file).
+    OauthValid,
+    /// An OAuth login that expires in under an hour (refresh token present).
+    OauthExpiring,
+    /// An OAuth login past its expiry whose refresh token still works.
+    OauthRefreshable,
+    /// An OAuth login past its expiry without a refresh token.
+    OauthExpired,
+    /// The OAuth credential file exists but is not JSON.
+    OauthMalformed,
+    /// A well-formed key the vendor accepts, in the member's env file.
+    EnvKey,
+    /// A well-formed key in the member's env file that the vendor rejects.
+    RejectedKey,
+    /// A higher-precedence credential hides a good one (gemini: settings select an expired
+    /// OAuth login, a good `GEMINI_API_KEY` is in the env file; claude: a rejected
+    /// `ANTHROPIC_API_KEY` hides a good `CLAUDE_CODE_OAUTH_TOKEN`; codex: a rejected
+    /// `CODEX_API_KEY` hides a good ChatGPT login; copilot: a rejected `COPILOT_GITHUB_TOKEN`
+    /// hides a good token in its config file).
+    Shadowed,
+    /// A valid-looking key in the env file, but the vendor cannot be reached: the prompt hangs.
+    VendorUnreachable,
+    /// codex only: a key stored by `codex login --with-api-key` in `auth.json`.
+    KeyFile,
+}
+
+/// The four providers the stubs implement.
+pub const PROVIDERS: [&str; 4] = ["gemini", "claude", "codex", "copilot"];
+
+/// The directory holding the stub CLIs in this repository.
+pub fn stubs_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/stubs")
+}
