@@ -543,15 +543,29 @@ pub fn assess(
     let res = resolve(provider, obs, env, now);
     let mut verdict = match &obs.prompt {
         None => judge_credential(provider, obs, &res),
-        Some(p) if p.timed_out() => Verdict {
-            state: State::Error,
-            source: None,
-            version: None,
-            detail: format!(
+        // A hang proves nothing about a credential, so it never makes a row ready. But when the
+        // member has no usable credential at all, the hang is the CLI waiting for a login
+        // (codex does that), and the honest verdict is still the credential's: needs_auth.
+        Some(p) if p.timed_out() => {
+            let without_prompt = judge_credential(provider, obs, &res);
+            let hung = format!(
                 "prompt timed out after {} (vendor unreachable, or the CLI is waiting for input)",
                 human(prompt_timeout)
-            ),
-        },
+            );
+            if without_prompt.state == State::NeedsAuth {
+                Verdict {
+                    detail: format!("{}; {hung}", without_prompt.detail),
+                    ..without_prompt
+                }
+            } else {
+                Verdict {
+                    state: State::Error,
+                    source: None,
+                    version: None,
+                    detail: hung,
+                }
+            }
+        }
         Some(p) => {
             let (outcome, reason) =
                 crate::provider::classify(provider, Some(p.rc), &p.stdout, &p.stderr);

@@ -1,0 +1,293 @@
+//! `fleetauth sweep` against real sshd members: every provider in every state, with and without
+//! `--deep`, plus members that are down, silent, or re-keyed.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Lab, State};
+
+/// The row states a sweep must report: (without --deep, with --deep).
+fn expected(provider: &str, state: State) -> (&'static str, &'static str) {
+    use State::*;
+    match state {
+        NotInstalled => ("not_installed", "not_installed"),
+        NoAuth | OauthExpired | OauthMalformed => ("needs_auth", "needs_auth"),
+        OauthValid | OauthExpiring | OauthRefreshable | EnvKey | KeyFile => ("ready", "ready"),
+        // Presence is not validity: only the prompt finds out.
+        RejectedKey => ("ready", "needs_auth"),
+        // gemini's settings select an expired OAuth login over the good key: nothing usable.
+        // The others: the stale, higher credential is present, and rejected by the prompt.
+        Shadowed if provider == "gemini" => ("needs_auth", "needs_auth"),
+        Shadowed => ("ready", "needs_auth"),
+        // A hang is an error with its reason, never ready or needs_auth.
+        VendorUnreachable => ("ready", "error"),
+    }
+}
+
+fn states_for(provider: &str) -> Vec<State> {
+    use State::*;
+    let mut v = vec![
+        NotInstalled,
+        NoAuth,
+        OauthValid,
+        OauthMalformed,
+        EnvKey,
+        RejectedKey,
+        Shadowed,
+        VendorUnreachable,
+    ];
+    if provider != "copilot" {
+        // Copilot tokens carry no expiry on disk.
+        v.extend([OauthExpiring, OauthRefreshable, OauthExpired]);
+    }
+    if provider == "codex" {
+        v.push(KeyFile);
+    }
+    v
+}
+
+fn state_name(s: State) -> String {
+    format!("{s:?}").to_lowercase()
+}
+
+#[test]
+fn every_provider_in_every_state_with_and_without_deep() {
+    let lab = Lab::new();
+    let mut cases = Vec::new();
+    for provider in support::PROVIDERS {
+        for state in states_for(provider) {
+            let name = format!("{provider}-{}", state_name(state));
+            lab.member(&name).provider(provider, state).start();
+            cases.push((name, provider, state));
+        }
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv = inv.to_str().unwrap();
+
+    let quick = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
+    quick.assert_exit(1);
+    let deep = lab.fleetauth(&["sweep", "-i", inv, "--format", "json", "--deep"]);
+    deep.assert_exit(1);
+
+    let mut wrong = Vec::new();
+    for (member, provider, state) in &cases {
+        let (want_quick, want_deep) = expected(provider, *state);
+        let (q, d) = (quick.row(member, provider), deep.row(member, provider));
+        if q["state"] != want_quick {
+            wrong.push(format!(
+                "{member}: sweep gave {} ({}), want {want_quick}",
+                q["state"], q["detail"]
+            ));
+        }
+        if d["state"] != want_deep {
+            wrong.push(format!(
+                "{member}: sweep --deep gave {} ({}), want {want_deep}",
+                d["state"], d["detail"]
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong rows:\n{}", wrong.join("\n"));
+
+    // Sources, versions and reasons, spot-checked.
+    let row = quick.row("gemini-envkey", "gemini");
+    assert_eq!(row["source"], "env_file");
+    assert!(
+        row["version"].as_str().is_some_and(|v| !v.is_empty()),
+        "{row}"
+    );
+    assert_eq!(
+        quick.row("claude-oauthvalid", "claude")["source"],
+        "oauth_file"
+    );
+    assert_eq!(deep.row("claude-oauthvalid", "claude")["source"], "probe");
+    assert_eq!(quick.row("codex-keyfile", "codex")["source"], "key_file");
+    assert!(
+        quick.row("gemini-oauthexpiring", "gemini")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expiring")
+    );
+    assert!(
+        quick.row("claude-oauthrefreshable", "claude")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("refreshable")
+    );
+    assert!(
+        deep.row("gemini-vendorunreachable", "gemini")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+    );
+    for p in ["gemini", "claude"] {
+        let detail = deep.row(&format!("{p}-shadowed"), p)["detail"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(detail.contains("shadows"), "{p}: {detail}");
+    }
+    let summary = quick.summary();
+    assert_eq!(summary["rows"].as_u64().unwrap() as usize, cases.len());
+}
+
+#[test]
+fn table_output_lists_every_row_and_a_summary() {
+    let lab = Lab::new();
+    lab.member("ok").provider("gemini", State::EnvKey).start();
+    lab.member("none").provider("claude", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap()]);
+    out.assert_exit(1);
+    for needle in [
+        "MEMBER",
+        "ok",
+        "none",
+        "ready",
+        "needs_auth",
+        "2 members, 2 rows: 1 ready, 1 needs_auth",
+    ] {
+        out.assert_stdout_contains(needle);
+    }
+    // No progress bar or colour codes when stdout/stderr are not terminals.
+    assert!(
+        !out.stdout.contains('\u{1b}'),
+        "escape codes in piped output"
+    );
+}
+
+#[test]
+fn all_ready_exits_zero() {
+    let lab = Lab::new();
+    lab.member("a")
+        .provider("gemini", State::EnvKey)
+        .provider("claude", State::OauthValid)
+        .start();
+    let inv = lab.inventory("");
+    lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap()])
+        .assert_exit(0);
+}
+
+#[test]
+fn dead_and_silent_members_cost_only_their_deadline() {
+    let lab = Lab::new();
+    lab.member("ok").provider("gemini", State::EnvKey).start();
+    lab.down_member("dead");
+    lab.silent_member("mute");
+    let inv = lab.inventory("connect_timeout = \"2s\"\nproviders = [\"gemini\", \"claude\"]");
+    let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+    out.assert_exit(1);
+    assert_eq!(out.row("ok", "gemini")["state"], "ready");
+    for p in ["gemini"] {
+        let dead = out.row("dead", p);
+        assert_eq!(
+            (dead["state"].as_str(), dead["reason"].as_str()),
+            (Some("unreachable"), Some("refused")),
+            "{dead}"
+        );
+        let mute = out.row("mute", p);
+        assert_eq!(
+            (mute["state"].as_str(), mute["reason"].as_str()),
+            (Some("unreachable"), Some("timeout")),
+            "{mute}"
+        );
+    }
+    // One connect deadline, not one per member or per provider; generous margin, not a timing test.
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "sweep took {:?}",
+        out.elapsed
+    );
+}
+
+#[test]
+fn one_row_per_provider_for_an_unreachable_member() {
+    let lab = Lab::new();
+    lab.down_member("dead")
+        .providers(&["gemini", "claude", "codex"]);
+    let inv = lab.inventory("");
+    let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+    let rows = out.rows_for("dead");
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["state"] == "unreachable"));
+}
+
+#[test]
+fn changed_host_key_is_refused_with_both_fingerprints() {
+    let lab = Lab::new();
+    let m = lab
+        .member("rekeyed")
+        .provider("gemini", State::EnvKey)
+        .start();
+    let old = m.host_public_key();
+    m.restart_with_new_host_key();
+    let inv = lab.inventory("");
+    let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+    out.assert_exit(1);
+    let row = out.row("rekeyed", "gemini");
+    assert_eq!(row["state"], "unreachable");
+    assert_eq!(row["reason"], "host_key");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.contains("changed"), "{detail}");
+    assert_eq!(
+        detail.matches("SHA256:").count(),
+        2,
+        "both fingerprints: {detail}"
+    );
+    assert_ne!(old, m.host_public_key());
+    // Nothing ran on the member.
+    assert!(m.commands_log().is_empty(), "{:?}", m.commands_log());
+}
+
+#[test]
+fn one_channel_per_member_and_no_value_leaves_the_member() {
+    let lab = Lab::new();
+    let m = lab
+        .member("m")
+        .provider("gemini", State::EnvKey)
+        .provider("claude", State::OauthValid)
+        .provider("codex", State::KeyFile)
+        .start();
+    let inv = lab.inventory("");
+    let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+    out.assert_exit(0);
+    let log = m.commands_log();
+    assert_eq!(log.len(), 1, "channels: {log:?}");
+    for secret in m.secrets() {
+        out.assert_no_secret(&secret);
+        assert!(
+            !log.iter().any(|l| l.contains(&secret)),
+            "secret in a command line"
+        );
+    }
+}
+
+#[test]
+fn limit_selects_by_name_glob_and_tag() {
+    let lab = Lab::new();
+    lab.member("build-1")
+        .provider("gemini", State::EnvKey)
+        .start();
+    lab.member("build-2")
+        .provider("gemini", State::EnvKey)
+        .inventory_line("tags = [\"gpu\"]")
+        .start();
+    lab.member("web-1")
+        .provider("gemini", State::EnvKey)
+        .inventory_line("tags = [\"gpu\"]")
+        .start();
+    let inv = lab.inventory("");
+    let inv = inv.to_str().unwrap();
+    let members = |sel: &str| -> Vec<String> {
+        let out = lab.fleetauth(&["sweep", "-i", inv, "--format", "json", "--limit", sel]);
+        out.results()
+            .iter()
+            .map(|r| r["member"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(members("build-*"), ["build-1", "build-2"]);
+    assert_eq!(members("gpu"), ["build-2", "web-1"]);
+    assert_eq!(members("web-1,build-1"), ["build-1", "web-1"]);
+    let out = lab.fleetauth(&["sweep", "-i", inv, "--limit", "nope"]);
+    out.assert_exit(2);
+}
