@@ -1,0 +1,601 @@
+//! `fleetauth provision` against real sshd members: every strategy, every key source, the env
+//! file's other lines, restore after a rejected key, idempotence, racing provisioners, and no
+//! key anywhere it must not be.
+
+mod support;
+
+use std::fs;
+
+use support::{Lab, State, fake};
+
+const PASS: &str = "store passphrase for tests";
+
+/// `fleetauth auth set PROVIDER` with the key on stdin.
+fn store_key(lab: &Lab, provider: &str, key: &str) {
+    lab.run(&["auth", "set", provider])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(key.as_bytes())
+        .output()
+        .assert_exit(0)
+        .assert_no_secret(key);
+}
+
+fn provision(
+    lab: &Lab,
+    inv: &std::path::Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> support::Output {
+    let mut args = vec![
+        "provision",
+        "-i",
+        inv.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-input",
+    ];
+    args.extend_from_slice(extra);
+    let mut run = lab.run(&args).env("FLEETAUTH_PASSPHRASE", PASS);
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
+    run.output()
+}
+
+#[test]
+fn each_strategy_in_order() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    lab.member("pre").provider("gemini", State::EnvKey).start();
+    lab.member("login")
+        .provider("gemini", State::OauthValid)
+        .start();
+    let push = lab
+        .member("push")
+        .provider("gemini", State::NoAuth)
+        .env_line("FOO='keep me'")
+        .start();
+    lab.member("absent")
+        .provider("gemini", State::NotInstalled)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+
+    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &key)], &[]);
+    out.assert_exit(1); // `absent` has no CLI
+    let row = |m: &str| out.row(m, "gemini").clone();
+    assert_eq!(
+        (row("pre")["state"].as_str(), row("pre")["action"].as_str()),
+        (Some("ready"), Some("none"))
+    );
+    assert!(
+        row("pre")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already works")
+    );
+    assert_eq!(
+        (
+            row("login")["state"].as_str(),
+            row("login")["action"].as_str()
+        ),
+        (Some("ready"), Some("none"))
+    );
+    assert!(
+        row("login")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("own login")
+    );
+    assert_eq!(
+        (
+            row("push")["state"].as_str(),
+            row("push")["action"].as_str(),
+            row("push")["source"].as_str()
+        ),
+        (Some("ready"), Some("pushed"), Some("pushed_key"))
+    );
+    assert_eq!(row("absent")["state"], "not_installed");
+
+    // The operator's line kept, the key added, mode 0600.
+    let env = push.env_file_contents();
+    assert!(env.starts_with("FOO='keep me'\n"), "{env}");
+    assert!(
+        env.contains(&format!("export GEMINI_API_KEY='{key}'")),
+        "key line missing"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(push.env_file()).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    out.assert_no_secret(&key);
+
+    // Second run: nothing pushed anywhere.
+    let again = provision(&lab, &inv, &[("GEMINI_API_KEY", &key)], &[]);
+    for m in ["pre", "login", "push"] {
+        assert_eq!(again.row(m, "gemini")["action"], "none", "{m}");
+        assert_eq!(again.row(m, "gemini")["state"], "ready", "{m}");
+    }
+    assert_eq!(push.env_file_contents(), env);
+}
+
+#[test]
+fn no_key_anywhere_is_needs_auth_with_the_exact_remedy() {
+    let lab = Lab::new();
+    lab.member("m").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = provision(&lab, &inv, &[], &[]);
+    out.assert_exit(1);
+    let row = out.row("m", "gemini");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("needs_auth"), Some("none"))
+    );
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.contains("fleetauth auth set gemini"), "{detail}");
+    assert!(detail.contains("export GEMINI_API_KEY="), "{detail}");
+}
+
+#[test]
+fn key_from_the_store_and_check_writes_nothing() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    store_key(&lab, "gemini", &key);
+    let m = lab
+        .member("m")
+        .provider("gemini", State::NoAuth)
+        .env_line("A=1")
+        .start();
+    let inv = lab.inventory("");
+    let before = m.env_file_contents();
+
+    let plan = provision(&lab, &inv, &[], &["--check"]);
+    let row = plan.row("m", "gemini");
+    assert_eq!(row["action"], "would_push");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.contains(&fake::masked(&key)), "{detail}");
+    assert!(detail.contains("from store"), "{detail}");
+    plan.assert_no_secret(&key);
+    assert_eq!(m.env_file_contents(), before, "--check wrote the env file");
+
+    let out = provision(&lab, &inv, &[], &[]);
+    out.assert_exit(0);
+    assert_eq!(out.row("m", "gemini")["action"], "pushed");
+    // The audit log has the push with a fingerprint, never the key.
+    let audit = fs::read_to_string(lab.fleetauth_home().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"action\":\"pushed\""), "{audit}");
+    assert!(audit.contains("sha256:"), "{audit}");
+    assert!(!audit.contains(&key));
+}
+
+#[test]
+fn rejected_key_is_restored_and_failed_with_the_cli_reason() {
+    let lab = Lab::new();
+    let bad = fake::gemini_key();
+    let m = lab
+        .member("m")
+        .provider("gemini", State::NoAuth)
+        .env_line("KEEP='this line'")
+        .vendor_rejects(&bad)
+        .start();
+    let inv = lab.inventory("");
+    let before = m.env_file_contents();
+    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &bad)], &[]);
+    out.assert_exit(1);
+    let row = out.row("m", "gemini");
+    assert_eq!(row["action"], "failed");
+    assert_eq!(row["state"], "needs_auth");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.contains("API key rejected"), "{detail}");
+    assert!(detail.contains("restored"), "{detail}");
+    assert_eq!(
+        m.env_file_contents(),
+        before,
+        "previous env file not restored"
+    );
+    out.assert_no_secret(&bad);
+}
+
+#[test]
+fn shadowed_push_fails_and_names_the_shadowing_setting() {
+    let lab = Lab::new();
+    // settings.json selects an expired OAuth login: a pushed GEMINI_API_KEY is ignored.
+    let m = lab
+        .member("m")
+        .provider("gemini", State::OauthExpired)
+        .start();
+    let inv = lab.inventory("");
+    let before = m.env_file_contents();
+    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &fake::gemini_key())], &[]);
+    let row = out.row("m", "gemini");
+    assert_eq!(row["action"], "failed", "{row}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("selectedType=oauth-personal shadows GEMINI_API_KEY"),
+        "{detail}"
+    );
+    assert_eq!(m.env_file_contents(), before);
+}
+
+#[test]
+fn auth_modes_narrow_the_strategies() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    let oauth = lab
+        .member("oauth")
+        .provider("gemini", State::NoAuth)
+        .inventory_line("auth_mode = { gemini = \"oauth\" }")
+        .start();
+    let apikey = lab
+        .member("apikey")
+        .provider("gemini", State::OauthValid)
+        .inventory_line("auth_mode = { gemini = \"api_key\" }")
+        .start();
+    let inv = lab.inventory("");
+    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &key)], &[]);
+    let o = out.row("oauth", "gemini");
+    assert_eq!(
+        (o["state"].as_str(), o["action"].as_str()),
+        (Some("needs_auth"), Some("none"))
+    );
+    assert!(o["detail"].as_str().unwrap().contains("auth_mode = oauth"));
+    assert!(!oauth.env_file_contents().contains("GEMINI_API_KEY"));
+    // api_key ignores the member's working login and pushes; gemini's settings still select
+    // the OAuth login, and the row must say the pushed key is shadowed.
+    let a = out.row("apikey", "gemini");
+    assert_eq!(a["action"], "pushed", "{a}");
+    assert!(
+        a["detail"]
+            .as_str()
+            .unwrap()
+            .contains("shadows GEMINI_API_KEY"),
+        "{a}"
+    );
+    assert!(apikey.env_file_contents().contains("GEMINI_API_KEY"));
+}
+
+#[test]
+fn codex_key_installed_by_its_login_command() {
+    let lab = Lab::new();
+    let key = fake::openai_key();
+    let m = lab.member("m").provider("codex", State::NoAuth).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let out = provision(&lab, &inv, &[("OPENAI_API_KEY", &key)], &[]);
+    out.assert_exit(0);
+    let row = out.row("m", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("pushed")),
+        "{row}"
+    );
+    assert!(
+        !m.env_file_contents().contains(&key),
+        "codex keys go through `codex login`, not the env file"
+    );
+    assert!(m.commands_log().iter().all(|c| !c.contains(&key)));
+}
+
+#[test]
+fn the_key_never_appears_in_argv_logs_output_or_audit() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    let m = lab.member("m").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = lab
+        .run(&["provision", "-i", inv.to_str().unwrap(), "--no-input"])
+        .env("GEMINI_API_KEY", &key)
+        .env("RUST_LOG", "trace")
+        .output();
+    out.assert_exit(0);
+    out.assert_no_secret(&key);
+    assert!(
+        out.stderr.contains("TRACE") || out.stderr.contains("DEBUG"),
+        "trace logging was not on"
+    );
+    for cmd in m.commands_log() {
+        assert!(!cmd.contains(&key), "key in a member command line");
+    }
+    let audit = fs::read_to_string(lab.fleetauth_home().join("audit.jsonl")).unwrap();
+    assert!(!audit.contains(&key));
+}
+
+/// A custom provider (data only) that accepts any key, to push keys made of shell syntax.
+fn echo_provider(lab: &Lab) -> String {
+    let dir = lab.dir().join("providers");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("echo.toml"),
+        r#"name = "echo"
+binary = "sh"
+key_env = "ECHO_KEY"
+[version]
+args = ["-c", "echo 1.0.0"]
+[probe]
+args = ["-c", "test -n \"$ECHO_KEY\" && echo OK"]
+timeout = "5s"
+[[probe.rules]]
+exit = [0]
+outcome = "ready"
+reason = "ok"
+[[probe.rules]]
+outcome = "needs_auth"
+reason = "no key"
+[config_home]
+default = "~"
+[[credentials]]
+type = "env"
+id = "echo_key"
+var = "ECHO_KEY"
+kind = "api_key"
+[install]
+method = "env_file"
+"#,
+    )
+    .unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+#[test]
+fn keys_made_of_shell_syntax_source_back_exactly() {
+    let lab = Lab::new();
+    let dir = echo_provider(&lab);
+    let m = lab
+        .member("m")
+        .provider("gemini", State::NoAuth)
+        .env_line("OTHER='x'")
+        .start();
+    let inv = lab.inventory("");
+    let text = fs::read_to_string(&inv)
+        .unwrap()
+        .replace("\"gemini\"", "\"echo\"");
+    fs::write(&inv, text).unwrap();
+    let key = r#"a'b"c $(touch /tmp/pwned) `id` \back\slash  two  spaces;|&"#;
+    let out = lab
+        .run(&[
+            "provision",
+            "-i",
+            inv.to_str().unwrap(),
+            "--no-input",
+            "--format",
+            "json",
+            "--providers-dir",
+            &dir,
+        ])
+        .env("ECHO_KEY", key)
+        .output();
+    out.assert_exit(0);
+    assert_eq!(out.row("m", "echo")["action"], "pushed");
+    let back = lab.ssh(
+        &m,
+        "set -a; . ~/.config/fleetauth/env; printf %s \"$ECHO_KEY\"",
+    );
+    assert_eq!(back.stdout, key);
+    assert!(m.env_file_contents().starts_with("OTHER='x'\n"));
+}
+
+#[test]
+fn two_provisioners_racing_on_one_member_lose_nothing() {
+    let lab = Lab::new();
+    let m = lab
+        .member("m")
+        .provider("gemini", State::NoAuth)
+        .provider("copilot", State::NoAuth)
+        .env_line("KEEP=1")
+        .start();
+    let inv_g = lab.inventory_named("g.toml", "");
+    let text = fs::read_to_string(&inv_g).unwrap().replace(
+        "providers = [\"gemini\", \"copilot\"]",
+        "providers = [\"gemini\"]",
+    );
+    fs::write(&inv_g, &text).unwrap();
+    let inv_c = lab.dir().join("c.toml");
+    fs::write(
+        &inv_c,
+        text.replace("providers = [\"gemini\"]", "providers = [\"copilot\"]"),
+    )
+    .unwrap();
+    let (gk, ck) = (fake::gemini_key(), fake::github_oauth_token());
+    std::thread::scope(|s| {
+        let a = s.spawn(|| provision(&lab, &inv_g, &[("GEMINI_API_KEY", &gk)], &[]));
+        let b = s.spawn(|| provision(&lab, &inv_c, &[("COPILOT_GITHUB_TOKEN", &ck)], &[]));
+        a.join().unwrap().assert_exit(0);
+        b.join().unwrap().assert_exit(0);
+    });
+    let env = m.env_file_contents();
+    assert!(env.contains("KEEP=1"), "{env}");
+    assert!(env.contains(&gk), "gemini line lost");
+    assert!(env.contains(&ck), "copilot line lost");
+}
+
+#[test]
+fn orchestrator_with_a_claude_login_and_a_gemini_key_provisions_a_mixed_fleet() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    store_key(&lab, "gemini", &key);
+    // The operator's own Claude login.
+    let claude_dir = lab.operator_home().join(".claude");
+    fs::create_dir_all(&claude_dir).unwrap();
+    fs::write(
+        claude_dir.join(".credentials.json"),
+        format!(
+            r#"{{"claudeAiOauth":{{"accessToken":"{}","refreshToken":"r","expiresAt":{}}}}}"#,
+            fake::claude_oauth_token(),
+            fake::epoch_s(8 * 3600) * 1000
+        ),
+    )
+    .unwrap();
+    let g = lab
+        .member("gem")
+        .provider("gemini", State::NoAuth)
+        .env_line("MINE=1")
+        .start();
+    lab.member("cla")
+        .provider("claude", State::OauthValid)
+        .start();
+    lab.member("cod").provider("codex", State::KeyFile).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let out = provision(&lab, &inv, &[], &[]);
+    out.assert_exit(0);
+    for (m, p) in [("gem", "gemini"), ("cla", "claude"), ("cod", "codex")] {
+        assert_eq!(out.row(m, p)["state"], "ready", "{m}");
+    }
+    assert_eq!(out.row("gem", "gemini")["action"], "pushed");
+    assert!(g.env_file_contents().contains("MINE=1"));
+    let again = provision(&lab, &inv, &[], &[]);
+    assert!(
+        again.results().iter().all(|r| r["action"] == "none"),
+        "second run pushed something"
+    );
+
+    // The matrix tells the same story.
+    let matrix = lab.run(&["matrix", "-i", inv.to_str().unwrap()]).output();
+    matrix.assert_exit(0);
+    matrix.assert_stdout_contains("gemini (API key)");
+    matrix.assert_stdout_contains("claude (own login)");
+    matrix.assert_stdout_contains("cannot authenticate");
+}
+
+#[test]
+fn out_of_band_prompt_on_a_terminal_is_asked_once_per_provider() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    let a = lab.member("a").provider("gemini", State::NoAuth).start();
+    let b = lab.member("b").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pty_drive.py"
+        ))
+        .arg("input hidden")
+        .arg(env!("CARGO_BIN_EXE_fleetauth"))
+        .args(["provision", "-i", inv.to_str().unwrap(), "--color", "never"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", lab.operator_home())
+        .env("FLEETAUTH_HOME", lab.fleetauth_home())
+        .env("TEST_KEY", &key)
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert_eq!(
+        screen.matches("input hidden").count(),
+        1,
+        "asked more than once: {screen}"
+    );
+    assert!(!screen.contains(&key), "the key was echoed");
+    assert_eq!(screen.matches(" pushed ").count(), 2, "{screen}");
+    for m in [&a, &b] {
+        assert!(m.env_file_contents().contains(&key));
+    }
+}
+
+#[test]
+fn no_input_never_prompts() {
+    let lab = Lab::new();
+    lab.member("a").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pty_drive.py"
+        ))
+        .arg("input hidden")
+        .arg(env!("CARGO_BIN_EXE_fleetauth"))
+        .args([
+            "provision",
+            "-i",
+            inv.to_str().unwrap(),
+            "--no-input",
+            "--color",
+            "never",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", lab.operator_home())
+        .env("FLEETAUTH_HOME", lab.fleetauth_home())
+        .env("TEST_KEY", "unused")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{screen}");
+    assert!(!screen.contains("input hidden"), "{screen}");
+    assert!(screen.contains("needs_auth"), "{screen}");
+}
+
+#[test]
+fn auth_set_from_stdin_env_and_status() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    store_key(&lab, "gemini", &key);
+    // The identical key again: said so, exit 0.
+    let again = lab
+        .run(&["auth", "set", "gemini"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(key.as_bytes())
+        .output();
+    again.assert_exit(0).assert_stdout_contains("unchanged");
+    // --from-env
+    let cop = fake::github_oauth_token();
+    lab.run(&["auth", "set", "copilot", "--from-env", "MY_TOKEN"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .env("MY_TOKEN", &cop)
+        .output()
+        .assert_exit(0)
+        .assert_no_secret(&cop);
+    // A key that does not look like the provider's is refused.
+    lab.run(&["auth", "set", "gemini"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(b"not-a-gemini-key")
+        .output()
+        .assert_exit(1);
+    // Status without the passphrase: present, no masked value; with it: masked.
+    let locked = lab.fleetauth(&["auth", "status", "--format", "json"]);
+    locked.assert_exit(0).assert_no_secret(&key);
+    let rows = locked.json()["credentials"].as_array().unwrap().clone();
+    let gem = rows
+        .iter()
+        .find(|r| r["provider"] == "gemini" && r["source"] == "store")
+        .unwrap();
+    assert_eq!(gem["status"], "present");
+    assert!(gem["masked"].is_null());
+    let unlocked = lab
+        .run(&["auth", "status"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .output();
+    unlocked
+        .assert_exit(0)
+        .assert_stdout_contains(&fake::masked(&key));
+    unlocked.assert_no_secret(&key);
+    // Files are private and hold no plaintext key.
+    use std::os::unix::fs::PermissionsExt;
+    let home = lab.fleetauth_home();
+    assert_eq!(
+        fs::metadata(&home).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for entry in fs::read_dir(&home).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                path.display()
+            );
+            let bytes = fs::read(&path).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&key),
+                "{} holds the key",
+                path.display()
+            );
+        }
+    }
+    // unset
+    lab.run(&["auth", "unset", "gemini"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .output()
+        .assert_exit(0)
+        .assert_stdout_contains("removed");
+}
