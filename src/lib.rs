@@ -16,6 +16,7 @@ pub mod plan;
 pub mod probe;
 pub mod provider;
 pub mod provision;
+pub mod remote_file;
 pub mod report;
 pub mod shell;
 pub mod ssh;

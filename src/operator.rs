@@ -129,3 +129,43 @@ pub fn key_kind(provider: &Provider) -> CredentialKind {
         })
         .unwrap_or(CredentialKind::ApiKey)
 }
+
+/// The operator's own OAuth login file, ready to copy to members (`--share-oauth`).
+pub struct SharedLogin {
+    /// Path relative to the provider's config home (the same on the member).
+    pub rel: String,
+    pub bytes: secrecy::SecretSlice<u8>,
+    /// `sha256:` + 12 hex digits of the file.
+    pub fingerprint: String,
+}
+
+/// Read the operator's OAuth login for `provider`, if it has a usable one.
+pub fn shared_login(provider: &Provider) -> Result<SharedLogin, String> {
+    use sha2::Digest as _;
+    let login = own_login(provider).filter(|l| l.kind == "oauth_token");
+    let Some(login) = login.filter(|l| l.status == "present") else {
+        return Err(format!(
+            "--share-oauth: you have no usable {} OAuth login on this machine to share",
+            provider.name
+        ));
+    };
+    let rel = provider
+        .credentials
+        .iter()
+        .find_map(|c| match c {
+            Credential::OauthFile { file, .. } if config_home(provider).join(file).is_file() => {
+                Some(file.clone())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| format!("--share-oauth: {} disappeared", login.detail))?;
+    let bytes = std::fs::read(config_home(provider).join(&rel))
+        .map_err(|e| format!("--share-oauth: cannot read {}: {e}", login.detail))?;
+    let digest = sha2::Sha256::digest(&bytes);
+    let fingerprint = format!("sha256:{}", &hex::encode(digest)[..12]);
+    Ok(SharedLogin {
+        rel,
+        bytes: bytes.into(),
+        fingerprint,
+    })
+}

@@ -37,8 +37,6 @@ pub enum Strategy {
     PreAuthenticated,
     /// (b) the member's own login works: leave it.
     MemberLogin,
-    /// (c) push an API key collected out of band, then verify it.
-    PushKey,
 }
 
 /// The decision for one member × provider.
@@ -48,19 +46,32 @@ pub enum Decision {
     Leave(Strategy),
     /// Push the provider's key and verify it.
     Push,
+    /// Copy the operator's own OAuth login and verify it (`--share-oauth` only).
+    ShareOauth,
     /// No strategy applies; the operator must act (the remedy says how).
     NeedsAuth(String),
     /// Nothing can be decided: the CLI is missing, the member unreachable, the probe hung.
     Skip(State),
 }
 
+impl Decision {
+    /// Whether the member must be changed (and then verified).
+    pub fn acts(&self) -> bool {
+        matches!(self, Decision::Push | Decision::ShareOauth)
+    }
+}
+
 /// Decide for one member × provider. `key_available` says whether a key can be had for the
-/// provider (store, environment, or a prompt the operator will be asked).
+/// provider (store, environment, or a prompt the operator will be asked); `share_available`
+/// whether `--share-oauth` was given and the operator has an OAuth login for it. An API key is
+/// preferred over a shared login: refresh tokens rotate, and two hosts sharing one break each
+/// other.
 pub fn decide(
     provider: &str,
     mode: AuthMode,
     before: Before,
     key_available: bool,
+    share_available: bool,
     key_env: &str,
 ) -> Decision {
     let left = |home: CredentialHome| match home {
@@ -81,11 +92,13 @@ pub fn decide(
     let ready = before.state == State::Ready;
     match mode {
         AuthMode::Oauth if ready => Decision::Leave(left(before.home)),
+        AuthMode::Oauth if share_available => Decision::ShareOauth,
         AuthMode::Oauth => Decision::NeedsAuth(format!(
             "auth_mode = oauth: fleetauth pushes no key; log in to {provider} on the member (or use --share-oauth)"
         )),
         AuthMode::Auto if ready => Decision::Leave(left(before.home)),
         AuthMode::Auto | AuthMode::ApiKey if key_available => Decision::Push,
+        AuthMode::Auto if share_available => Decision::ShareOauth,
         // api_key mode ignores member logins, but a key already in the env file that works is
         // exactly what it asks for.
         AuthMode::ApiKey if ready && before.home == CredentialHome::EnvFile => {
@@ -147,7 +160,39 @@ mod tests {
     }
 
     fn d(mode: AuthMode, b: Before, key: bool) -> Decision {
-        decide("gemini", mode, b, key, "GEMINI_API_KEY")
+        decide("gemini", mode, b, key, false, "GEMINI_API_KEY")
+    }
+
+    fn share(mode: AuthMode, b: Before, key: bool) -> Decision {
+        decide("claude", mode, b, key, true, "ANTHROPIC_API_KEY")
+    }
+
+    #[test]
+    fn shared_login_only_when_opted_in_and_no_key() {
+        let broken = before(State::NeedsAuth, Unknown);
+        assert_eq!(share(Auto, broken, false), Decision::ShareOauth);
+        assert_eq!(
+            share(Auto, broken, true),
+            Decision::Push,
+            "a key is preferred"
+        );
+        assert_eq!(
+            share(Oauth, broken, true),
+            Decision::ShareOauth,
+            "oauth mode never pushes keys"
+        );
+        assert!(matches!(
+            share(ApiKey, broken, false),
+            Decision::NeedsAuth(_)
+        ));
+        assert_eq!(
+            share(Auto, before(State::Ready, MemberLogin), false),
+            Decision::Leave(Strategy::MemberLogin)
+        );
+        assert!(
+            matches!(d(Auto, broken, false), Decision::NeedsAuth(_)),
+            "not without --share-oauth"
+        );
     }
 
     #[test]

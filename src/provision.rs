@@ -10,6 +10,10 @@
 //!    replaced atomically on the member, or the provider's login command fed on stdin), verify
 //!    it with the prompt, and restore the previous env file when verification fails.
 //!
+//! With `--share-oauth`, a provider for which no key can be had gets a copy of the operator's own
+//! OAuth login file instead (replaced atomically, verified, undone on failure), after a warning:
+//! refresh tokens rotate, and hosts sharing one login break each other.
+//!
 //! `--check` stops after phase 2 without prompting for keys and writes nothing anywhere.
 
 use std::collections::BTreeMap;
@@ -24,10 +28,12 @@ use crate::audit::{self, AuditEntry};
 use crate::envfile::{self, PushOutcome};
 use crate::fleet::{Progress, map_members, rows_for_all, unreachable_rows};
 use crate::inventory::Member;
-use crate::keys::{CollectedKey, KeyAvailability, KeyBroker};
+use crate::keys::{CollectedKey, KeyBroker};
+use crate::operator::{SharedLogin, shared_login};
 use crate::plan::{Before, Decision, Strategy, decide};
 use crate::probe::MemberObservation;
 use crate::provider::{Install, Provider, Registry};
+use crate::remote_file;
 use crate::report::{Action, Row};
 use crate::shell::{quote, quote_remote_path};
 use crate::ssh::{Input, Session, Transport};
@@ -40,6 +46,49 @@ pub struct ProvisionOptions {
     pub jobs: usize,
     /// Where the audit log goes (`$FLEETAUTH_HOME`).
     pub audit_dir: PathBuf,
+    /// Copy the operator's own OAuth login where no key can be had.
+    pub share_oauth: bool,
+}
+
+/// What can be offered to a provider's members, known before any is needed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Offer {
+    key: bool,
+    share: bool,
+}
+
+/// What phase 2 collected, per provider.
+#[derive(Default)]
+struct Payloads {
+    keys: BTreeMap<String, Result<CollectedKey, String>>,
+    logins: BTreeMap<String, Result<SharedLogin, String>>,
+}
+
+/// What phase 3 installs on one member for one provider.
+enum Payload<'a> {
+    Key(&'a CollectedKey),
+    Login(&'a SharedLogin),
+}
+
+impl Payload<'_> {
+    fn label(&self, provider: &Provider) -> String {
+        match self {
+            Payload::Key(k) => k.label(provider),
+            Payload::Login(l) => format!("your own {} login ({})", provider.name, l.rel),
+        }
+    }
+    fn source(&self) -> &'static str {
+        match self {
+            Payload::Key(k) => k.source.as_str(),
+            Payload::Login(_) => "share_oauth",
+        }
+    }
+    fn fingerprint(&self) -> String {
+        match self {
+            Payload::Key(k) => k.fingerprint(),
+            Payload::Login(l) => l.fingerprint.clone(),
+        }
+    }
 }
 
 /// Phase 1's result for one member.
@@ -55,7 +104,7 @@ struct Observed {
 async fn observe_member(
     transport: Arc<dyn Transport>,
     registry: Arc<Registry>,
-    keys: Arc<BTreeMap<String, KeyAvailability>>,
+    offers: Arc<BTreeMap<String, Offer>>,
     member: Member,
 ) -> Result<Observed, Vec<Row>> {
     let session = transport
@@ -71,9 +120,7 @@ async fn observe_member(
     let mut binaries = BTreeMap::new();
     for provider in member.providers.iter().filter_map(|p| registry.get(p)) {
         let (row, home) = judge_one(&member, provider, &obs, now);
-        let available = keys
-            .get(&provider.name)
-            .is_some_and(KeyAvailability::is_available);
+        let offer = offers.get(&provider.name).copied().unwrap_or_default();
         let decision = decide(
             &provider.name,
             member.auth_mode(&provider.name),
@@ -81,7 +128,8 @@ async fn observe_member(
                 state: row.state,
                 home,
             },
-            available,
+            offer.key,
+            offer.share,
             &provider.key_env,
         );
         if let Some(bin) = obs
@@ -108,7 +156,6 @@ fn settled_row(mut row: Row, decision: &Decision) -> Row {
             let how = match strategy {
                 Strategy::PreAuthenticated => "already works",
                 Strategy::MemberLogin => "member's own login works",
-                Strategy::PushKey => "key pushed",
             };
             row.detail = format!("{how}: {}", row.detail);
         }
@@ -116,7 +163,7 @@ fn settled_row(mut row: Row, decision: &Decision) -> Row {
             row.state = State::NeedsAuth;
             row.detail = format!("{}; {remedy}", row.detail);
         }
-        Decision::Skip(_) | Decision::Push => {}
+        Decision::Skip(_) | Decision::Push | Decision::ShareOauth => {}
     }
     row
 }
@@ -136,10 +183,14 @@ pub async fn provision(
         .collect();
     wanted.sort_by(|a, b| a.name.cmp(&b.name));
     wanted.dedup_by(|a, b| a.name == b.name);
-    let availability: Arc<BTreeMap<String, KeyAvailability>> = Arc::new(
+    let offers: Arc<BTreeMap<String, Offer>> = Arc::new(
         wanted
             .iter()
-            .map(|p| (p.name.clone(), broker.availability(p, !opts.check)))
+            .map(|p| {
+                let key = broker.availability(p, !opts.check).is_available();
+                let share = opts.share_oauth && shared_login(p).is_ok();
+                (p.name.clone(), Offer { key, share })
+            })
             .collect(),
     );
 
@@ -147,7 +198,7 @@ pub async fn provision(
     let progress = Progress::new(members.len(), "probe");
     let fallback = members.clone();
     let observed = {
-        let (t, r, a) = (transport.clone(), registry.clone(), availability.clone());
+        let (t, r, a) = (transport.clone(), registry.clone(), offers.clone());
         map_members(members, opts.jobs, &progress, move |m| {
             observe_member(t.clone(), r.clone(), a.clone(), m)
         })
@@ -168,22 +219,42 @@ pub async fn provision(
         })
         .collect();
 
-    // Phase 2: collect each needed key once, one provider at a time.
-    let mut needed: Vec<&str> = observed
-        .iter()
-        .flatten()
-        .flat_map(|o| o.plans.iter())
-        .filter(|(_, d)| *d == Decision::Push)
-        .map(|(row, _)| row.provider.as_str())
-        .collect();
-    needed.sort_unstable();
-    needed.dedup();
-    let collected: BTreeMap<String, Result<CollectedKey, String>> = needed
-        .iter()
-        .filter_map(|name| registry.get(name))
-        .map(|p| (p.name.clone(), broker.collect(p, !opts.check)))
-        .collect();
-    let collected = Arc::new(collected);
+    // Phase 2: collect each needed key (or login) once, one provider at a time.
+    let needed = |kind: &Decision| -> Vec<&Provider> {
+        let mut v: Vec<&Provider> = observed
+            .iter()
+            .flatten()
+            .flat_map(|o| o.plans.iter())
+            .filter(|(_, d)| d == kind)
+            .filter_map(|(row, _)| registry.get(&row.provider))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.dedup_by(|a, b| a.name == b.name);
+        v
+    };
+    let mut payloads = Payloads::default();
+    for p in needed(&Decision::Push) {
+        payloads
+            .keys
+            .insert(p.name.clone(), broker.collect(p, !opts.check));
+    }
+    let sharing = needed(&Decision::ShareOauth);
+    if !sharing.is_empty() && !opts.check {
+        eprintln!(
+            "warning: --share-oauth copies your own {} login to members. Refresh tokens rotate (codex, \
+             likely claude): when one host refreshes, the others and your own login break. Prefer an \
+             API key per provider, or a login per member.",
+            sharing
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+    }
+    for p in sharing {
+        payloads.logins.insert(p.name.clone(), shared_login(p));
+    }
+    let payloads = Arc::new(payloads);
 
     // Phase 3: act where a key is needed, every member at once.
     let acting: Vec<Arc<Observed>> = Vec::new();
@@ -192,7 +263,7 @@ pub async fn provision(
     for o in observed {
         match o {
             Err(rows) => slots.push(Ok(rows)),
-            Ok(o) if o.plans.iter().any(|(_, d)| *d == Decision::Push) => {
+            Ok(o) if o.plans.iter().any(|(_, d)| d.acts()) => {
                 let o = Arc::new(o);
                 acting.push(o.clone());
                 slots.push(Err(o));
@@ -213,7 +284,7 @@ pub async fn provision(
     );
     let acting_members: Vec<Member> = acting.iter().map(|o| o.member.clone()).collect();
     let acted = {
-        let (t, r, c, b, opts) = (transport, registry, collected, by_name, opts.clone());
+        let (t, r, c, b, opts) = (transport, registry, payloads, by_name, opts.clone());
         map_members(acting_members, opts.jobs, &progress, move |m| {
             let (t, r, c, o, opts) = (
                 t.clone(),
@@ -248,11 +319,11 @@ pub async fn provision(
     out
 }
 
-/// Phase 3 for one member: push and verify each provider that needs a key.
+/// Phase 3 for one member: install, verify (and undo) each provider that needs it.
 async fn act_on_member(
     transport: Arc<dyn Transport>,
     registry: Arc<Registry>,
-    keys: Arc<BTreeMap<String, Result<CollectedKey, String>>>,
+    payloads: Arc<Payloads>,
     observed: &Observed,
     opts: &ProvisionOptions,
 ) -> Vec<Row> {
@@ -263,49 +334,63 @@ async fn act_on_member(
     } else {
         match transport.connect(member).await {
             Ok(s) => Some(s),
-            Err(e) => {
-                // Lost between phases: every provider of this member is unreachable now.
-                return unreachable_rows(member, &e);
-            }
+            // Lost between phases: every provider of this member is unreachable now.
+            Err(e) => return unreachable_rows(member, &e),
         }
     };
     for (row, decision) in &observed.plans {
-        if *decision != Decision::Push {
+        if !decision.acts() {
             rows.push(settled_row(row.clone(), decision));
             continue;
         }
         let provider = registry
             .get(&row.provider)
             .expect("planned providers exist");
-        let key = match keys.get(&provider.name) {
-            Some(Ok(k)) => k,
+        let payload = match decision {
+            Decision::Push => payloads
+                .keys
+                .get(&provider.name)
+                .map(|r| r.as_ref().map(Payload::Key)),
+            _ => payloads
+                .logins
+                .get(&provider.name)
+                .map(|r| r.as_ref().map(Payload::Login)),
+        };
+        let payload = match payload {
+            Some(Ok(p)) => p,
             Some(Err(why)) => {
                 let mut r = row.clone();
                 r.action = Some(Action::None);
-                r.state = if r.state == State::Ready {
-                    State::Ready
-                } else {
-                    State::NeedsAuth
-                };
+                if r.state != State::Ready {
+                    r.state = State::NeedsAuth;
+                }
                 r.detail = format!("{}; {why}", r.detail);
                 rows.push(r);
                 continue;
             }
-            None => unreachable!("every planned push has a collected key entry"),
+            None => unreachable!("phase 2 collects for every acting decision"),
         };
         if opts.check {
+            let what = match &payload {
+                Payload::Key(k) => k.describe(provider, &member.env_file),
+                Payload::Login(l) => format!(
+                    "a copy of your own login into {} ({})",
+                    l.rel, l.fingerprint
+                ),
+            };
             let mut r = row.clone();
             r.action = Some(Action::WouldPush);
-            r.detail = format!(
-                "{}; would install {} and verify it",
-                r.detail,
-                key.describe(provider, &member.env_file)
-            );
+            r.detail = format!("{}; would install {what} and verify it", r.detail);
             rows.push(r);
             continue;
         }
         let session = session.as_deref().expect("connected when not checking");
-        rows.push(push_and_verify(session, member, provider, &registry, key, observed, opts).await);
+        rows.push(
+            install_and_verify(
+                session, member, provider, &registry, payload, observed, opts,
+            )
+            .await,
+        );
     }
     if let Some(s) = session {
         s.close().await;
@@ -318,27 +403,110 @@ fn audit(
     member: &Member,
     provider: &Provider,
     action: &str,
-    key: &CollectedKey,
+    payload: &Payload<'_>,
 ) {
     let entry = AuditEntry::new(
         &member.name,
         &provider.name,
         action,
-        key.source.as_str(),
-        Some(key.fingerprint()),
+        payload.source(),
+        Some(payload.fingerprint()),
     );
     if let Err(e) = audit::append(&opts.audit_dir, &entry) {
         tracing::warn!("could not write the audit log: {e}");
     }
 }
 
-/// Install `key` on one member for one provider, verify it, undo on failure.
-async fn push_and_verify(
+/// What an install did, and how to undo it.
+struct Installed {
+    outcome: PushOutcome,
+    /// The command that puts the previous state back, when there is one.
+    undo: Option<String>,
+}
+
+/// Put `payload` on the member: env file, login command, or a copied login file.
+async fn install(
+    session: &dyn Session,
+    member: &Member,
+    provider: &Provider,
+    payload: &Payload<'_>,
+    binary: Option<&String>,
+) -> Result<Installed, String> {
+    let (cmd, input, undo): (String, SecretSlice<u8>, Option<String>) = match (
+        payload,
+        &provider.install,
+    ) {
+        (Payload::Key(key), Install::EnvFile { var }) => (
+            envfile::push_command(&member.env_file, &[var.as_str()]),
+            envfile::push_input(&[(var.as_str(), &key.value)])
+                .map_err(|e| format!("key refused before any push: {e}"))?,
+            Some(envfile::restore_command(&member.env_file)),
+        ),
+        (Payload::Key(key), Install::LoginCommand { args }) => {
+            let bin = binary.ok_or("CLI path unknown")?;
+            let cmd = format!(
+                "f={}; if [ -f \"$f\" ] && [ -r \"$f\" ]; then set -a; . \"$f\"; set +a; fi; cd \"$HOME\" && exec {} {}",
+                quote_remote_path(&member.env_file),
+                quote(bin),
+                crate::shell::join(args)
+            );
+            let mut bytes = key.value.expose_secret().as_bytes().to_vec();
+            bytes.push(b'\n');
+            (cmd, bytes.into(), None)
+        }
+        (Payload::Login(login), _) => {
+            let (env, default) = (
+                provider.config_home.env.as_deref(),
+                provider.config_home.default.as_str(),
+            );
+            (
+                remote_file::push_command(env, default, &login.rel),
+                login.bytes.expose_secret().to_vec().into(),
+                Some(remote_file::restore_command(env, default, &login.rel)),
+            )
+        }
+    };
+    let out = session
+        .exec(&cmd, Input::Secret(&input), member.command_timeout)
+        .await
+        .map_err(|e| format!("install failed: {e}"))?;
+    let outcome = match (payload, &provider.install) {
+        (Payload::Key(_), Install::EnvFile { .. }) => {
+            envfile::push_outcome(&out).map_err(|e| e.to_string())?
+        }
+        (Payload::Login(_), _) => match remote_file::push_outcome(&out)? {
+            true => PushOutcome::Pushed,
+            false => PushOutcome::Unchanged,
+        },
+        (Payload::Key(_), Install::LoginCommand { .. }) if out.exit == Some(0) => {
+            PushOutcome::Pushed
+        }
+        (Payload::Key(_), Install::LoginCommand { args }) => {
+            return Err(format!(
+                "`{} {}` failed (exit {:?}): {}",
+                provider.binary,
+                args.join(" "),
+                out.exit,
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            ));
+        }
+    };
+    Ok(Installed {
+        undo: undo.filter(|_| outcome == PushOutcome::Pushed),
+        outcome,
+    })
+}
+
+/// Install on one member for one provider, verify with the prompt, undo on failure.
+async fn install_and_verify(
     session: &dyn Session,
     member: &Member,
     provider: &Provider,
     registry: &Registry,
-    key: &CollectedKey,
+    payload: Payload<'_>,
     observed: &Observed,
     opts: &ProvisionOptions,
 ) -> Row {
@@ -355,70 +523,21 @@ async fn push_and_verify(
         detail,
         ..base.clone()
     };
-    // 1. Install.
-    let installed = match &provider.install {
-        Install::EnvFile { var } => {
-            let input = match envfile::push_input(&[(var.as_str(), &key.value)]) {
-                Ok(i) => i,
-                Err(e) => {
-                    return fail(
-                        format!("key refused before any push: {e}"),
-                        State::NeedsAuth,
-                    );
-                }
-            };
-            let cmd = envfile::push_command(&member.env_file, &[var.as_str()]);
-            match session
-                .exec(&cmd, Input::Secret(&input), member.command_timeout)
-                .await
-            {
-                Ok(out) => match envfile::push_outcome(&out) {
-                    Ok(o) => Ok(o),
-                    Err(e) => Err(e.to_string()),
-                },
-                Err(e) => Err(format!("push failed: {e}")),
-            }
-        }
-        Install::LoginCommand { args } => {
-            let Some(bin) = observed.binaries.get(&provider.name) else {
-                return fail("CLI path unknown".into(), State::Error);
-            };
-            let cmd = format!(
-                "f={}; if [ -f \"$f\" ] && [ -r \"$f\" ]; then set -a; . \"$f\"; set +a; fi; cd \"$HOME\" && exec {} {}",
-                quote_remote_path(&member.env_file),
-                quote(bin),
-                crate::shell::join(args)
-            );
-            let mut bytes = key.value.expose_secret().as_bytes().to_vec();
-            bytes.push(b'\n');
-            let input: SecretSlice<u8> = bytes.into();
-            match session
-                .exec(&cmd, Input::Secret(&input), member.command_timeout)
-                .await
-            {
-                Ok(out) if out.exit == Some(0) => Ok(PushOutcome::Pushed),
-                Ok(out) => Err(format!(
-                    "`{} {}` failed (exit {:?}): {}",
-                    provider.binary,
-                    args.join(" "),
-                    out.exit,
-                    String::from_utf8_lossy(&out.stderr)
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                )),
-                Err(e) => Err(format!("login command failed: {e}")),
-            }
-        }
-    };
-    let outcome = match installed {
-        Ok(o) => o,
+    let installed = match install(
+        session,
+        member,
+        provider,
+        &payload,
+        observed.binaries.get(&provider.name),
+    )
+    .await
+    {
+        Ok(i) => i,
         Err(why) => {
-            audit(opts, member, provider, "failed", key);
+            audit(opts, member, provider, "failed", &payload);
             return fail(why, State::Error);
         }
     };
-    // 2. Verify with the prompt.
     let mut only = member.clone();
     only.providers = vec![provider.name.clone()];
     let verified = match observe(session, &only, registry, true).await {
@@ -429,52 +548,47 @@ async fn push_and_verify(
             ..base.clone()
         },
     };
-    let action = match outcome {
+    let action = match installed.outcome {
         PushOutcome::Pushed => Action::Pushed,
         PushOutcome::Unchanged => Action::Unchanged,
     };
+    let label = payload.label(provider);
     if verified.state == State::Ready {
-        audit(opts, member, provider, action.as_str(), key);
+        audit(opts, member, provider, action.as_str(), &payload);
+        let source = match payload {
+            Payload::Key(_) => "pushed_key",
+            Payload::Login(_) => "shared_oauth",
+        };
         return Row {
             state: State::Ready,
-            source: Some("pushed_key".into()),
+            source: Some(source.into()),
             action: Some(action),
             version: verified.version.or(base.version.clone()),
             detail: format!(
-                "{} ({}) verified: {}",
-                key.label(provider),
-                key.source.as_str(),
+                "{label} ({}) verified: {}",
+                payload.source(),
                 verified.detail
             ),
             ..base.clone()
         };
     }
-    // 3. Undo.
-    let mut detail = format!(
-        "{} did not verify: {}",
-        key.label(provider),
-        verified.detail
-    );
-    if outcome == PushOutcome::Pushed && matches!(provider.install, Install::EnvFile { .. }) {
-        let cmd = envfile::restore_command(&member.env_file);
+    let mut detail = format!("{label} did not verify: {}", verified.detail);
+    if let Some(undo) = installed.undo {
         match session
-            .exec(&cmd, Input::None, member.command_timeout)
+            .exec(&undo, Input::None, member.command_timeout)
             .await
         {
-            Ok(out) if envfile::restore_outcome(&out).is_ok() => {
-                detail.push_str("; previous env file restored");
-                audit(opts, member, provider, "restored", key);
+            Ok(out) if out.exit == Some(0) => {
+                detail.push_str("; previous state restored");
+                audit(opts, member, provider, "restored", &payload);
             }
             Ok(out) => detail.push_str(&format!(
-                "; restoring the previous env file failed: {}",
-                envfile::restore_outcome(&out)
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default()
+                "; restoring the previous state failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
             )),
-            Err(e) => detail.push_str(&format!("; restoring the previous env file failed: {e}")),
+            Err(e) => detail.push_str(&format!("; restoring the previous state failed: {e}")),
         }
     }
-    audit(opts, member, provider, "failed", key);
+    audit(opts, member, provider, "failed", &payload);
     fail(detail, verified.state)
 }

@@ -599,3 +599,45 @@ fn auth_set_from_stdin_env_and_status() {
         .assert_exit(0)
         .assert_stdout_contains("removed");
 }
+
+fn operator_claude_login(lab: &Lab) -> String {
+    let token = fake::claude_oauth_token();
+    let dir = lab.operator_home().join(".claude");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join(".credentials.json"),
+        format!(
+            r#"{{"claudeAiOauth":{{"accessToken":"{token}","refreshToken":"{}","expiresAt":{},"scopes":["user:inference"]}}}}"#,
+            fake::claude_refresh_token(),
+            fake::epoch_s(8 * 3600) * 1000
+        ),
+    )
+    .unwrap();
+    token
+}
+
+#[test]
+fn share_oauth_is_opt_in_warns_and_verifies() {
+    let lab = Lab::new();
+    let token = operator_claude_login(&lab);
+    let m = lab.member("m").provider("claude", State::NoAuth).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+
+    let without = provision(&lab, &inv, &[], &[]);
+    assert_eq!(without.row("m", "claude")["state"], "needs_auth");
+    assert!(!m.home().join(".claude/.credentials.json").exists());
+
+    let out = provision(&lab, &inv, &[], &["--share-oauth"]);
+    out.assert_exit(0);
+    out.assert_stderr_contains("Refresh tokens rotate");
+    out.assert_no_secret(&token);
+    let row = out.row("m", "claude");
+    assert_eq!(
+        (row["action"].as_str(), row["source"].as_str()),
+        (Some("pushed"), Some("shared_oauth")),
+        "{row}"
+    );
+    let copied = fs::read_to_string(m.home().join(".claude/.credentials.json")).unwrap();
+    assert!(copied.contains(&token));
+    assert!(m.commands_log().iter().all(|c| !c.contains(&token)));
+}

@@ -94,6 +94,10 @@ pub enum Command {
         /// Show the full plan (would_push, masked keys) and write nothing anywhere.
         #[arg(long)]
         check: bool,
+        /// Where no key can be had, copy your own OAuth login for the same provider (refresh
+        /// tokens rotate: hosts sharing one login break each other).
+        #[arg(long)]
+        share_oauth: bool,
     },
     /// Run a command on every member with its env file sourced.
     Run {
@@ -246,7 +250,11 @@ pub fn use_color(choice: ColorChoice) -> bool {
 pub async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Command::Sweep { fleet, deep } => sweep::run(&cli, fleet, *deep).await,
-        Command::Provision { fleet, check } => provision::run(&cli, fleet, *check).await,
+        Command::Provision {
+            fleet,
+            check,
+            share_oauth,
+        } => provision::run(&cli, fleet, *check, *share_oauth).await,
         Command::Run {
             fleet,
             stdin,

@@ -6,7 +6,12 @@ use crate::keys::KeyBroker;
 use crate::provision::{ProvisionOptions, provision};
 use crate::report;
 
-pub async fn run(cli: &Cli, fleet: &FleetArgs, check: bool) -> Result<i32, Failure> {
+pub async fn run(
+    cli: &Cli,
+    fleet: &FleetArgs,
+    check: bool,
+    share_oauth: bool,
+) -> Result<i32, Failure> {
     let Prepared {
         members,
         registry,
@@ -18,6 +23,7 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, check: bool) -> Result<i32, Failu
         check,
         jobs: fleet.jobs as usize,
         audit_dir: home,
+        share_oauth,
     };
     let rows = provision(transport, registry, members, &mut broker, &opts).await;
     match fleet.format {
