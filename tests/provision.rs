@@ -641,3 +641,53 @@ fn share_oauth_is_opt_in_warns_and_verifies() {
     assert!(copied.contains(&token));
     assert!(m.commands_log().iter().all(|c| !c.contains(&token)));
 }
+
+/// docs/compatibility.md: an operator key for a provider makes that provider's members ready,
+/// for every shipped provider (env file, or codex's login command).
+#[test]
+fn an_operator_key_provisions_members_of_every_provider() {
+    let lab = Lab::new();
+    let keys = [
+        ("gemini", "GEMINI_API_KEY", fake::gemini_key()),
+        ("claude", "ANTHROPIC_API_KEY", fake::anthropic_api_key()),
+        ("codex", "OPENAI_API_KEY", fake::openai_key()),
+        (
+            "copilot",
+            "COPILOT_GITHUB_TOKEN",
+            fake::github_oauth_token(),
+        ),
+    ];
+    for (p, _, _) in &keys {
+        lab.member(&format!("m-{p}"))
+            .provider(p, State::NoAuth)
+            .start();
+    }
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let env: Vec<(&str, &str)> = keys.iter().map(|(_, var, k)| (*var, k.as_str())).collect();
+    let out = provision(&lab, &inv, &env, &[]);
+    out.assert_exit(0);
+    for (p, _, k) in &keys {
+        let row = out.row(&format!("m-{p}"), p);
+        assert_eq!(
+            (row["state"].as_str(), row["action"].as_str()),
+            (Some("ready"), Some("pushed")),
+            "{p}: {row}"
+        );
+        out.assert_no_secret(k);
+    }
+}
+
+/// docs/compatibility.md: a key for one provider never reaches another provider's members.
+#[test]
+fn keys_never_cross_providers() {
+    let lab = Lab::new();
+    let m = lab.member("m").provider("claude", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &fake::gemini_key())], &[]);
+    let row = out.row("m", "claude");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("needs_auth"), Some("none"))
+    );
+    assert!(!m.env_file_contents().contains("GEMINI_API_KEY"));
+}
