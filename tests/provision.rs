@@ -691,3 +691,40 @@ fn keys_never_cross_providers() {
     );
     assert!(!m.env_file_contents().contains("GEMINI_API_KEY"));
 }
+
+/// docs/compatibility.md: gemini uses a copied oauth_creds.json only when the member's settings
+/// select it; without that the shared copy does not verify and is undone.
+#[test]
+fn shared_gemini_login_without_member_settings_is_undone() {
+    let lab = Lab::new();
+    let dir = lab.operator_home().join(".gemini");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("settings.json"),
+        r#"{"security":{"auth":{"selectedType":"oauth-personal"}}}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("oauth_creds.json"),
+        format!(
+            r#"{{"access_token":"{}","refresh_token":"{}","expiry_date":{}}}"#,
+            fake::google_access_token(),
+            fake::google_refresh_token(),
+            fake::epoch_s(3600 * 5) * 1000
+        ),
+    )
+    .unwrap();
+    let m = lab.member("m").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = provision(&lab, &inv, &[], &["--share-oauth"]);
+    let row = out.row("m", "gemini");
+    assert_eq!(row["action"], "failed", "{row}");
+    assert!(
+        row["detail"].as_str().unwrap().contains("restored"),
+        "{row}"
+    );
+    assert!(
+        !m.home().join(".gemini/oauth_creds.json").exists(),
+        "the copy was not undone"
+    );
+}
