@@ -412,18 +412,7 @@ fn orchestrator_with_a_claude_login_and_a_gemini_key_provisions_a_mixed_fleet() 
     let lab = Lab::new();
     let key = fake::gemini_key();
     store_key(&lab, "gemini", &key);
-    // The operator's own Claude login.
-    let claude_dir = lab.operator_home().join(".claude");
-    fs::create_dir_all(&claude_dir).unwrap();
-    fs::write(
-        claude_dir.join(".credentials.json"),
-        format!(
-            r#"{{"claudeAiOauth":{{"accessToken":"{}","refreshToken":"r","expiresAt":{}}}}}"#,
-            fake::claude_oauth_token(),
-            fake::epoch_s(8 * 3600) * 1000
-        ),
-    )
-    .unwrap();
+    operator_claude_login(&lab);
     let g = lab
         .member("gem")
         .provider("gemini", State::NoAuth)
