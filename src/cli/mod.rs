@@ -14,8 +14,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
 use crate::config_error::ConfigError;
+use crate::inventory::Member;
 use crate::provider::Registry;
+use crate::ssh::Transport;
+use crate::ssh::client::{RusshTransport, TransportOptions};
 
 /// Exit status for bad usage, inventory or provider files (nothing was contacted).
 pub const EXIT_USAGE: i32 = 2;
@@ -244,6 +249,40 @@ pub fn use_color(choice: ColorChoice) -> bool {
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     }
+}
+
+/// What every fleet command starts from.
+pub struct Prepared {
+    pub members: Vec<Member>,
+    pub registry: Arc<Registry>,
+    pub transport: Arc<dyn Transport>,
+}
+
+/// Load the inventory and registry, select members, build the transport: everything that can
+/// fail with exit 2 before any member is contacted.
+pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
+    let registry = load_registry(cli)?;
+    let names = registry.names();
+    let inventory = crate::inventory::load(&fleet.inventory, &names)?;
+    let members: Vec<Member> = inventory
+        .select(fleet.limit.as_deref())?
+        .into_iter()
+        .cloned()
+        .collect();
+    let refs: Vec<&Member> = members.iter().collect();
+    let opts = TransportOptions {
+        interactive: !fleet.no_input,
+        ..TransportOptions::default()
+    };
+    let transport = RusshTransport::new(&refs, opts).map_err(|e| Failure {
+        code: EXIT_USAGE,
+        message: e.to_string(),
+    })?;
+    Ok(Prepared {
+        members,
+        registry: Arc::new(registry),
+        transport: Arc::new(transport),
+    })
 }
 
 /// Run the parsed command; returns the process exit status.

@@ -1,7 +1,6 @@
 //! `fleetauth provision`
 
-use super::sweep::{Prepared, prepare};
-use super::{Cli, Failure, FleetArgs, Format, fleetauth_home, use_color};
+use super::{Cli, Failure, FleetArgs, Format, Prepared, fleetauth_home, prepare, use_color};
 use crate::keys::KeyBroker;
 use crate::provision::{ProvisionOptions, provision};
 use crate::report;

@@ -4,8 +4,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sweep::{Prepared, prepare};
-use super::{Cli, Failure, FleetArgs};
+use super::{Cli, Failure, FleetArgs, Prepared, prepare};
 use crate::fleet::{Progress, map_members};
 use crate::shell::{join, quote_remote_path};
 use crate::ssh::Input;
