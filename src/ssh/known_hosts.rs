@@ -563,28 +563,6 @@ mod tests {
         format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(hash))
     }
 
-    /// A scratch directory removed on drop.
-    struct Scratch(PathBuf);
-    impl Scratch {
-        fn new(tag: &str) -> Scratch {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "fleetauth-kh-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-    }
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn fingerprint_is_openssh_sha256() {
         // `ssh-keygen -lf` on KEY_A prints this.
@@ -642,8 +620,8 @@ mod tests {
 
     #[test]
     fn names_hashed_by_ssh_keygen_match() {
-        let dir = Scratch::new("hash");
-        let path = dir.0.join("known_hosts");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
         fs::write(
             &path,
             format!("web1.example.com {KEY_A}\n[127.0.0.9]:2200 {KEY_B}\n"),
@@ -827,8 +805,8 @@ mod tests {
     #[test]
     fn learn_appends_creates_0600_and_is_visible_at_once() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = Scratch::new("learn");
-        let path = dir.0.join("sub").join("known_hosts");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("known_hosts");
         let store = KnownHostsStore::load([path.as_path()], None).unwrap();
         assert_eq!(
             store.check(&path, "127.0.0.5", 2200, &key(KEY_A)),
@@ -870,9 +848,9 @@ mod tests {
 
     #[test]
     fn store_reads_each_file_once_and_consults_the_global_file() {
-        let dir = Scratch::new("store");
-        let user = dir.0.join("user_known_hosts");
-        let global = dir.0.join("global_known_hosts");
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user_known_hosts");
+        let global = dir.path().join("global_known_hosts");
         fs::write(&global, format!("web1 {KEY_A}\n")).unwrap();
         let store = KnownHostsStore::load([user.as_path(), user.as_path()], Some(global.as_path()))
             .unwrap();
@@ -887,9 +865,9 @@ mod tests {
 
     #[test]
     fn unreadable_file_is_an_error_naming_it() {
-        let dir = Scratch::new("unreadable");
+        let dir = tempfile::tempdir().unwrap();
         // A directory where a file is expected cannot be read as one.
-        let err = KnownHostsStore::load([dir.0.as_path()], None).unwrap_err();
-        assert!(err.contains(&dir.0.display().to_string()), "{err}");
+        let err = KnownHostsStore::load([dir.path()], None).unwrap_err();
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
     }
 }
