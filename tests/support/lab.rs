@@ -198,46 +198,33 @@ impl Lab {
     /// Start an ssh-agent holding the lab's client key; from now on `fleetauth` runs get its
     /// `SSH_AUTH_SOCK`. Idempotent. The agent is killed with the lab.
     pub fn with_agent(&self) -> &Lab {
-        let mut agent = self.agent.lock().unwrap();
-        if agent.is_some() {
-            return self;
+        if self.agent_socket().is_none() {
+            self.with_agent_keys(&[&self.identity()]);
         }
-        let socket = self.root.join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ssh-agent");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "ssh-agent did not create {}",
-                socket.display()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let out = Command::new("ssh-add")
-            .arg("-q")
-            .arg(self.identity())
-            .env("SSH_AUTH_SOCK", &socket)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ssh-add");
-        assert!(
-            out.status.success(),
-            "ssh-add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        *agent = Some((child, socket));
         self
     }
 
-    /// `SSH_AUTH_SOCK` of the lab's agent, when [`Lab::with_agent`] started one.
+    /// Start the lab's ssh-agent if it is not running yet (empty, not even the lab's client key)
+    /// and add `keys` to it in this order, the order the agent offers them in.
+    pub fn with_agent_keys(&self, keys: &[&Path]) -> &Lab {
+        let mut agent = self.agent.lock().unwrap();
+        if agent.is_none() {
+            *agent = Some(start_agent(&self.root.join("agent.sock")));
+        }
+        let socket = &agent.as_ref().unwrap().1;
+        for key in keys {
+            sshd::run_ok(
+                Command::new("ssh-add")
+                    .arg("-q")
+                    .arg(key)
+                    .env("SSH_AUTH_SOCK", socket),
+            );
+        }
+        self
+    }
+
+    /// `SSH_AUTH_SOCK` of the lab's agent, once [`Lab::with_agent`] or [`Lab::with_agent_keys`]
+    /// started it.
     pub fn agent_socket(&self) -> Option<PathBuf> {
         self.agent.lock().unwrap().as_ref().map(|(_, s)| s.clone())
     }
@@ -407,6 +394,7 @@ struct Opts {
     inventory_lines: Vec<String>,
     port: Option<u16>,
     deny_client_key: bool,
+    extra_host_keys: Vec<String>,
 }
 
 /// Describes one member; `.start()` lays it out and starts its sshd, `.build()` only lays it out.
@@ -477,6 +465,13 @@ impl MemberBuilder<'_> {
         self.opts.deny_client_key = true;
         self
     }
+    /// Also offer a host key of type `kind` (`ssh-keygen -t kind`: "ecdsa", "rsa") besides the
+    /// ed25519 one. Only the ed25519 key goes into the lab's known_hosts; the other is at
+    /// [`Member::host_public_key_of`].
+    pub fn extra_host_key(mut self, kind: &str) -> Self {
+        self.opts.extra_host_keys.push(kind.to_string());
+        self
+    }
 
     /// Lay the member out (HOME, bin, vendor, host key, known_hosts entry, inventory entry)
     /// without starting its sshd; [`Member::start`] starts it later.
@@ -506,8 +501,12 @@ impl MemberBuilder<'_> {
             vendor,
             authorized_keys: (!self.opts.deny_client_key).then(|| lab.root.join("authorized_keys")),
             ambient_env: self.opts.ambient_env,
+            extra_host_keys: self.opts.extra_host_keys,
         };
         let public = sshd::keygen(&server.host_key(), "", &self.name);
+        for kind in &server.extra_host_keys {
+            sshd::keygen_type(&server.host_key_of(kind), kind, "", &self.name);
+        }
         lab.trust_host_key(server.addr, server.port, &public);
         let member = Member(Arc::new(MemberInner {
             name: self.name,
@@ -637,6 +636,15 @@ impl Member {
     pub fn host_public_key(&self) -> String {
         sshd::public_key(&self.0.server.host_key())
     }
+    /// Its public host key of type `kind` (`ecdsa-sha2-nistp256 AAAA…` for "ecdsa"): "ed25519"
+    /// or one added with [`MemberBuilder::extra_host_key`].
+    pub fn host_public_key_of(&self, kind: &str) -> String {
+        sshd::public_key(&self.0.server.host_key_of(kind))
+    }
+    /// The fingerprint of its current ed25519 host key (`SHA256:…`, as `ssh-keygen -l` prints it).
+    pub fn host_key_fingerprint(&self) -> String {
+        sshd::fingerprint(&self.0.server.host_key())
+    }
     /// sshd's own log (connection and auth events).
     pub fn sshd_log(&self) -> String {
         fs::read_to_string(self.0.server.log()).unwrap_or_default()
@@ -758,6 +766,29 @@ fn toml_key(s: &str) -> String {
     } else {
         toml_str(s)
     }
+}
+
+/// An `ssh-agent -D` listening on `socket`, once the socket exists.
+fn start_agent(socket: &Path) -> (Child, PathBuf) {
+    let mut child = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ssh-agent");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !socket.exists() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ssh-agent did not create {}", socket.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, socket.to_path_buf())
 }
 
 fn current_user() -> String {

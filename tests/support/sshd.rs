@@ -96,20 +96,34 @@ pub(crate) fn ensure_privsep_dir() {
 /// `ssh-keygen` a passphrase-less (or protected) ed25519 key at `path`; returns the public key
 /// line's first two fields (`ssh-ed25519 AAAA…`).
 pub(crate) fn keygen(path: &Path, passphrase: &str, comment: &str) -> String {
+    keygen_type(path, "ed25519", passphrase, comment)
+}
+
+/// [`keygen`] for another key type (`ssh-keygen -t kind`: "ecdsa", "rsa", …).
+pub(crate) fn keygen_type(path: &Path, kind: &str, passphrase: &str, comment: &str) -> String {
     let _ = fs::remove_file(path);
-    let _ = fs::remove_file(path.with_extension("pub"));
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ssh-keygen (apt-get install openssh-client)");
-    assert!(
-        out.status.success(),
-        "ssh-keygen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let _ = fs::remove_file(pub_path(path));
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", passphrase, "-C", comment, "-f"])
+            .arg(path),
     );
     public_key(path)
+}
+
+/// Run an OpenSSH tool (`ssh-keygen`, `ssh-add`) with stdin closed; panics with its stderr
+/// unless it succeeds. Returns its stdout.
+pub(crate) fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?} (apt-get install openssh-client): {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `ssh-ed25519 AAAA…` of the key whose private half is at `path`.
@@ -119,6 +133,16 @@ pub(crate) fn public_key(path: &Path) -> String {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The OpenSSH fingerprint (`SHA256:…`, as `ssh-keygen -l` prints it) of the key whose private
+/// half is at `path`.
+pub(crate) fn fingerprint(path: &Path) -> String {
+    let text = run_ok(Command::new("ssh-keygen").arg("-lf").arg(pub_path(path)));
+    text.split_whitespace()
+        .nth(1)
+        .expect("ssh-keygen -l prints BITS FINGERPRINT …")
+        .to_string()
 }
 
 pub(crate) fn pub_path(path: &Path) -> PathBuf {
@@ -148,11 +172,17 @@ pub(crate) struct ServerSpec {
     /// None: no key is authorized (every login fails).
     pub authorized_keys: Option<PathBuf>,
     pub ambient_env: Vec<(String, String)>,
+    /// Host key types offered besides ed25519 ("ecdsa", "rsa").
+    pub extra_host_keys: Vec<String>,
 }
 
 impl ServerSpec {
     pub fn host_key(&self) -> PathBuf {
-        self.dir.join("ssh_host_ed25519_key")
+        self.host_key_of("ed25519")
+    }
+    /// The private host key of type `kind` (ed25519, or one of `extra_host_keys`).
+    pub fn host_key_of(&self, kind: &str) -> PathBuf {
+        self.dir.join(format!("ssh_host_{kind}_key"))
     }
     pub fn commands_log(&self) -> PathBuf {
         self.dir.join("commands.log")
@@ -206,10 +236,14 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
             Some(p) => p.display().to_string(),
             None => "none".to_string(),
         };
+        let host_keys: String = std::iter::once("ed25519")
+            .chain(self.extra_host_keys.iter().map(String::as_str))
+            .map(|kind| format!("HostKey {}\n", self.host_key_of(kind).display()))
+            .collect();
         let config = format!(
             "# fleetauth test member\n\
              ListenAddress {addr}:{port}\n\
-             HostKey {host_key}\n\
+             {host_keys}\
              PidFile none\n\
              AuthorizedKeysFile {authorized}\n\
              UsePAM no\n\
@@ -225,7 +259,6 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
              Subsystem sftp {sftp}\n",
             addr = self.addr,
             port = self.port,
-            host_key = self.host_key().display(),
             set_env = set_env.join(" "),
             wrapper = wrapper.display(),
             sftp = sftp_server(),
