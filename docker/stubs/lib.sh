@@ -1,0 +1,172 @@
+# shellcheck shell=sh
+# Shared helpers for the stub agent CLIs (gemini, claude, codex, copilot).
+#
+# Sourced, never run. Plain POSIX sh for dash on a minimal Debian: coreutils, grep, sed, mawk;
+# no jq, no python, no node. The stubs reproduce what the real CLIs print offline and simulate the
+# vendor from the directory $FLEETAUTH_STUB_VENDOR (see docs/stubs.md).
+#
+# Credentials are handled only inside the shell: compared with `case` and `=`, read from files
+# through pipes, written with the `printf` builtin. None ever becomes an argument of an external
+# command (visible in ps), a log line or output; the only trace printed is the vendors' own
+# masked form where the real CLI prints one (`codex login status`).
+
+STUB_VENDOR=${FLEETAUTH_STUB_VENDOR:-/etc/fleetauth-stub}
+STUB_CLI=
+
+# stub_init NAME ARGS...: remember which CLI this is and log the call.
+stub_init() {
+    STUB_CLI=$1
+    shift
+    stub_log_call "$@"
+}
+
+# Append "cli arg arg…" to $STUB_VENDOR/calls.log when that directory is writable. Arguments that
+# look like a credential (a vendor's key or token prefix, alone or after `=`) are replaced by
+# <redacted>; newlines become spaces (one line per call).
+stub_log_call() {
+    [ -d "$STUB_VENDOR" ] && [ -w "$STUB_VENDOR" ] || return 0
+    _line=$STUB_CLI
+    for _a in "$@"; do
+        case $_a in
+            AIza* | sk-* | gh[opu]_* | github_pat_* | ya29.* | 1//*) _a='<redacted>' ;;
+            *=AIza* | *=sk-* | *=gh[opu]_* | *=github_pat_* | *=ya29.* | *=1//*) _a="${_a%%=*}=<redacted>" ;;
+        esac
+        _line="$_line $_a"
+    done
+    printf '%s\n' "$_line" |
+        awk 'NR > 1 { printf " " } { printf "%s", $0 } END { printf "\n" }' >>"$STUB_VENDOR/calls.log" 2>/dev/null
+    return 0
+}
+
+# stub_version DEFAULT: the version to print, overridable by $STUB_VENDOR/version-<cli>.
+stub_version() {
+    if [ -r "$STUB_VENDOR/version-$STUB_CLI" ]; then
+        IFS= read -r _v <"$STUB_VENDOR/version-$STUB_CLI" || true
+        [ -n "$_v" ] && { printf '%s\n' "$_v"; return; }
+    fi
+    printf '%s\n' "$1"
+}
+
+# True when the vendor cannot be reached: $STUB_VENDOR/unreachable (every CLI) or
+# $STUB_VENDOR/unreachable-<cli> (this CLI only).
+stub_unreachable() {
+    [ -e "$STUB_VENDOR/unreachable" ] || [ -e "$STUB_VENDOR/unreachable-$STUB_CLI" ]
+}
+
+# stub_rejected CRED: true when CRED is a line of $STUB_VENDOR/rejected (exact match).
+stub_rejected() {
+    [ -r "$STUB_VENDOR/rejected" ] || return 1
+    while IFS= read -r _l || [ -n "$_l" ]; do
+        [ "$_l" = "$1" ] && return 0
+    done <"$STUB_VENDOR/rejected"
+    return 1
+}
+
+# stub_charset_ok STRING: true when STRING is non-empty and only [0-9A-Za-z_-].
+stub_charset_ok() {
+    [ -n "$1" ] || return 1
+    case $1 in
+        *[!0-9A-Za-z_-]*) return 1 ;;
+    esac
+    return 0
+}
+
+stub_now_s() { date +%s; }
+stub_now_ms() { echo $(($(date +%s) * 1000)); }
+
+stub_uuid() {
+    if [ -r /proc/sys/kernel/random/uuid ]; then
+        cat /proc/sys/kernel/random/uuid
+    else
+        od -An -N16 -tx1 /dev/urandom | tr -d ' \n' |
+            sed 's/^\(........\)\(....\)\(....\)\(....\)\(............\)$/\1-\2-\3-\4-\5/'
+        echo
+    fi
+}
+
+# stub_json_ok FILE: true when FILE exists and looks like a JSON object ({ … }).
+stub_json_ok() {
+    [ -r "$1" ] || return 1
+    _j=$(tr -d ' \t\r\n' <"$1")
+    case $_j in
+        '{'*'}') return 0 ;;
+    esac
+    return 1
+}
+
+# stub_json_str FILE KEY: the first string value of "KEY" anywhere in FILE (pretty or compact
+# JSON; good enough for the credential files the CLIs and the test harness write). Empty when
+# absent, null or not a string.
+stub_json_str() {
+    sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" "$1" 2>/dev/null | head -n 1
+}
+
+# stub_json_num FILE KEY: the first integer value of "KEY" in FILE, or empty.
+stub_json_num() {
+    sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p" "$1" 2>/dev/null | head -n 1
+}
+
+# stub_json_true FILE KEY: true when "KEY": true appears in FILE.
+stub_json_true() {
+    grep -q "\"$2\"[[:space:]]*:[[:space:]]*true" "$1" 2>/dev/null
+}
+
+# stub_jwt_exp TOKEN: the `exp` claim (seconds) of a JWT, or empty. The token goes through a
+# pipe from the printf builtin, never through argv.
+stub_jwt_exp() {
+    _p=${1#*.}
+    _p=${_p%%.*}
+    case $(($(printf '%s' "$_p" | wc -c) % 4)) in
+        2) _p="$_p==" ;;
+        3) _p="$_p=" ;;
+    esac
+    printf '%s' "$_p" | tr '_-' '/+' | base64 -d 2>/dev/null |
+        sed -n 's/.*"exp"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p' | head -n 1
+}
+
+# The pid of the closest sshd ancestor (the process serving this SSH connection), or empty when
+# not started over SSH.
+stub_session_pid() {
+    _p=$PPID
+    while [ -n "$_p" ] && [ "$_p" -gt 1 ] 2>/dev/null; do
+        IFS= read -r _stat <"/proc/$_p/stat" 2>/dev/null || return 0
+        _comm=${_stat#*\(}
+        _comm=${_comm%\)*}
+        if [ "$_comm" = sshd ]; then
+            echo "$_p"
+            return 0
+        fi
+        _rest=${_stat##*) }
+        # shellcheck disable=SC2086
+        set -- $_rest
+        _p=$2
+    done
+}
+
+# stub_hang [TICK_FUNCTION]: what the real CLIs do when the vendor cannot be reached: wait
+# forever. Only a deadline ends it. Sleeps in short steps so that killing the shell leaves no
+# long-lived child; exits when the SSH connection that started it is gone (its sshd process
+# exited) and when TICK_FUNCTION, called with the seconds elapsed, fails to write (the reader
+# went away). TERM/INT/HUP end it at once.
+stub_hang() {
+    _tick=${1:-}
+    _session=$(stub_session_pid)
+    _sleep=
+    trap '[ -n "$_sleep" ] && kill "$_sleep" 2>/dev/null; exit 143' TERM
+    trap '[ -n "$_sleep" ] && kill "$_sleep" 2>/dev/null; exit 130' INT
+    trap '[ -n "$_sleep" ] && kill "$_sleep" 2>/dev/null; exit 129' HUP
+    _t=0
+    while :; do
+        sleep 1 &
+        _sleep=$!
+        wait "$_sleep"
+        _sleep=
+        _t=$((_t + 1))
+        if [ -n "$_session" ] && [ ! -d "/proc/$_session" ]; then
+            exit 129
+        fi
+        if [ -n "$_tick" ]; then
+            "$_tick" "$_t" || exit 141
+        fi
+    done
+}
