@@ -89,7 +89,11 @@ pub fn docker_or_skip(test: &str) -> bool {
         if std::env::var("FLEETAUTH_REQUIRE_DOCKER").as_deref() == Ok("1") {
             panic!("{test}: FLEETAUTH_REQUIRE_DOCKER=1 but {why}");
         }
-        eprintln!("skipping {test}: {why} (set FLEETAUTH_REQUIRE_DOCKER=1 to make this a failure)");
+        // Straight to stderr, past the test harness's capture: a skip must be visible.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping {test}: {why} (set FLEETAUTH_REQUIRE_DOCKER=1 to make this a failure)"
+        );
         return false;
     }
     build_image();
