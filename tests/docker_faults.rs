@@ -282,7 +282,12 @@ fn paused_members_hit_their_deadlines() {
         "the sweep took {:?}",
         done.elapsed
     );
-    eprintln!("paused: sweep took {:.1}s", done.elapsed.as_secs_f64());
+    eprintln!(
+        "paused: sweep took {:.1}s; {}; {}",
+        done.elapsed.as_secs_f64(),
+        done.describe("frozen", "gemini"),
+        done.describe("stalled", "gemini")
+    );
 }
 
 /// `docker network disconnect` while the member runs its probe: the answer never comes back,
@@ -352,7 +357,11 @@ fn member_cut_off_mid_sweep() {
         again.describe("cut", "gemini")
     );
     assert_eq!(again.code, Some(0));
-    eprintln!("cut: sweep took {:.1}s", done.elapsed.as_secs_f64());
+    eprintln!(
+        "cut: sweep took {:.1}s; {}",
+        done.elapsed.as_secs_f64(),
+        done.describe("cut", "gemini")
+    );
 }
 
 /// A member rebuilt with a new host key at the same address: refused under strict checking,
