@@ -1,0 +1,793 @@
+//! Fault injection, end to end: the real fleetauth binary against member containers that are
+//! killed, paused, cut off the network, rebuilt with a new host key or throttled by sshd while
+//! fleetauth works — and two provisioners racing on the same members. Each test asserts what
+//! happened to every member, not just that fleetauth survived.
+//!
+//! Needs a Docker engine; the member image is built offline by `docker/lab build` (once per
+//! run, cached). Without an engine each test prints why and passes as skipped — unless
+//! `FLEETAUTH_REQUIRE_DOCKER=1`, where it fails: CI must not go green on a broken setup.
+//!
+//! Timing: a fault hits a precise phase of fleetauth's work through the gates of
+//! docker/fault-hooks (the member holds that phase until the test has done its damage), never
+//! through sleeps. Wall-time assertions are generous bounds (deadline + margin), never tight.
+
+mod docker_support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use docker_support::{
+    ENV_FILE, Lab, MemberSpec, docker, docker_or_skip, fake_anthropic_key, fake_gemini_key,
+};
+
+/// The operator's env file on members before provisioning: a comment and a variable
+/// fleetauth does not manage, both of which must survive every push.
+const OLD_ENV: &str = "# the operator's own settings\nexport TEAM='blue'\n";
+const TMP_FILE: &str = "/home/agent/.config/fleetauth/env.fleetauth-tmp";
+const PREV_FILE: &str = "/home/agent/.config/fleetauth/env.fleetauth-prev";
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The phases of provisioning a member can die in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Authenticating the connection that will push (provision's second connection).
+    Connect,
+    /// The first probe (observe and decide).
+    Probe,
+    /// Writing the new env file's temporary copy (16 bytes written).
+    Upload,
+    /// The complete temporary copy about to replace the env file.
+    Rename,
+    /// The probe that verifies the pushed key.
+    Verify,
+}
+
+impl Phase {
+    /// The gate that holds this phase and how many hits pass before it holds.
+    fn gate(self) -> (&'static str, u32) {
+        match self {
+            Phase::Connect => ("connect", 1),
+            Phase::Probe => ("probe", 0),
+            Phase::Upload => ("upload", 0),
+            Phase::Rename => ("rename", 0),
+            Phase::Verify => ("probe", 1),
+        }
+    }
+}
+
+fn state(row: &serde_json::Value) -> &str {
+    row["state"].as_str().unwrap_or("?")
+}
+
+/// Kill one member (`docker kill`) while provisioning holds it at `phase`; its env file must be
+/// the old one or the new one — the one this phase implies — never partial, and the member next
+/// to it must be provisioned normally.
+fn kill_during_provision(phase: Phase) {
+    let test = format!("kill_during_{phase:?}").to_lowercase();
+    if !docker_or_skip(&test) {
+        return;
+    }
+    let mut lab = Lab::new(&test);
+    let members = lab.start(&[
+        MemberSpec::new("victim", "gemini=no_auth").hooks(),
+        MemberSpec::new("bystander", "gemini=no_auth"),
+    ]);
+    let (victim, bystander) = (&members[0], &members[1]);
+    victim.set_env_file(OLD_ENV);
+    bystander.set_env_file(OLD_ENV);
+    lab.known_hosts("known_hosts", &[victim, bystander]);
+    let inventory = lab.inventory(
+        "inventory.toml",
+        &[("victim", victim), ("bystander", bystander)],
+        &[],
+    );
+    let key = fake_gemini_key();
+    let new_env = format!("{OLD_ENV}export GEMINI_API_KEY='{key}'\n");
+
+    let (gate, pass) = phase.gate();
+    victim.arm(gate, pass);
+    let run = lab.spawn_fleetauth(
+        &["provision", "-i", inventory.to_str().unwrap()],
+        &[("GEMINI_API_KEY", &key)],
+    );
+    victim.wait_reached(gate, WAIT, &run);
+    victim.kill();
+    let done = run.wait(Duration::from_secs(120));
+
+    // The victim: old or new, never partial — and which one is what the phase implies.
+    let env = victim
+        .read_file(ENV_FILE)
+        .expect("the victim's env file exists");
+    assert!(
+        env == OLD_ENV || env == new_env,
+        "{phase:?}: the env file is neither the old nor the new one (partial?):\n{env:?}"
+    );
+    let expected = if phase == Phase::Verify {
+        &new_env
+    } else {
+        OLD_ENV
+    };
+    assert_eq!(
+        &env,
+        expected,
+        "{phase:?}: killed at this phase, the env file should be the {} one",
+        if phase == Phase::Verify { "new" } else { "old" }
+    );
+    // Evidence that the kill landed inside the phase it claims.
+    let tmp = victim.read_file(TMP_FILE);
+    match phase {
+        Phase::Upload => {
+            let tmp = tmp.expect("killed mid-upload: the temporary copy is left behind");
+            assert!(
+                tmp.len() < new_env.len() && new_env.starts_with(&tmp),
+                "killed mid-upload: the temporary copy should be a strict prefix of the new file, got {} of {} bytes",
+                tmp.len(),
+                new_env.len()
+            );
+        }
+        Phase::Rename => {
+            assert_eq!(
+                tmp.as_deref(),
+                Some(new_env.as_str()),
+                "killed before the rename: the temporary copy is complete"
+            );
+            assert_eq!(
+                victim.read_file(PREV_FILE).as_deref(),
+                Some(OLD_ENV),
+                "the backup of the old file was in place before the rename"
+            );
+        }
+        _ => assert_eq!(tmp, None, "{phase:?}: no temporary copy expected"),
+    }
+    let v = done.row("victim", "gemini");
+    assert!(
+        matches!(state(v), "unreachable" | "error"),
+        "{phase:?}: the victim's row should say it was lost: {}",
+        done.describe("victim", "gemini")
+    );
+    if matches!(phase, Phase::Upload | Phase::Rename | Phase::Verify) {
+        assert_eq!(
+            v["action"],
+            "failed",
+            "{}",
+            done.describe("victim", "gemini")
+        );
+    }
+
+    // The bystander: provisioned as if nothing happened.
+    let b = done.row("bystander", "gemini");
+    assert_eq!(
+        (state(b), b["action"].as_str()),
+        ("ready", Some("pushed")),
+        "{}",
+        done.describe("bystander", "gemini")
+    );
+    assert_eq!(
+        bystander.read_file(ENV_FILE).as_deref(),
+        Some(new_env.as_str()),
+        "the bystander's env file is the merged one"
+    );
+
+    assert_eq!(done.code, Some(1), "a lost member makes the run exit 1");
+    assert!(
+        !done.stdout.contains(&key) && !done.stderr.contains(&key),
+        "the key must never be printed"
+    );
+    assert!(
+        done.elapsed < Duration::from_secs(60),
+        "{phase:?}: the run took {:?}; the deadlines (connect 10s, command 20s) should end it before",
+        done.elapsed
+    );
+    eprintln!(
+        "{test}: {:.1}s; {}; env file: {}",
+        done.elapsed.as_secs_f64(),
+        done.describe("victim", "gemini"),
+        if env == OLD_ENV { "old" } else { "new" }
+    );
+}
+
+#[test]
+fn kill_during_connect() {
+    kill_during_provision(Phase::Connect);
+}
+
+#[test]
+fn kill_during_probe() {
+    kill_during_provision(Phase::Probe);
+}
+
+#[test]
+fn kill_during_upload() {
+    kill_during_provision(Phase::Upload);
+}
+
+#[test]
+fn kill_during_rename() {
+    kill_during_provision(Phase::Rename);
+}
+
+#[test]
+fn kill_during_verify() {
+    kill_during_provision(Phase::Verify);
+}
+
+/// `docker pause`: one member frozen before the sweep (TCP is accepted by its kernel, sshd never
+/// answers) and one frozen in the middle of its probe. Each row reports its own deadline; the
+/// others are unaffected and the sweep ends within the deadlines plus a margin.
+#[test]
+fn paused_members_hit_their_deadlines() {
+    if !docker_or_skip("paused_members_hit_their_deadlines") {
+        return;
+    }
+    let mut lab = Lab::new("paused");
+    let members = lab.start(&[
+        MemberSpec::new("frozen", "gemini=oauth_valid"),
+        MemberSpec::new("stalled", "gemini=oauth_valid").hooks(),
+        MemberSpec::new("fine", "gemini=oauth_valid"),
+    ]);
+    let (frozen, stalled, fine) = (&members[0], &members[1], &members[2]);
+    lab.known_hosts("known_hosts", &[frozen, stalled, fine]);
+    let inventory = lab.inventory(
+        "inventory.toml",
+        &[("frozen", frozen), ("stalled", stalled), ("fine", fine)],
+        &[
+            ("connect_timeout", "\"5s\""),
+            ("command_timeout", "\"10s\""),
+        ],
+    );
+    frozen.pause();
+    stalled.arm("probe", 0);
+    let run = lab.spawn_fleetauth(&["sweep", "-i", inventory.to_str().unwrap()], &[]);
+    stalled.wait_reached("probe", WAIT, &run);
+    stalled.pause();
+    let done = run.wait(Duration::from_secs(120));
+
+    let f = done.row("frozen", "gemini");
+    assert_eq!(
+        (state(f), f["reason"].as_str()),
+        ("unreachable", Some("timeout")),
+        "{}",
+        done.describe("frozen", "gemini")
+    );
+    assert!(
+        f["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out after 5s"),
+        "{}",
+        done.describe("frozen", "gemini")
+    );
+    let s = done.row("stalled", "gemini");
+    assert_eq!(state(s), "error", "{}", done.describe("stalled", "gemini"));
+    assert!(
+        s["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("within command_timeout (10s)"),
+        "{}",
+        done.describe("stalled", "gemini")
+    );
+    assert_eq!(
+        state(done.row("fine", "gemini")),
+        "ready",
+        "{}",
+        done.describe("fine", "gemini")
+    );
+    assert_eq!(done.code, Some(1));
+    // connect (5s) + command (10s) deadlines, plus a generous margin for a loaded machine.
+    assert!(
+        done.elapsed < Duration::from_secs(5 + 10 + 20),
+        "the sweep took {:?}",
+        done.elapsed
+    );
+    eprintln!(
+        "paused: sweep took {:.1}s; {}; {}",
+        done.elapsed.as_secs_f64(),
+        done.describe("frozen", "gemini"),
+        done.describe("stalled", "gemini")
+    );
+}
+
+/// `docker network disconnect` while the member runs its probe: the answer never comes back,
+/// the row says so after the command deadline, the other member is fine; once reconnected (same
+/// address) the member sweeps ready again.
+#[test]
+fn member_cut_off_mid_sweep() {
+    if !docker_or_skip("member_cut_off_mid_sweep") {
+        return;
+    }
+    let mut lab = Lab::new("cut");
+    let members = lab.start(&[
+        MemberSpec::new("cut", "gemini=oauth_valid").hooks(),
+        MemberSpec::new("fine", "gemini=oauth_valid"),
+    ]);
+    let (cut, fine) = (&members[0], &members[1]);
+    lab.known_hosts("known_hosts", &[cut, fine]);
+    let inventory = lab.inventory(
+        "inventory.toml",
+        &[("cut", cut), ("fine", fine)],
+        &[
+            ("connect_timeout", "\"5s\""),
+            ("command_timeout", "\"10s\""),
+        ],
+    );
+    let inv = inventory.to_str().unwrap();
+    cut.arm("probe", 0);
+    let run = lab.spawn_fleetauth(&["sweep", "-i", inv], &[]);
+    cut.wait_reached("probe", WAIT, &run);
+    cut.disconnect();
+    cut.release("probe"); // the probe finishes on the member; its answer has no way out
+    let done = run.wait(Duration::from_secs(120));
+
+    let c = done.row("cut", "gemini");
+    assert!(
+        matches!(state(c), "error" | "unreachable"),
+        "{}",
+        done.describe("cut", "gemini")
+    );
+    let detail = c["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("command_timeout")
+            || detail.contains("timed out")
+            || detail.contains("network"),
+        "the row should say the member went silent: {}",
+        done.describe("cut", "gemini")
+    );
+    assert_eq!(
+        state(done.row("fine", "gemini")),
+        "ready",
+        "{}",
+        done.describe("fine", "gemini")
+    );
+    assert!(
+        done.elapsed < Duration::from_secs(5 + 10 + 20),
+        "the sweep took {:?}",
+        done.elapsed
+    );
+
+    cut.reconnect();
+    cut.wait_sshd(Duration::from_secs(30));
+    let again = lab.fleetauth(&["sweep", "-i", inv], &[]);
+    assert_eq!(
+        state(again.row("cut", "gemini")),
+        "ready",
+        "reconnected: {}",
+        again.describe("cut", "gemini")
+    );
+    assert_eq!(again.code, Some(0));
+    eprintln!(
+        "cut: sweep took {:.1}s; {}",
+        done.elapsed.as_secs_f64(),
+        done.describe("cut", "gemini")
+    );
+}
+
+/// A member rebuilt with a new host key at the same address: refused under strict checking,
+/// refused under accept-new too (the key is known and changed), accepted under accept-new only
+/// when the address is unknown — and then learned, exactly the key the container has.
+#[test]
+fn rebuilt_member_with_a_new_host_key() {
+    if !docker_or_skip("rebuilt_member_with_a_new_host_key") {
+        return;
+    }
+    let mut lab = Lab::new("hostkey");
+    let members = lab.start(&[MemberSpec::new("rebuilt", "gemini=oauth_valid")]);
+    let m = &members[0];
+    let known = lab.known_hosts("known_hosts", &[m]);
+    let old_key = m.host_key();
+    let entries = [("rebuilt", m)];
+    let strict = lab.inventory("strict.toml", &entries, &[]);
+    let accept_new = lab.inventory(
+        "accept-new.toml",
+        &entries,
+        &[("host_key_checking", "\"accept-new\"")],
+    );
+    let sweep = |inv: &PathBuf| lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap()], &[]);
+
+    let before = sweep(&strict);
+    assert_eq!(state(before.row("rebuilt", "gemini")), "ready");
+
+    lab.recreate(m);
+    let new_key = m.host_key();
+    assert_ne!(
+        old_key, new_key,
+        "recreating the container made a new host key"
+    );
+
+    for (inv, mode) in [(&strict, "strict"), (&accept_new, "accept-new")] {
+        let after = sweep(inv);
+        let r = after.row("rebuilt", "gemini");
+        assert_eq!(
+            (state(r), r["reason"].as_str()),
+            ("unreachable", Some("host_key")),
+            "{mode}: {}",
+            after.describe("rebuilt", "gemini")
+        );
+        assert!(
+            r["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("host key changed"),
+            "{mode}: {}",
+            after.describe("rebuilt", "gemini")
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        format!("{} {old_key}\n", m.ip),
+        "a changed key is never written to known_hosts"
+    );
+
+    // An address known_hosts has never seen.
+    let fresh = lab.path("fresh_known_hosts");
+    std::fs::write(&fresh, "").unwrap();
+    let fresh_toml = format!("\"{}\"", fresh.display());
+    let strict_fresh = lab.inventory(
+        "strict-fresh.toml",
+        &entries,
+        &[("known_hosts", &fresh_toml)],
+    );
+    let accept_fresh = lab.inventory(
+        "accept-fresh.toml",
+        &entries,
+        &[
+            ("known_hosts", &fresh_toml),
+            ("host_key_checking", "\"accept-new\""),
+        ],
+    );
+    let unknown = sweep(&strict_fresh);
+    let r = unknown.row("rebuilt", "gemini");
+    assert_eq!(
+        (state(r), r["reason"].as_str()),
+        ("unreachable", Some("host_key")),
+        "strict, unknown: {}",
+        unknown.describe("rebuilt", "gemini")
+    );
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not in known_hosts"),
+        "{}",
+        unknown.describe("rebuilt", "gemini")
+    );
+    let learned = sweep(&accept_fresh);
+    assert_eq!(
+        state(learned.row("rebuilt", "gemini")),
+        "ready",
+        "accept-new, unknown: {}",
+        learned.describe("rebuilt", "gemini")
+    );
+    let text = std::fs::read_to_string(&fresh).unwrap();
+    let new_blob = new_key.split_whitespace().nth(1).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&m.ip) && l.contains(new_blob)),
+        "accept-new records the container's key for {}: {text:?}",
+        m.ip
+    );
+    let trusted = sweep(&strict_fresh);
+    assert_eq!(
+        state(trusted.row("rebuilt", "gemini")),
+        "ready",
+        "strict, with the learned key: {}",
+        trusted.describe("rebuilt", "gemini")
+    );
+}
+
+/// Sixteen inventory members on one container whose sshd allows only two connections in the
+/// handshake at once (`MaxStartups 2`): sshd drops the excess before its banner, fleetauth
+/// retries with backoff, and every member ends up ready — no spurious `unreachable`.
+#[test]
+fn maxstartups_throttling_is_retried() {
+    if !docker_or_skip("maxstartups_throttling_is_retried") {
+        return;
+    }
+    let mut lab = Lab::new("maxstartups");
+    let members = lab.start(&[
+        MemberSpec::new("busy", "gemini=oauth_valid").sshd("MaxStartups 2\nLogLevel VERBOSE")
+    ]);
+    let m = &members[0];
+    lab.known_hosts("known_hosts", &[m]);
+    let names: Vec<String> = (1..=16).map(|i| format!("n{i:02}")).collect();
+    let entries: Vec<(&str, &docker_support::Member)> =
+        names.iter().map(|n| (n.as_str(), m)).collect();
+    let inventory = lab.inventory(
+        "inventory.toml",
+        &entries,
+        &[
+            ("connect_timeout", "\"30s\""),
+            ("command_timeout", "\"30s\""),
+        ],
+    );
+    let done = lab.fleetauth(
+        &["sweep", "-i", inventory.to_str().unwrap(), "-j", "16"],
+        &[("RUST_LOG", "fleetauth=debug")],
+    );
+    let rows = done.rows();
+    assert_eq!(rows.len(), 16);
+    for r in &rows {
+        assert_eq!(
+            state(r),
+            "ready",
+            "{}",
+            done.describe(r["member"].as_str().unwrap(), "gemini")
+        );
+    }
+    assert_eq!(done.code, Some(0));
+    // The throttling really happened (else this test proves nothing) and was retried.
+    let logs = m.logs();
+    let drops = logs.matches("past MaxStartups").count();
+    assert!(drops > 0, "sshd dropped no connection; its log:\n{logs}");
+    assert!(
+        done.stderr.contains("retrying"),
+        "fleetauth did not log a retry; stderr:\n{}",
+        done.stderr
+    );
+    eprintln!(
+        "maxstartups: sshd dropped {drops} connection(s); sweep took {:.1}s",
+        done.elapsed.as_secs_f64()
+    );
+}
+
+/// Two provisioners at once on the same members, each pushing a different key, forced to
+/// overlap: the first holds the env file's lock mid-upload until the second's push has started.
+/// No update is lost: each file ends with the operator's lines and both keys.
+#[test]
+fn two_provisioners_at_once_lose_nothing() {
+    if !docker_or_skip("two_provisioners_at_once_lose_nothing") {
+        return;
+    }
+    let mut lab = Lab::new("two-provisioners");
+    let members = lab.start(&[
+        MemberSpec::new("x", "gemini=no_auth,claude=no_auth").hooks(),
+        MemberSpec::new("y", "gemini=no_auth,claude=no_auth").hooks(),
+    ]);
+    lab.known_hosts("known_hosts", &[&members[0], &members[1]]);
+    let entries = [("x", &members[0]), ("y", &members[1])];
+    let slow = [("command_timeout", "\"30s\"")];
+    let inv_gemini = lab.inventory(
+        "gemini.toml",
+        &entries,
+        &[slow[0], ("providers", "[\"gemini\"]")],
+    );
+    let inv_claude = lab.inventory(
+        "claude.toml",
+        &entries,
+        &[slow[0], ("providers", "[\"claude\"]")],
+    );
+    for m in &members {
+        m.set_env_file(OLD_ENV);
+        m.arm("upload", 0);
+        m.arm("push", 2); // never holds: counts the pushes that started
+    }
+    let gemini_key = fake_gemini_key();
+    let claude_key = fake_anthropic_key();
+    let a = lab.spawn_fleetauth(
+        &["provision", "-i", inv_gemini.to_str().unwrap()],
+        &[("GEMINI_API_KEY", &gemini_key)],
+    );
+    let b = lab.spawn_fleetauth(
+        &["provision", "-i", inv_claude.to_str().unwrap()],
+        &[("ANTHROPIC_API_KEY", &claude_key)],
+    );
+    for m in &members {
+        m.wait_reached("upload", WAIT, &a);
+        let deadline = std::time::Instant::now() + WAIT;
+        while m.hits("push") < 2 {
+            let early = a.poll().or_else(|| b.poll());
+            assert!(
+                std::time::Instant::now() < deadline && early.is_none(),
+                "{}: the second provisioner's push never started; {}",
+                m.container,
+                early.unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for m in &members {
+        m.release("upload");
+    }
+    let a = a.wait(Duration::from_secs(120));
+    let b = b.wait(Duration::from_secs(120));
+
+    let gemini_line = format!("export GEMINI_API_KEY='{gemini_key}'\n");
+    let claude_line = format!("export ANTHROPIC_API_KEY='{claude_key}'\n");
+    for (m, (name, _)) in members.iter().zip(entries) {
+        let env = m.read_file(ENV_FILE).expect("env file");
+        assert!(
+            env == format!("{OLD_ENV}{gemini_line}{claude_line}")
+                || env == format!("{OLD_ENV}{claude_line}{gemini_line}"),
+            "{name}: an update was lost or mangled:\n{env}"
+        );
+        for (run, provider) in [(&a, "gemini"), (&b, "claude")] {
+            let r = run.row(name, provider);
+            assert_eq!(
+                (state(r), r["action"].as_str()),
+                ("ready", Some("pushed")),
+                "{}",
+                run.describe(name, provider)
+            );
+        }
+    }
+    assert_eq!((a.code, b.code), (Some(0), Some(0)));
+}
+
+/// The lab itself: `docker/lab up` starts members whose host keys (read from the containers)
+/// pass strict checking and whose states are what members.tsv says; `up` again changes
+/// nothing; `down` leaves no container, network or volume behind, and is safe to repeat.
+#[test]
+fn lab_up_sweep_down() {
+    if !docker_or_skip("lab_up_sweep_down") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lab");
+    let lab = |args: &[&str]| {
+        let o = Command::new(docker_support::repo().join("docker/lab"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "docker/lab {args:?} failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let out_s = out.to_str().unwrap();
+    // Removes the lab even when an assertion below fails.
+    struct Down<'a>(&'a str);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new(docker_support::repo().join("docker/lab"))
+                .args(["down", "--out", self.0])
+                .stdin(Stdio::null())
+                .output();
+        }
+    }
+    let _down = Down(out_s);
+    lab(&["up", "--members", "12", "--out", out_s]);
+    let tsv = std::fs::read_to_string(out.join("members.tsv")).unwrap();
+    let members: Vec<Vec<String>> = tsv
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    assert_eq!(members.len(), 12);
+    let lab_id = members[0][1]
+        .strip_prefix("fleetauth-lab-")
+        .and_then(|s| s.strip_suffix("-m01"))
+        .expect("container name fleetauth-lab-<id>-m01")
+        .to_string();
+    let ids = |what: &str| {
+        let filter = format!("label=org.fleetauth.lab={lab_id}");
+        let o = match what {
+            "container" => docker(&["ps", "-aq", "--filter", &filter]),
+            "network" => docker(&["network", "ls", "-q", "--filter", &filter]),
+            _ => docker(&["volume", "ls", "-q", "--filter", &filter]),
+        };
+        let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let containers = ids("container");
+    assert_eq!(containers.len(), 12);
+    assert_eq!(ids("network").len(), 1);
+    let known_hosts = std::fs::read_to_string(out.join("known_hosts")).unwrap();
+
+    let home = dir.path().join("home");
+    let sweep = Command::new(env!("CARGO_BIN_EXE_fleetauth"))
+        .args(["sweep", "--format", "json", "--no-input", "-i"])
+        .arg(out.join("inventory.toml"))
+        .env("FLEETAUTH_HOME", &home)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&sweep.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sweep printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&sweep.stderr)
+        )
+    });
+    let rows = json["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 48, "12 members × 4 providers");
+    let mut states_seen = std::collections::BTreeSet::new();
+    for m in &members {
+        for item in m[3].split(',') {
+            let (provider, st) = item.split_once('=').unwrap();
+            states_seen.insert(format!("{provider}={st}"));
+            let row = rows
+                .iter()
+                .find(|r| r["member"] == m[0].as_str() && r["provider"] == provider)
+                .unwrap_or_else(|| panic!("no row for {} × {provider}", m[0]));
+            let got = state(row);
+            assert!(
+                !matches!(got, "unreachable" | "error"),
+                "{} × {provider} ({st}): {got}: {}",
+                m[0],
+                row["detail"]
+            );
+            assert_eq!(
+                got == "not_installed",
+                st == "not_installed",
+                "{} × {provider} ({st}): {got}",
+                m[0]
+            );
+            if st == "no_auth" {
+                assert_eq!(got, "needs_auth", "{} × {provider}", m[0]);
+            }
+            if st == "oauth_valid" {
+                assert_eq!(got, "ready", "{} × {provider}", m[0]);
+            }
+        }
+    }
+    // Twelve members cover every state of every provider (copilot has no expiry on disk).
+    for p in ["gemini", "claude", "codex", "copilot"] {
+        let mut expected = vec![
+            "not_installed",
+            "no_auth",
+            "oauth_valid",
+            "oauth_malformed",
+            "env_key",
+            "rejected_key",
+            "shadowed",
+            "vendor_unreachable",
+        ];
+        if p != "copilot" {
+            expected.extend(["oauth_expiring", "oauth_refreshable", "oauth_expired"]);
+        }
+        if p == "codex" {
+            expected.push("key_file");
+        }
+        for st in expected {
+            assert!(
+                states_seen.contains(&format!("{p}={st}")),
+                "the lab lacks {p}={st}"
+            );
+        }
+    }
+
+    // Idempotent: the same containers, the same host keys.
+    lab(&["up", "--members", "12", "--out", out_s]);
+    assert_eq!(ids("container"), containers);
+    assert_eq!(
+        std::fs::read_to_string(out.join("known_hosts")).unwrap(),
+        known_hosts
+    );
+
+    lab(&["down", "--out", out_s]);
+    assert_eq!(ids("container"), Vec::<String>::new(), "containers left");
+    assert_eq!(ids("network"), Vec::<String>::new(), "networks left");
+    assert_eq!(ids("volume"), Vec::<String>::new(), "volumes left");
+    lab(&["down", "--out", out_s]);
+}
+
+/// Without an engine, docker/lab says so plainly (no stack of docker errors) and fails.
+#[test]
+fn lab_without_an_engine_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(docker_support::repo().join("docker/lab"))
+        .args(["up", "--out"])
+        .arg(dir.path())
+        .env(
+            "DOCKER_HOST",
+            "unix:///nonexistent/fleetauth-test/docker.sock",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker/lab");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "lab up without an engine succeeded");
+    assert!(
+        err.contains("no Docker engine answers") || err.contains("docker command is not installed"),
+        "unclear error: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line, got:\n{err}");
+}
