@@ -318,11 +318,25 @@ pub fn resolve<'p>(
     env: &EnvFileObservation,
     now: SystemTime,
 ) -> Resolution<'p> {
-    let all: Vec<Found<'p>> = provider
+    let mut all: Vec<Found<'p>> = Vec::new();
+    for found in provider
         .credentials
         .iter()
         .filter_map(|c| evaluate(c, obs, env, now))
-        .collect();
+    {
+        // Two credentials read from one broken file (codex's auth.json holds a key *or* a
+        // login) are one problem, not one shadowing the other.
+        let broken = matches!(
+            found.status,
+            CredStatus::Malformed(_) | CredStatus::Unreadable
+        );
+        let same_file_seen = all.iter().any(|f| {
+            f.credential.file().is_some() && f.credential.file() == found.credential.file()
+        });
+        if !(broken && same_file_seen) {
+            all.push(found);
+        }
+    }
     let setting = all.iter().find(|f| {
         matches!(f.credential, Credential::Setting { .. })
             && matches!(f.status, CredStatus::Selects(_))
@@ -832,6 +846,14 @@ mod tests {
             (v.state, v.source.as_deref()),
             (State::Ready, Some("oauth_file"))
         );
+    }
+
+    #[test]
+    fn one_malformed_file_is_reported_once() {
+        let v = installed().file("auth.json", "{broken").judge("codex");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(v.detail.contains("malformed"), "{}", v.detail);
+        assert!(!v.detail.contains("shadows"), "{}", v.detail);
     }
 
     #[test]

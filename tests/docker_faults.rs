@@ -147,6 +147,14 @@ fn kill_during_provision(phase: Phase) {
         "{phase:?}: the victim's row should say it was lost: {}",
         done.describe("victim", "gemini")
     );
+    if phase == Phase::Connect {
+        assert_ne!(
+            v["reason"],
+            "auth",
+            "a member killed during authentication is a lost connection, not a refused key: {}",
+            done.describe("victim", "gemini")
+        );
+    }
     if matches!(phase, Phase::Upload | Phase::Rename | Phase::Verify) {
         assert_eq!(
             v["action"],

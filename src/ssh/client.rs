@@ -355,6 +355,9 @@ impl RusshTransport {
             tracing::debug!(member = %member.name, method = "publickey", key = %path.display(), "authenticated");
             return Ok(());
         }
+        if handle.is_closed() {
+            return Err(lost_during_auth(target));
+        }
         Err(SshError::Auth(format!(
             "{}@{target} refused the key in {} ({}); add its public key to the member's \
              ~/.ssh/authorized_keys or fix `user`/`identity_file` in the inventory",
@@ -430,7 +433,7 @@ impl RusshTransport {
                 Err(e) => tracing::debug!(member = %member.name, "ssh-agent could not sign: {e}"),
             }
             if handle.is_closed() {
-                break;
+                return Err(lost_during_auth(target));
             }
         }
         Err(SshError::Auth(format!(
@@ -440,6 +443,14 @@ impl RusshTransport {
             identities.len()
         )))
     }
+}
+
+/// A connection that died while keys were being tried: a network fault, not a refused key,
+/// so the operator is not sent to authorized_keys for nothing.
+fn lost_during_auth(target: &str) -> SshError {
+    SshError::Network(format!(
+        "{target} closed the connection during authentication"
+    ))
 }
 
 #[async_trait]
