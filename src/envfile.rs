@@ -160,6 +160,15 @@ pub fn names_command(env_file: &str) -> String {
     build_command("names", env_file, &[], LOCK_TIMEOUT_SECS)
 }
 
+/// Shell statements that export the env file's variables into the current shell (`set -a; .`),
+/// as every probe, install and dispatched command does; a missing or unreadable file is skipped.
+pub fn source_command(env_file: &str) -> String {
+    format!(
+        "f={}; if [ -f \"$f\" ] && [ -r \"$f\" ]; then set -a; . \"$f\"; set +a; fi",
+        shell::quote_remote_path(env_file)
+    )
+}
+
 /// The names assigned in `text` (an env file, or the output of [`names_command`]), each once,
 /// in order of first appearance. A line assigns `NAME` when, after leading blanks and an
 /// optional `export `, it starts with `NAME=`; comments and other lines assign nothing. This is

@@ -102,6 +102,29 @@ pub fn build_script(req: &ProbeRequest<'_>) -> String {
     s
 }
 
+/// `VAR=<the provider's config home>` as a shell statement: its variable when set on the
+/// member, else the default (`~/` = the member's `$HOME`).
+pub fn config_home_assignment(shell_var: &str, p: &Provider) -> String {
+    let default = quote_remote_path(&p.config_home.default);
+    match p.config_home.env.as_deref().filter(|v| is_identifier(v)) {
+        Some(var) => {
+            format!("{shell_var}=${{{var}:-}}; [ -n \"${shell_var}\" ] || {shell_var}={default}")
+        }
+        None => format!("{shell_var}={default}"),
+    }
+}
+
+/// The distinct credential files of a provider, relative to its config home.
+pub fn credential_files(p: &Provider) -> Vec<&str> {
+    let mut files: Vec<&str> = Vec::new();
+    for f in p.credentials.iter().filter_map(Credential::file) {
+        if !files.contains(&f) {
+            files.push(f);
+        }
+    }
+    files
+}
+
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -153,32 +176,14 @@ fn provider_block(s: &mut String, p: &Provider, req: &ProbeRequest<'_>) {
     }
 
     // The CLI's config home, then each credential file under it.
-    let home_default = quote_remote_path(&p.config_home.default);
-    match p.config_home.env.as_deref().filter(|v| is_identifier(v)) {
-        Some(var) => {
-            let _ = writeln!(
-                s,
-                "fa_h=${{{var}:-}}; [ -n \"$fa_h\" ] || fa_h={home_default}"
-            );
-        }
-        None => {
-            let _ = writeln!(s, "fa_h={home_default}");
-        }
-    }
-    let mut seen = Vec::new();
-    for c in &p.credentials {
-        if let Some(file) = c.file() {
-            if seen.contains(&file) {
-                continue;
-            }
-            seen.push(file);
-            let _ = writeln!(
-                s,
-                "fa_file \"$P\" {} \"$fa_h\"/{}",
-                quote(file),
-                quote(file)
-            );
-        }
+    let _ = writeln!(s, "{}", config_home_assignment("fa_h", p));
+    for file in credential_files(p) {
+        let _ = writeln!(
+            s,
+            "fa_file \"$P\" {} \"$fa_h\"/{}",
+            quote(file),
+            quote(file)
+        );
     }
 
     if req.deep {

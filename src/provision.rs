@@ -35,7 +35,7 @@ use crate::probe::MemberObservation;
 use crate::provider::{Install, Provider, Registry};
 use crate::remote_file;
 use crate::report::{Action, Row};
-use crate::shell::{quote, quote_remote_path};
+use crate::shell::quote;
 use crate::ssh::{Input, Session, Transport};
 use crate::sweep::{judge_one, observe};
 
@@ -432,40 +432,43 @@ async fn install(
     payload: &Payload<'_>,
     binary: Option<&String>,
 ) -> Result<Installed, String> {
-    let (cmd, input, undo): (String, SecretSlice<u8>, Option<String>) = match (
-        payload,
-        &provider.install,
-    ) {
-        (Payload::Key(key), Install::EnvFile { var }) => (
-            envfile::push_command(&member.env_file, &[var.as_str()]),
-            envfile::push_input(&[(var.as_str(), &key.value)])
-                .map_err(|e| format!("key refused before any push: {e}"))?,
-            Some(envfile::restore_command(&member.env_file)),
-        ),
-        (Payload::Key(key), Install::LoginCommand { args }) => {
-            let bin = binary.ok_or("CLI path unknown")?;
-            let cmd = format!(
-                "f={}; if [ -f \"$f\" ] && [ -r \"$f\" ]; then set -a; . \"$f\"; set +a; fi; cd \"$HOME\" && exec {} {}",
-                quote_remote_path(&member.env_file),
-                quote(bin),
-                crate::shell::join(args)
-            );
-            let mut bytes = key.value.expose_secret().as_bytes().to_vec();
-            bytes.push(b'\n');
-            (cmd, bytes.into(), None)
-        }
-        (Payload::Login(login), _) => {
-            let (env, default) = (
-                provider.config_home.env.as_deref(),
-                provider.config_home.default.as_str(),
-            );
-            (
-                remote_file::push_command(env, default, &login.rel),
-                login.bytes.expose_secret().to_vec().into(),
-                Some(remote_file::restore_command(env, default, &login.rel)),
-            )
-        }
-    };
+    let (cmd, input, undo): (String, SecretSlice<u8>, Option<String>) =
+        match (payload, &provider.install) {
+            (Payload::Key(key), Install::EnvFile { var }) => (
+                envfile::push_command(&member.env_file, &[var.as_str()]),
+                envfile::push_input(&[(var.as_str(), &key.value)])
+                    .map_err(|e| format!("key refused before any push: {e}"))?,
+                Some(envfile::restore_command(&member.env_file)),
+            ),
+            (Payload::Key(key), Install::LoginCommand { args }) => {
+                let bin = binary.ok_or("CLI path unknown")?;
+                let (backup, restore) = login_command_backup(provider);
+                let cmd = format!(
+                    "{}; {backup} cd \"$HOME\" && exec {} {}",
+                    envfile::source_command(&member.env_file),
+                    quote(bin),
+                    crate::shell::join(args)
+                );
+                let mut bytes = key.value.expose_secret().as_bytes().to_vec();
+                bytes.push(b'\n');
+                let undo = format!(
+                    "{}; {restore} echo restored",
+                    envfile::source_command(&member.env_file)
+                );
+                (cmd, bytes.into(), Some(undo))
+            }
+            (Payload::Login(login), _) => {
+                let (env, default) = (
+                    provider.config_home.env.as_deref(),
+                    provider.config_home.default.as_str(),
+                );
+                (
+                    remote_file::push_command(env, default, &login.rel),
+                    login.bytes.expose_secret().to_vec().into(),
+                    Some(remote_file::restore_command(env, default, &login.rel)),
+                )
+            }
+        };
     let out = session
         .exec(&cmd, Input::Secret(&input), member.command_timeout)
         .await
@@ -498,6 +501,26 @@ async fn install(
         undo: undo.filter(|_| outcome == PushOutcome::Pushed),
         outcome,
     })
+}
+
+/// Shell statements that back up a provider's credential files before its login command
+/// rewrites them, and that put them back (or remove what the login created).
+fn login_command_backup(provider: &Provider) -> (String, String) {
+    let home = crate::probe::config_home_assignment("h", provider);
+    let (mut backup, mut restore) = (format!("{home}; "), format!("{home}; "));
+    for rel in crate::probe::credential_files(provider) {
+        let (file, prev) = (
+            format!("\"$h\"/{}", quote(rel)),
+            format!("\"$h\"/{}", quote(&format!("{rel}.fleetauth-prev"))),
+        );
+        backup.push_str(&format!(
+            "if [ -f {file} ]; then cp -p {file} {prev} || exit 70; else rm -f {prev}; fi; "
+        ));
+        restore.push_str(&format!(
+            "if [ -f {prev} ]; then mv -f {prev} {file}; else rm -f {file}; fi; "
+        ));
+    }
+    (backup, restore)
 }
 
 /// Install on one member for one provider, verify with the prompt, undo on failure.

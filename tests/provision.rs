@@ -717,3 +717,30 @@ fn shared_gemini_login_without_member_settings_is_undone() {
         "the copy was not undone"
     );
 }
+
+/// A key installed by a login command that does not verify (a stale CODEX_API_KEY in the env
+/// file shadows it) is undone: auth.json goes back to what it was.
+#[test]
+fn failed_login_command_install_is_undone() {
+    let lab = Lab::new();
+    let m = lab
+        .member("m")
+        .provider("codex", State::RejectedKey)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let auth = m.home().join(".codex/auth.json");
+    assert!(!auth.exists());
+    let out = provision(&lab, &inv, &[("OPENAI_API_KEY", &fake::openai_key())], &[]);
+    let row = out.row("m", "codex");
+    assert_eq!(row["action"], "failed", "{row}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("CODEX_API_KEY (env file) shadows auth.json"),
+        "{detail}"
+    );
+    assert!(detail.contains("previous state restored"), "{detail}");
+    assert!(
+        !auth.exists(),
+        "the auth.json written by `codex login` was not removed"
+    );
+}

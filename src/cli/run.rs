@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Cli, Failure, FleetArgs, Prepared, prepare};
 use crate::fleet::{Progress, map_members};
-use crate::shell::{join, quote_remote_path};
+use crate::shell::join;
 use crate::ssh::Input;
 
 /// Exit status reported for a member the command never ran on (as `ssh` does).
@@ -15,8 +15,8 @@ const UNREACHABLE_STATUS: i32 = 255;
 /// The remote command: source the env file (exporting its variables), then exec `argv`.
 pub fn remote_command(env_file: &str, argv: &[String]) -> String {
     format!(
-        "f={}; if [ -f \"$f\" ] && [ -r \"$f\" ]; then set -a; . \"$f\"; set +a; fi; cd \"$HOME\" 2>/dev/null; exec {}",
-        quote_remote_path(env_file),
+        "{}; cd \"$HOME\" 2>/dev/null; exec {}",
+        crate::envfile::source_command(env_file),
         join(argv)
     )
 }
