@@ -114,7 +114,12 @@ fn main() {
         println!("fleet bench: not run (it starts up to 1000 sshd); run scripts/bench");
         return;
     }
-    let args = parse_args(&raw);
+    let mut args = parse_args(&raw);
+    if std::env::var_os("FLEETAUTH_BENCH_ALT").is_some()
+        && !args.tools.contains(&Tool::FleetauthAlt)
+    {
+        args.tools.insert(1, Tool::FleetauthAlt);
+    }
     let nofile = measure::raise_nofile();
     let env = Env {
         fleetauth: PathBuf::from(env!("CARGO_BIN_EXE_fleetauth")),
@@ -161,6 +166,7 @@ fn main() {
         }
         let scenario = Scenario::prepare(
             &fleet.lab,
+            &args.out,
             &format!("n{n}"),
             fleet.targets(n),
             n,
@@ -174,6 +180,7 @@ fn main() {
             let hung = n / 10;
             let scenario = Scenario::prepare(
                 &fleet.lab,
+                &args.out,
                 &format!("n{n}-hung"),
                 targets,
                 n - hung,
@@ -211,15 +218,18 @@ fn run_scenario(fleet: &Fleet, env: &Env, scenario: &Scenario, rounds: usize) ->
             std::thread::sleep(Duration::from_millis(500));
             let sshd0 = measure::sshd_cpu(pids);
             let busy0 = report::busy_cpu();
+            let self0 = measure::self_cpu();
             let usage = measure::run(scenario.command(&fleet.lab, env, tool, round), RUN_LIMIT);
             let idle_after = measure::wait_idle(pids, IDLE_LIMIT);
             let sshd = measure::sshd_cpu(pids) - sshd0;
             let busy = report::busy_cpu() - busy0;
+            let bench_cpu = measure::self_cpu() - self0;
             let completed = scenario.completed(tool, round);
             let sample = Sample {
                 tool,
                 round,
-                other_cpu: (busy - sshd - usage.cpu().as_secs_f64()).max(0.0),
+                other_cpu: (busy - sshd - bench_cpu - usage.cpu().as_secs_f64()).max(0.0),
+                bench_cpu,
                 usage,
                 sshd_cpu: sshd,
                 completed,

@@ -172,6 +172,14 @@ pub fn children(pid: i32) -> Vec<i32> {
     out
 }
 
+/// CPU (s) this bench process has used so far (the silent members' threads, the sampler).
+pub fn self_cpu() -> f64 {
+    // SAFETY: zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    (timeval(ru.ru_utime) + timeval(ru.ru_stime)).as_secs_f64()
+}
+
 /// utime + stime + cutime + cstime of one process, in seconds.
 fn process_cpu(pid: i32, ticks: u64) -> Option<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -18,9 +18,11 @@ pub struct Sample {
     pub usage: Usage,
     /// CPU (s) the members' sshd (and everything they ran) spent during the run.
     pub sshd_cpu: f64,
-    /// CPU (s) the rest of the machine spent meanwhile (busy time minus client and members):
-    /// other work on this shared machine, and the bench's own sampling.
+    /// CPU (s) the rest of the machine spent meanwhile (busy time minus client, members and
+    /// this bench process): other work on this shared machine.
     pub other_cpu: f64,
+    /// CPU (s) this bench process spent meanwhile (RSS sampling, silent members' threads).
+    pub bench_cpu: f64,
     /// Members whose probe ran to its end, per the tool's own output.
     pub completed: usize,
     /// Every member connection had ended before and after the run.
@@ -31,13 +33,14 @@ impl Sample {
     pub fn line(&self, n: usize) -> String {
         let u = &self.usage;
         format!(
-            "{:<16} wall {:>7.2} s  cpu {:>7.2} s  maxrss {:>6.1} MB  tree {:>7.1} MB  sshd {:>7.2} s  other {:>5.2} s  done {}/{}{}{}",
+            "{:<16} wall {:>7.2} s  cpu {:>7.2} s  maxrss {:>6.1} MB  tree {:>7.1} MB  sshd {:>7.2} s  bench {:>5.2} s  other {:>5.2} s  done {}/{}{}{}",
             self.tool.id(),
             u.wall.as_secs_f64(),
             u.cpu().as_secs_f64(),
             u.maxrss_kb as f64 / 1024.0,
             u.tree_rss_kb as f64 / 1024.0,
             self.sshd_cpu,
+            self.bench_cpu,
             self.other_cpu,
             self.completed,
             n,
@@ -495,6 +498,7 @@ pub fn write(dir: &Path, m: &Machine, results: &[ScenarioResult]) {
                     "killed": x.usage.killed,
                     "sshd_cpu_s": x.sshd_cpu,
                     "other_cpu_s": x.other_cpu,
+                    "bench_cpu_s": x.bench_cpu,
                     "completed": x.completed,
                     "expected": r.expected,
                     "members_idle": x.idle,

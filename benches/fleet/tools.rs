@@ -43,10 +43,12 @@ pub enum Tool {
     ProvisionCheck,
     /// OpenSSH (curve25519) running no probe: what a bare connection costs the member.
     SshCurveBare,
+    /// `fleetauth sweep` from another build (`FLEETAUTH_BENCH_ALT=PATH`), to A/B a change.
+    FleetauthAlt,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 8] = [
+    pub const ALL: [Tool; 9] = [
         Tool::Fleetauth,
         Tool::SshDefault,
         Tool::SshCurve,
@@ -55,6 +57,7 @@ impl Tool {
         Tool::FleetauthDeep,
         Tool::ProvisionCheck,
         Tool::SshCurveBare,
+        Tool::FleetauthAlt,
     ];
 
     pub fn id(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Tool {
             Tool::FleetauthDeep => "fleetauth-deep",
             Tool::ProvisionCheck => "provision-check",
             Tool::SshCurveBare => "ssh-curve25519-bare",
+            Tool::FleetauthAlt => "fleetauth-alt",
         }
     }
 
@@ -86,6 +90,7 @@ impl Tool {
             Tool::SshCurveBare => {
                 "baseline: `xargs -P 64 ssh -o KexAlgorithms=curve25519-sha256` running only `printf` (no probe)"
             }
+            Tool::FleetauthAlt => "`fleetauth sweep` (-j 64), build in $FLEETAUTH_BENCH_ALT",
         }
     }
 }
@@ -113,9 +118,12 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Write the inventory, host lists and the probe script under `lab/bench/NAME/`.
+    /// Write the inventory, host lists and the probe script under `root/NAME/` (each run's
+    /// stdout and stderr go to its `out/`, kept after the run for a post-mortem).
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare(
         lab: &Lab,
+        root: &Path,
         name: &str,
         targets: Vec<Target>,
         expected: usize,
@@ -123,7 +131,8 @@ impl Scenario {
         tools: Vec<Tool>,
         sshd_pids: Vec<i32>,
     ) -> Scenario {
-        let dir = lab.dir().join("bench").join(name);
+        let dir = root.join(name);
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("out")).unwrap();
         fs::create_dir_all(dir.join("ansible-tmp")).unwrap();
         for t in &targets {
@@ -185,8 +194,29 @@ impl Scenario {
         let secs = self.deadline.as_secs().max(1).to_string();
         let inv = self.dir.join("inventory.toml");
         let mut cmd = match tool {
-            Tool::Fleetauth | Tool::FleetauthDeep | Tool::ProvisionCheck => {
-                let mut c = Command::new(&env.fleetauth);
+            Tool::Fleetauth | Tool::FleetauthDeep | Tool::ProvisionCheck | Tool::FleetauthAlt => {
+                let bin = match (tool, std::env::var_os("FLEETAUTH_BENCH_ALT")) {
+                    (Tool::FleetauthAlt, Some(alt)) => PathBuf::from(alt),
+                    _ => env.fleetauth.clone(),
+                };
+                // FLEETAUTH_BENCH_PROFILE=DIR: record a CPU profile of every fleetauth run
+                // (perf's software cpu-clock event; the figures then include perf's overhead).
+                let mut c = match std::env::var_os("FLEETAUTH_BENCH_PROFILE") {
+                    Some(dir) => {
+                        let data = Path::new(&dir).join(format!(
+                            "{}-{}-{round}.perf.data",
+                            self.name,
+                            tool.id()
+                        ));
+                        let mut c = Command::new("perf");
+                        c.args(["record", "-q", "-e", "cpu-clock", "-F", "4999", "-g", "-o"])
+                            .arg(data)
+                            .arg("--")
+                            .arg(&bin);
+                        c
+                    }
+                    None => Command::new(&bin),
+                };
                 match tool {
                     Tool::ProvisionCheck => c.args(["provision", "--check"]),
                     _ => c.arg("sweep"),
@@ -206,8 +236,14 @@ impl Scenario {
                     &PARALLEL.to_string(),
                     "-I",
                     "@HOST@",
-                    "ssh",
                 ]);
+                if self.expected < self.n() {
+                    // GNU xargs exits at once when a command exits 255 (how ssh reports a
+                    // member it could not reach), leaving the other ssh running unwaited: with
+                    // hung members each ssh goes through `sh -c`.
+                    c.args(["sh", "-c", r#"ssh "$@" || exit 1"#]);
+                }
+                c.arg("ssh");
                 for opt in lab.client_options() {
                     if opt.starts_with("ConnectTimeout=") {
                         c.arg(format!("ConnectTimeout={secs}"));
@@ -281,7 +317,7 @@ impl Scenario {
         let (out, _) = self.output_files(tool, round);
         let text = String::from_utf8_lossy(&fs::read(out).unwrap_or_default()).into_owned();
         match tool {
-            Tool::Fleetauth | Tool::FleetauthDeep | Tool::ProvisionCheck => {
+            Tool::Fleetauth | Tool::FleetauthDeep | Tool::ProvisionCheck | Tool::FleetauthAlt => {
                 fleetauth_answered(&text) / PROVIDERS.len()
             }
             Tool::SshDefault | Tool::SshCurve | Tool::SshCurveBare | Tool::Ansible => {
