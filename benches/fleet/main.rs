@@ -105,6 +105,10 @@ fn parse_args(raw: &[String]) -> Args {
         }
     }
     a.sizes.sort_unstable();
+    // Tools run from each scenario's directory: every path handed to them must be absolute.
+    if a.out.is_relative() {
+        a.out = std::env::current_dir().expect("current dir").join(&a.out);
+    }
     a
 }
 

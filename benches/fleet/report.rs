@@ -107,6 +107,22 @@ impl ScenarioResult {
         self.n - self.expected
     }
 
+    /// `metric(a) / metric(b)` round by round (the two ran minutes apart, under the same load).
+    pub fn paired(&self, a: Tool, b: Tool, metric: fn(&Sample) -> f64) -> Vec<f64> {
+        let mut out = Vec::new();
+        for x in self.samples.iter().filter(|s| s.tool == a) {
+            if let Some(y) = self
+                .samples
+                .iter()
+                .find(|s| s.tool == b && s.round == x.round)
+                && metric(y) > 0.0
+            {
+                out.push(metric(x) / metric(y));
+            }
+        }
+        out
+    }
+
     pub fn summary(&self, tool: Tool) -> Option<Summary> {
         let s: Vec<&Sample> = self.samples.iter().filter(|s| s.tool == tool).collect();
         if s.is_empty() {
@@ -300,6 +316,13 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+fn rounds(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn markdown(m: &Machine, results: &[ScenarioResult]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### Machine\n");
@@ -427,10 +450,11 @@ fn targets(s: &mut String, results: &[ScenarioResult]) {
                 s(
                     format!("N = {}: fleetauth wall ≤ {k} × {}", r.n, t.id()),
                     format!(
-                        "{:.2} s vs {:.2} s = {} ×",
+                        "{:.2} s vs {:.2} s = {} × (round by round: {})",
                         f.wall,
                         o.wall,
-                        ratio(f.wall, o.wall)
+                        ratio(f.wall, o.wall),
+                        rounds(&r.paired(Tool::Fleetauth, t, |x| x.usage.wall.as_secs_f64()))
                     ),
                     Some(f.wall <= k * o.wall),
                 );
@@ -459,7 +483,10 @@ fn targets(s: &mut String, results: &[ScenarioResult]) {
                         r.n,
                         t.id()
                     ),
-                    format!("{mine:.2} vs {theirs:.2} ms/member"),
+                    format!(
+                        "{mine:.2} vs {theirs:.2} ms/member (ratio round by round: {})",
+                        rounds(&r.paired(Tool::Fleetauth, t, |x| x.sshd_cpu))
+                    ),
                     Some(mine <= theirs),
                 );
             }
