@@ -1,0 +1,171 @@
+//! The benchmark fleet: the integration tests' real sshd members (tests/support), started in
+//! parallel, plus silent endpoints for the hung-members scenario.
+//!
+//! Every member lists the same two providers (`gemini`, `claude`) so that one probe script —
+//! fleetauth's own, from `fleetauth::probe::build_script` — is the work every tool sends. Their
+//! states rotate over four layouts so the script takes every branch it takes on a real fleet
+//! (credential file present, key in the env file, CLI missing, rejected key), and with
+//! `--deep` every prompt answers at once (no member simulates an unreachable vendor: a hang
+//! would measure the stub's deadline, not the tools).
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::measure;
+use crate::support::{Endpoint, Lab, Member, State};
+
+/// The providers every member lists, in inventory order.
+pub const PROVIDERS: [&str; 2] = ["gemini", "claude"];
+
+/// Threads starting members at once (each runs ssh-keygen, then sshd, then polls its port).
+const STARTERS: usize = 8;
+
+/// Something an inventory row points at.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+pub struct Fleet {
+    pub lab: Lab,
+    /// Real members, by name (`m0000`, `m0001`, …), with their sshd master pid.
+    members: Vec<(Member, i32)>,
+    silent: Vec<Endpoint>,
+}
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        Fleet {
+            lab: Lab::new(),
+            members: Vec::new(),
+            silent: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Start members until there are `n`. Returns how long that took.
+    pub fn grow(&mut self, n: usize) -> Duration {
+        let start = Instant::now();
+        let first = self.members.len();
+        if n <= first {
+            return Duration::ZERO;
+        }
+        let next = AtomicUsize::new(first);
+        let started = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..STARTERS {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        let member = start_member(&self.lab, i);
+                        started.lock().unwrap().push(member);
+                    }
+                });
+            }
+        });
+        let mut started = started.into_inner().unwrap();
+        started.sort_by(|a, b| a.name().cmp(b.name()));
+        let pids = measure::sshd_masters(self.lab.dir());
+        for member in started {
+            let pid = *pids.get(member.name()).unwrap_or_else(|| {
+                panic!("no sshd master found in /proc for member {}", member.name())
+            });
+            self.members.push((member, pid));
+        }
+        self.rewrite_known_hosts();
+        start.elapsed()
+    }
+
+    /// Write the lab's known_hosts afresh from every member's host key. The harness appends
+    /// one line per member as it lays it out, with `writeln!` (several `write` calls): members
+    /// laid out by parallel threads interleave those writes and corrupt a few lines.
+    fn rewrite_known_hosts(&self) {
+        let mut text = String::new();
+        for (m, _) in &self.members {
+            text.push_str(&format!(
+                "{} {}\n",
+                m.known_hosts_host(),
+                m.host_public_key()
+            ));
+        }
+        let path = self.lab.known_hosts();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write known_hosts");
+        std::fs::rename(&tmp, &path).expect("replace known_hosts");
+    }
+
+    /// Add silent endpoints (accept TCP, never speak) until there are `n`.
+    pub fn grow_silent(&mut self, n: usize) {
+        while self.silent.len() < n {
+            let name = format!("hung{:04}", self.silent.len());
+            self.silent.push(self.lab.silent_member(&name));
+        }
+    }
+
+    /// The first `n` real members.
+    pub fn targets(&self, n: usize) -> Vec<Target> {
+        self.members[..n]
+            .iter()
+            .map(|(m, _)| Target {
+                name: m.name().to_string(),
+                addr: m.addr(),
+                port: m.port(),
+            })
+            .collect()
+    }
+
+    /// `n` targets of which every tenth (positions 9, 19, …) is a silent endpoint.
+    pub fn targets_with_hung(&mut self, n: usize) -> Vec<Target> {
+        let hung = n / 10;
+        self.grow_silent(hung);
+        let real = self.targets(n - hung);
+        let mut real = real.into_iter();
+        let mut silent = self.silent.iter();
+        (0..n)
+            .map(|i| {
+                if i % 10 == 9 {
+                    let e = silent.next().expect("enough silent endpoints");
+                    Target {
+                        name: e.name().to_string(),
+                        addr: e.addr(),
+                        port: e.port(),
+                    }
+                } else {
+                    real.next().expect("enough real members")
+                }
+            })
+            .collect()
+    }
+
+    /// sshd master pids of the first `n` real members.
+    pub fn sshd_pids(&self, n: usize) -> Vec<i32> {
+        self.members[..n.min(self.members.len())]
+            .iter()
+            .map(|(_, p)| *p)
+            .collect()
+    }
+}
+
+/// Lay out and start member `i`.
+fn start_member(lab: &Lab, i: usize) -> Member {
+    let (gemini, claude) = match i % 4 {
+        0 => (State::OauthValid, State::EnvKey),
+        1 => (State::EnvKey, State::OauthValid),
+        2 => (State::OauthExpired, State::NotInstalled),
+        _ => (State::NoAuth, State::RejectedKey),
+    };
+    lab.member(&format!("m{i:04}"))
+        .provider(PROVIDERS[0], gemini)
+        .provider(PROVIDERS[1], claude)
+        .start()
+}
