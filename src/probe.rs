@@ -54,10 +54,10 @@ pub const PROBE_COMMAND: &str = "sh -s";
 /// 64 KiB: a credential file or a CLI's output is never larger in practice, and a runaway one
 /// must not cost the client memory.
 const PRELUDE: &str = r#"umask 077
-fa_t=$(mktemp -d 2>/dev/null) || fa_t=$(mktemp -d -t fleetauth.XXXXXX) || { printf '@@FA\t-\tfatal\tmktemp failed\n'; exit 0; }
-trap 'rm -rf "$fa_t"' EXIT
 fa_rec() { printf '@@FA\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
-fa_recb() { printf '@@FA\t%s\t%s\t' "$1" "$2"; head -c 65536 | base64 | tr -d '\n'; printf '\n'; }
+if [ "$(printf x | base64 -w 0 2>/dev/null)" = eA== ]; then fa_b64() { base64 -w 0; }; else fa_b64() { base64 | tr -d '\n'; }; fi
+fa_recb() { printf '@@FA\t%s\t%s\t' "$1" "$2"; head -c 65536 | fa_b64; printf '\n'; }
+fa_recs() { printf '@@FA\t%s\t%s\t' "$1" "$2"; printf %s "$3" | fa_b64; printf '\n'; }
 if command -v timeout >/dev/null 2>&1; then fa_to() { timeout -k 2 "$@"; }; else fa_to() { shift; "$@"; }; fi
 fa_find() {
   fa_b=$1; shift
@@ -67,10 +67,24 @@ fa_find() {
   done
   return 1
 }
-fa_npm_find() {
+# npm's global bin dir, once per member. `npm prefix -g` starts node (~0.1 s of CPU): when no
+# npm config file sets `prefix`, npm's default is the prefix node is installed under, read here
+# without starting anything; otherwise ask npm.
+fa_npm_dir() {
+  if [ -n "${fa_nd+x}" ]; then [ -n "$fa_nd" ]; return; fi
+  fa_nd=
   command -v npm >/dev/null 2>&1 || return 1
-  fa_n=$(fa_to 10 npm prefix -g </dev/null 2>/dev/null) || return 1
-  [ -n "$fa_n" ] && [ -f "$fa_n/bin/$1" ] && [ -x "$fa_n/bin/$1" ] && printf '%s' "$fa_n/bin/$1"
+  fa_np=${NPM_CONFIG_PREFIX:-${npm_config_prefix:-${PREFIX:-}}}
+  if [ -z "$fa_np" ] && [ -z "${DESTDIR:-}" ] && fa_nn=$(command -v node 2>/dev/null); then
+    fa_dp=${fa_nn%/bin/node}
+    fa_nrc=$(readlink -f "$(command -v npm)" 2>/dev/null)
+    if ! grep -qs '^[[:space:]]*prefix[[:space:]]*=' "${NPM_CONFIG_USERCONFIG:-$HOME/.npmrc}" "${NPM_CONFIG_GLOBALCONFIG:-$fa_dp/etc/npmrc}" "${fa_nrc%/bin/*}/npmrc" ./.npmrc; then fa_np=$fa_dp; fi
+  fi
+  [ -n "$fa_np" ] || fa_np=$(fa_to 10 npm prefix -g </dev/null 2>/dev/null) || fa_np=
+  [ -n "$fa_np" ] && fa_nd=$fa_np/bin
+}
+fa_npm_find() {
+  [ -f "$fa_nd/$1" ] && [ -x "$fa_nd/$1" ] && printf '%s' "$fa_nd/$1"
 }
 fa_file() {
   if [ -e "$3" ] || [ -L "$3" ]; then
@@ -79,9 +93,17 @@ fa_file() {
 }
 "#;
 
+/// A private temp dir for the parallel deep probes' outputs.
+const TEMP_DIR: &str = r#"fa_t=$(mktemp -d 2>/dev/null) || fa_t=$(mktemp -d -t fleetauth.XXXXXX) || { printf '@@FA\t-\tfatal\tmktemp failed\n'; exit 0; }
+trap 'rm -rf "$fa_t"' EXIT
+"#;
+
 /// Build the whole probe script for one member.
 pub fn build_script(req: &ProbeRequest<'_>) -> String {
     let mut s = String::with_capacity(4096);
+    if req.deep {
+        s.push_str(TEMP_DIR);
+    }
     s.push_str(PRELUDE);
     let _ = writeln!(s, "fa_env={}", quote_remote_path(req.env_file));
     // The env file: present or not, and the names (never the values) it assigns.
@@ -92,12 +114,24 @@ pub fn build_script(req: &ProbeRequest<'_>) -> String {
         "  else fa_rec - envfile unreadable; fi\n",
         "else fa_rec - envfile absent; fi\n",
     ));
-    for (i, p) in req.providers.iter().enumerate() {
-        s.push_str("(\n");
-        provider_block(&mut s, p, req);
-        let _ = writeln!(s, ") >\"$fa_t/{i}.rec\" 2>/dev/null </dev/null &");
+    if req.deep {
+        for (i, p) in req.providers.iter().enumerate() {
+            s.push_str("(\n");
+            provider_block(&mut s, p, req);
+            let _ = writeln!(s, ") >\"$fa_t/{i}.rec\" 2>/dev/null </dev/null &");
+        }
+        s.push_str(
+            "wait\nfor fa_f in \"$fa_t\"/*.rec; do [ -f \"$fa_f\" ] && cat \"$fa_f\"; done\n",
+        );
+    } else {
+        // Without prompts every provider takes milliseconds: one after the other, in this
+        // shell, costs the member no subshells, temp files or `cat`.
+        s.push_str("exec 3>&2 2>/dev/null\n");
+        for p in &req.providers {
+            provider_block(&mut s, p, req);
+        }
+        s.push_str("exec 2>&3 3>&-\n");
     }
-    s.push_str("wait\nfor fa_f in \"$fa_t\"/*.rec; do [ -f \"$fa_f\" ] && cat \"$fa_f\"; done\n");
     s.push_str("fa_rec - done 1\n");
     s
 }
@@ -141,7 +175,7 @@ fn provider_block(s: &mut String, p: &Provider, req: &ProbeRequest<'_>) {
         .collect();
     let _ = writeln!(s, "P={name}");
     let npm = if p.npm_global_bin {
-        format!(" || fa_bin=$(fa_npm_find {bin})")
+        format!(" || {{ fa_npm_dir && fa_bin=$(fa_npm_find {bin}); }}")
     } else {
         String::new()
     };
@@ -150,13 +184,13 @@ fn provider_block(s: &mut String, p: &Provider, req: &ProbeRequest<'_>) {
         "if fa_bin=$(fa_find {bin} {}){npm}; then",
         dirs.join(" ")
     );
-    s.push_str("  printf %s \"$fa_bin\" | fa_recb \"$P\" bin\n");
+    s.push_str("  fa_recs \"$P\" bin \"$fa_bin\"\n");
     let _ = writeln!(
         s,
-        "  fa_to 15 \"$fa_bin\" {} </dev/null >\"$fa_t/$P.v\" 2>&1; fa_rec \"$P\" version_rc $?",
+        "  fa_v=$(fa_to 15 \"$fa_bin\" {} </dev/null 2>&1); fa_rec \"$P\" version_rc $?",
         crate::shell::join(&p.version_args)
     );
-    s.push_str("  fa_recb \"$P\" version_out < \"$fa_t/$P.v\"\n");
+    s.push_str("  printf '%s\\n' \"$fa_v\" | fa_recb \"$P\" version_out\n");
     if let Some(status) = &p.status {
         let _ = writeln!(
             s,

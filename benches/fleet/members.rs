@@ -82,26 +82,7 @@ impl Fleet {
             });
             self.members.push((member, pid));
         }
-        self.rewrite_known_hosts();
         start.elapsed()
-    }
-
-    /// Write the lab's known_hosts afresh from every member's host key. The harness appends
-    /// one line per member as it lays it out, with `writeln!` (several `write` calls): members
-    /// laid out by parallel threads interleave those writes and corrupt a few lines.
-    fn rewrite_known_hosts(&self) {
-        let mut text = String::new();
-        for (m, _) in &self.members {
-            text.push_str(&format!(
-                "{} {}\n",
-                m.known_hosts_host(),
-                m.host_public_key()
-            ));
-        }
-        let path = self.lab.known_hosts();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).expect("write known_hosts");
-        std::fs::rename(&tmp, &path).expect("replace known_hosts");
     }
 
     /// Add silent endpoints (accept TCP, never speak) until there are `n`.

@@ -22,6 +22,16 @@ use crate::provider::Registry;
 use crate::ssh::Transport;
 use crate::ssh::client::{RusshTransport, TransportOptions};
 
+/// Members in flight at once (each holds one socket); `-j` bounds their handshakes.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// How many members may be in flight: `-j` bounds the CPU-heavy handshakes inside the
+/// transport, so a member that never answers holds no slot; open sockets bound the rest.
+pub fn in_flight(fleet: &FleetArgs) -> usize {
+    let sockets = crate::fleet::raise_open_files_limit().saturating_sub(64) / 2;
+    (fleet.jobs as usize).max(MAX_IN_FLIGHT.min(sockets))
+}
+
 /// Exit status for bad usage, inventory or provider files (nothing was contacted).
 pub const EXIT_USAGE: i32 = 2;
 
@@ -272,6 +282,7 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
     let refs: Vec<&Member> = members.iter().collect();
     let opts = TransportOptions {
         interactive: !fleet.no_input,
+        max_handshakes: Some(fleet.jobs as usize),
         ..TransportOptions::default()
     };
     let transport = RusshTransport::new(&refs, opts).map_err(|e| Failure {

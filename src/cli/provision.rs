@@ -20,7 +20,7 @@ pub async fn run(
     let mut broker = KeyBroker::new(Some(home.clone()), !fleet.no_input);
     let opts = ProvisionOptions {
         check,
-        jobs: fleet.jobs as usize,
+        jobs: super::in_flight(fleet),
         audit_dir: home,
         share_oauth,
     };

@@ -66,7 +66,7 @@ pub async fn run(
     let argv: Arc<Vec<String>> = Arc::new(argv.to_vec());
     let progress = Progress::new(members.len(), "run");
     let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
-    let outcomes = map_members(members, fleet.jobs as usize, &progress, move |m| {
+    let outcomes = map_members(members, super::in_flight(fleet), &progress, move |m| {
         let (t, argv, stdin) = (transport.clone(), argv.clone(), stdin.clone());
         async move {
             let deadline = timeout.unwrap_or(m.command_timeout);

@@ -11,7 +11,7 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, deep: bool) -> Result<i32, Failur
         transport,
     } = prepare(cli, fleet)?;
     let progress = Progress::new(members.len(), if deep { "deep sweep" } else { "sweep" });
-    let rows = for_each_member(members, fleet.jobs as usize, &progress, move |m| {
+    let rows = for_each_member(members, super::in_flight(fleet), &progress, move |m| {
         crate::sweep::sweep_member(transport.clone(), registry.clone(), m, deep)
     })
     .await;

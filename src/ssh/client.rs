@@ -106,6 +106,10 @@ pub struct TransportOptions {
     /// Consulted for every member in addition to its own known_hosts file, when it exists.
     /// Default [`GLOBAL_KNOWN_HOSTS`].
     pub global_known_hosts: Option<PathBuf>,
+    /// At most this many key exchanges + authentications at once (the CPU-heavy part of a
+    /// connection). A connection waits for the server's first byte *before* taking a slot, so
+    /// a member that never speaks holds no slot. None: unbounded.
+    pub max_handshakes: Option<usize>,
 }
 
 impl Default for TransportOptions {
@@ -117,6 +121,7 @@ impl Default for TransportOptions {
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
             global_known_hosts: Some(PathBuf::from(GLOBAL_KNOWN_HOSTS)),
+            max_handshakes: None,
         }
     }
 }
@@ -148,6 +153,7 @@ pub struct RusshTransport {
     /// One config per distinct host-key preference order (almost always just one).
     configs: RwLock<HashMap<String, Arc<client::Config>>>,
     warned_checking_off: AtomicBool,
+    handshakes: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for RusshTransport {
@@ -176,6 +182,9 @@ impl RusshTransport {
             agent_socket: opts.agent_socket,
             configs: RwLock::new(HashMap::new()),
             warned_checking_off: AtomicBool::new(false),
+            handshakes: opts
+                .max_handshakes
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
         };
         transport.warn_if_checking_off(members);
         for member in members {
@@ -229,22 +238,52 @@ impl RusshTransport {
             .clone()
     }
 
-    /// Connect attempts until one succeeds, fails for good, or no retry fits before `deadline`.
-    async fn connect_retrying(
-        &self,
-        member: &Member,
-        deadline: Instant,
-    ) -> Result<RusshSession, SshError> {
+    /// Connect attempts until one succeeds, fails for good, or no retry fits. Each attempt has
+    /// two deadlines of `connect_timeout`: one for TCP and the server's first byte, one for key
+    /// exchange and authentication, which start only once a handshake slot is free: waiting in
+    /// our own queue is not the member being slow, and a member that never speaks holds no slot.
+    async fn connect_retrying(&self, member: &Member) -> Result<RusshSession, SshError> {
+        let timed_out = || SshError::Timeout {
+            phase: "connect",
+            after: member.connect_timeout,
+        };
+        let retry_until = Instant::now() + member.connect_timeout;
         let mut delay = RETRY_FIRST_DELAY;
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.attempt(member).await {
+            let dialed = tokio::time::timeout(member.connect_timeout, self.dial(member)).await;
+            let result = match dialed {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(stream)) => {
+                    let _slot = match &self.handshakes {
+                        Some(limit) => Some(
+                            limit
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .expect("semaphore never closed"),
+                        ),
+                        None => None,
+                    };
+                    match tokio::time::timeout(
+                        member.connect_timeout,
+                        self.handshake(member, stream),
+                    )
+                    .await
+                    {
+                        Err(_) => return Err(timed_out()),
+                        Ok(r) => r,
+                    }
+                }
+            };
+            match result {
                 Ok(session) => return Ok(session),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::ClosedBeforeBanner(why)) => {
                     let wait = jittered(delay);
-                    if Instant::now() + wait >= deadline {
+                    if Instant::now() + wait >= retry_until {
                         return Err(SshError::Network(format!(
                             "{}:{} closed the connection before the SSH banner ({why}) on {attempts} attempt(s); \
                              the member's sshd may be throttling connections (MaxStartups, PerSourcePenalties) \
@@ -265,8 +304,8 @@ impl RusshTransport {
         }
     }
 
-    /// One TCP connection, handshake and authentication.
-    async fn attempt(&self, member: &Member) -> Result<RusshSession, Attempt> {
+    /// TCP connection, then wait for the server's first byte (its banner).
+    async fn dial(&self, member: &Member) -> Result<TcpStream, Attempt> {
         let target = format!("{}:{}", member.host, member.port);
         tracing::debug!(member = %member.name, %target, "connecting");
         let stream = TcpStream::connect((member.host.as_str(), member.port))
@@ -275,6 +314,25 @@ impl RusshTransport {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("set_nodelay failed: {e}");
         }
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(0) => Err(Attempt::ClosedBeforeBanner("connection closed".into())),
+            Ok(_) => Ok(stream),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                Err(Attempt::ClosedBeforeBanner(e.to_string()))
+            }
+            Err(e) => Err(Attempt::Fatal(tcp_error(&target, e))),
+        }
+    }
+
+    /// Key exchange, host key check and authentication on a dialed connection.
+    async fn handshake(&self, member: &Member, stream: TcpStream) -> Result<RusshSession, Attempt> {
+        let target = format!("{}:{}", member.host, member.port);
         let banner_seen = Arc::new(AtomicBool::new(false));
         let stream = BannerWatch::new(stream, banner_seen.clone());
 
@@ -456,17 +514,12 @@ fn lost_during_auth(target: &str) -> SshError {
 #[async_trait]
 impl Transport for RusshTransport {
     async fn connect(&self, member: &Member) -> Result<Box<dyn Session>, SshError> {
-        let deadline = Instant::now() + member.connect_timeout;
-        match tokio::time::timeout_at(deadline, self.connect_retrying(member, deadline)).await {
-            Ok(Ok(session)) => Ok(Box::new(session)),
-            Ok(Err(e)) => {
+        match self.connect_retrying(member).await {
+            Ok(session) => Ok(Box::new(session)),
+            Err(e) => {
                 tracing::debug!(member = %member.name, "connect failed: {e}");
                 Err(e)
             }
-            Err(_) => Err(SshError::Timeout {
-                phase: "connect",
-                after: member.connect_timeout,
-            }),
         }
     }
 }

@@ -352,7 +352,9 @@ impl Lab {
             .append(true)
             .open(self.known_hosts())
             .unwrap();
-        writeln!(file, "{} {public}", sshd::known_hosts_host(addr, port)).unwrap();
+        // One write per line: members laid out from parallel threads must not interleave.
+        let line = format!("{} {public}\n", sshd::known_hosts_host(addr, port));
+        file.write_all(line.as_bytes()).unwrap();
     }
 }
 
