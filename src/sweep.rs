@@ -27,13 +27,12 @@ pub fn prompt_deadline(member: &Member, provider_default: Duration) -> Duration 
     wanted.min(cap)
 }
 
-/// Run the probe script on an open session.
-pub async fn observe(
-    session: &dyn Session,
-    member: &Member,
-    registry: &Registry,
+/// What to ask `member` about its providers: the probe the sweep and provisioning run.
+pub fn probe_request<'a>(
+    member: &'a Member,
+    registry: &'a Registry,
     deep: bool,
-) -> Result<MemberObservation, String> {
+) -> ProbeRequest<'a> {
     let providers: Vec<_> = member
         .providers
         .iter()
@@ -43,13 +42,22 @@ pub async fn observe(
         .iter()
         .map(|p| prompt_deadline(member, p.probe.timeout))
         .max();
-    let req = ProbeRequest {
+    ProbeRequest {
         providers,
         env_file: &member.env_file,
         deep,
         probe_timeout,
-    };
-    let script = build_script(&req);
+    }
+}
+
+/// Run the probe script on an open session.
+pub async fn observe(
+    session: &dyn Session,
+    member: &Member,
+    registry: &Registry,
+    deep: bool,
+) -> Result<MemberObservation, String> {
+    let script = build_script(&probe_request(member, registry, deep));
     match session
         .exec(
             PROBE_COMMAND,

@@ -357,21 +357,7 @@ fn probe_script(inventory: &Path) -> String {
     let registry = fleetauth::provider::Registry::builtin().expect("built-in providers");
     let inv = fleetauth::inventory::load(inventory, &registry.names()).expect("bench inventory");
     let member = &inv.members[0];
-    let providers: Vec<_> = member
-        .providers
-        .iter()
-        .filter_map(|p| registry.get(p))
-        .collect();
-    let probe_timeout = providers
-        .iter()
-        .map(|p| fleetauth::sweep::prompt_deadline(member, p.probe.timeout))
-        .max();
-    fleetauth::probe::build_script(&fleetauth::probe::ProbeRequest {
-        providers,
-        env_file: &member.env_file,
-        deep: false,
-        probe_timeout,
-    })
+    fleetauth::probe::build_script(&fleetauth::sweep::probe_request(member, &registry, false))
 }
 
 trait EnvClearKeep {

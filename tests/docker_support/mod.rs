@@ -130,28 +130,11 @@ fn build_image() {
     }
 }
 
-/// `n` random characters from [0-9A-Za-z].
-pub fn alnum(n: usize) -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut bytes = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
-}
-
-/// A well-formed, obviously fake Gemini API key (`AIza` + 35).
-pub fn fake_gemini_key() -> String {
-    format!("AIzaFAKE{}", alnum(31))
-}
-
-/// A well-formed, obviously fake Anthropic API key.
-pub fn fake_anthropic_key() -> String {
-    format!("sk-ant-api03-FAKE{}", alnum(60))
-}
+/// Fake credentials: the same generator as the sshd harness's, one copy.
+#[path = "../support/fake.rs"]
+#[allow(dead_code)]
+pub mod fake;
+pub use fake::{alnum, anthropic_api_key as fake_anthropic_key, gemini_key as fake_gemini_key};
 
 /// How one member container starts.
 #[derive(Debug, Clone)]
