@@ -444,13 +444,9 @@ fn orchestrator_with_a_claude_login_and_a_gemini_key_provisions_a_mixed_fleet() 
     matrix.assert_stdout_contains("cannot authenticate");
 }
 
-#[test]
-fn out_of_band_prompt_on_a_terminal_is_asked_once_per_provider() {
-    let lab = Lab::new();
-    let key = fake::gemini_key();
-    let a = lab.member("a").provider("gemini", State::NoAuth).start();
-    let b = lab.member("b").provider("gemini", State::NoAuth).start();
-    let inv = lab.inventory("");
+/// Run fleetauth on a pseudo-terminal (tests/fixtures/pty_drive.py), typing `key` whenever it
+/// asks for input; returns its exit status and everything it wrote to the terminal.
+fn on_a_terminal(lab: &Lab, args: &[&str], key: &str) -> (Option<i32>, String) {
     let out = std::process::Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -458,16 +454,33 @@ fn out_of_band_prompt_on_a_terminal_is_asked_once_per_provider() {
         ))
         .arg("input hidden")
         .arg(env!("CARGO_BIN_EXE_fleetauth"))
-        .args(["provision", "-i", inv.to_str().unwrap(), "--color", "never"])
+        .args(args)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", lab.operator_home())
         .env("FLEETAUTH_HOME", lab.fleetauth_home())
-        .env("TEST_KEY", &key)
+        .env("TEST_KEY", key)
         .output()
         .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{screen}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn out_of_band_prompt_on_a_terminal_is_asked_once_per_provider() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    let a = lab.member("a").provider("gemini", State::NoAuth).start();
+    let b = lab.member("b").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let (code, screen) = on_a_terminal(
+        &lab,
+        &["provision", "-i", inv.to_str().unwrap(), "--color", "never"],
+        &key,
+    );
+    assert_eq!(code, Some(0), "{screen}");
     assert_eq!(
         screen.matches("input hidden").count(),
         1,
@@ -485,30 +498,19 @@ fn no_input_never_prompts() {
     let lab = Lab::new();
     lab.member("a").provider("gemini", State::NoAuth).start();
     let inv = lab.inventory("");
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/pty_drive.py"
-        ))
-        .arg("input hidden")
-        .arg(env!("CARGO_BIN_EXE_fleetauth"))
-        .args([
+    let (code, screen) = on_a_terminal(
+        &lab,
+        &[
             "provision",
             "-i",
             inv.to_str().unwrap(),
             "--no-input",
             "--color",
             "never",
-        ])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", lab.operator_home())
-        .env("FLEETAUTH_HOME", lab.fleetauth_home())
-        .env("TEST_KEY", "unused")
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{screen}");
+        ],
+        "unused",
+    );
+    assert_eq!(code, Some(1), "{screen}");
     assert!(!screen.contains("input hidden"), "{screen}");
     assert!(screen.contains("needs_auth"), "{screen}");
 }
