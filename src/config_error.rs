@@ -141,6 +141,32 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Test helper shared by the inventory and provider tests: the error is in `file` at `line`:`col`
+/// (1-based), and its message and help contain the given fragments.
+#[cfg(test)]
+pub(crate) fn assert_error_at(
+    e: &ConfigError,
+    file: &str,
+    line: usize,
+    col: usize,
+    message: &str,
+    help: &str,
+) {
+    assert_eq!(e.file, std::path::Path::new(file));
+    assert_eq!(
+        (e.line, e.col),
+        (Some(line), Some(col)),
+        "location of:\n{e}"
+    );
+    assert!(
+        e.message.contains(message),
+        "message {:?} lacks {message:?}",
+        e.message
+    );
+    let actual = e.help.as_deref().unwrap_or("");
+    assert!(actual.contains(help), "help {actual:?} lacks {help:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

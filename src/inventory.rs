@@ -591,22 +591,7 @@ mod tests {
     /// Asserts the location (1-based line and column) and that message and help contain the
     /// given fragments.
     fn assert_error(e: &ConfigError, line: usize, col: usize, message: &str, help: &str) {
-        assert_eq!(e.file, Path::new("inv.toml"));
-        assert_eq!(
-            (e.line, e.col),
-            (Some(line), Some(col)),
-            "location of:\n{e}"
-        );
-        assert!(
-            e.message.contains(message),
-            "message {:?} lacks {message:?}",
-            e.message
-        );
-        let actual_help = e.help.as_deref().unwrap_or("");
-        assert!(
-            actual_help.contains(help),
-            "help {actual_help:?} lacks {help:?}"
-        );
+        crate::config_error::assert_error_at(e, "inv.toml", line, col, message, help);
     }
 
     #[test]

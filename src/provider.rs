@@ -1476,19 +1476,7 @@ default = "~/.tool"
 
     /// Asserts where the error is and what it says; `line` counts from the start of the text.
     fn assert_error(e: &ConfigError, line: usize, col: usize, message: &str, help: &str) {
-        assert_eq!(e.file, Path::new("p.toml"));
-        assert_eq!(
-            (e.line, e.col),
-            (Some(line), Some(col)),
-            "location of:\n{e}"
-        );
-        assert!(
-            e.message.contains(message),
-            "message {:?} lacks {message:?}",
-            e.message
-        );
-        let actual = e.help.as_deref().unwrap_or("");
-        assert!(actual.contains(help), "help {actual:?} lacks {help:?}");
+        crate::config_error::assert_error_at(e, "p.toml", line, col, message, help);
     }
 
     /// Line number of the first line of `text` containing `needle`.
