@@ -27,6 +27,8 @@ pub(crate) struct HomeSpec {
     pub onboarding: bool,
     pub vendor_unreachable: bool,
     pub versions: Vec<(String, String)>,
+    /// Every shell's start-up files print a line to stdout and one to stderr ([`noisy_rc`]).
+    pub noisy_rc: bool,
 }
 
 impl Default for HomeSpec {
@@ -38,6 +40,7 @@ impl Default for HomeSpec {
             onboarding: true,
             vendor_unreachable: false,
             versions: Vec::new(),
+            noisy_rc: false,
         }
     }
 }
@@ -128,7 +131,49 @@ pub(crate) fn lay_out(spec: &HomeSpec, dirs: &Dirs) -> Vec<Planted> {
             &format!("{version}\n"),
         );
     }
+    if spec.noisy_rc {
+        noisy_rc(dirs.home);
+    }
     planted
+}
+
+/// What every line a noisy start-up file prints begins with (see [`noisy_rc`]).
+pub const RC_NOISE: &str = "rc-noise:";
+
+/// Start-up files that print, as real ones do (a greeting, `fortune`, a version manager's
+/// notice): for each file, `rc-noise: FILE stdout` on stdout and `rc-noise: FILE stderr` on
+/// stderr. Which ones run depends on the shell and how it is started: bash run by sshd reads
+/// `.bashrc` (Debian builds it so); zsh always `.zshenv`; fish always `config.fish`; tcsh
+/// `.tcshrc` (`.cshrc` without it); sh/dash/busybox read `$ENV` (`.shrc`, set by the harness)
+/// only when interactive and `.profile` only as login shells; `.bash_profile`, `.profile` and
+/// `.zshrc` only for login or interactive shells.
+pub(crate) fn noisy_rc(home: &Path) {
+    let posix = |file: &str| {
+        format!("echo '{RC_NOISE} {file} stdout'\necho '{RC_NOISE} {file} stderr' >&2\n")
+    };
+    for file in [
+        ".bashrc",
+        ".profile",
+        ".bash_profile",
+        ".zshenv",
+        ".zshrc",
+        ".shrc",
+    ] {
+        write(&home.join(file), &posix(file));
+    }
+    write(
+        &home.join(".config/fish/config.fish"),
+        &posix("config.fish"),
+    );
+    // csh cannot send one command's stdout to stderr alone; sh can.
+    for file in [".tcshrc", ".cshrc"] {
+        write(
+            &home.join(file),
+            &format!(
+                "echo '{RC_NOISE} {file} stdout'\n/bin/sh -c \"echo '{RC_NOISE} {file} stderr' >&2\"\n"
+            ),
+        );
+    }
 }
 
 fn gemini(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, String)> {

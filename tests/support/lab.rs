@@ -12,6 +12,12 @@
 //!   home/  bin/  vendor/    the member's HOME, PATH dir (stubs) and FLEETAUTH_STUB_VENDOR
 //! inventory.toml            written by lab.inventory()
 //! ```
+//!
+//! A member built with [`MemberBuilder::login_shell`] logs in as its own local user (see
+//! [`super::users`]) whose passwd home is `members/NAME/home` and whose login shell runs every
+//! command. Its HOME, vendor dir and commands.log then belong to that user, and the lab's
+//! directory becomes traversable (0711) so the user can reach them and sshd, reading
+//! `authorized_keys` as that user, can too.
 
 use std::fs;
 use std::io::Write;
@@ -27,6 +33,7 @@ use std::time::{Duration, Instant};
 use super::State;
 use super::home::{self, Dirs, HomeSpec, Planted};
 use super::sshd::{self, Reservation, ServerSpec};
+use super::users::{self, LocalUser};
 
 /// One test's fleet. Dropping it kills everything it started and removes its directory
 /// (unless `FLEETAUTH_KEEP_LAB` is set).
@@ -181,6 +188,11 @@ impl Lab {
             if port != 22 {
                 text.push_str(&format!("port = {port}\n"));
             }
+            if let Entry::Sshd(m) = entry
+                && m.0.login.is_some()
+            {
+                text.push_str(&format!("user = {}\n", toml_str(m.user())));
+            }
             if let Some(providers) = providers {
                 let list: Vec<String> = providers.iter().map(|p| toml_str(p)).collect();
                 text.push_str(&format!("providers = [{}]\n", list.join(", ")));
@@ -273,7 +285,8 @@ impl Lab {
     pub fn known_hosts(&self) -> PathBuf {
         self.root.join("operator/.ssh/known_hosts")
     }
-    /// The login name members accept (the current user; tests run as root).
+    /// The login name plain members accept (the current user; tests run as root). A member
+    /// with its own login shell has its own user: [`Member::user`].
     pub fn user(&self) -> &str {
         &self.user
     }
@@ -319,7 +332,7 @@ impl Lab {
             .args(self.client_options_with(identity))
             .arg("-p")
             .arg(member.port().to_string())
-            .arg(format!("{}@{}", self.user, member.addr()))
+            .arg(format!("{}@{}", member.user(), member.addr()))
             .arg(command);
         cmd
     }
@@ -337,6 +350,20 @@ impl Lab {
             Some(stdin.to_vec()),
             Duration::from_secs(60),
         )
+    }
+
+    /// Let other users reach the lab's directory (0711: traverse, not list) and read
+    /// `authorized_keys` (sshd reads it as the user logging in).
+    fn make_traversable(&self) {
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711))
+            .expect("chmod the lab dir");
+        fs::set_permissions(self.root.join("members"), fs::Permissions::from_mode(0o755))
+            .expect("chmod the members dir");
+        fs::set_permissions(
+            self.root.join("authorized_keys"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod authorized_keys");
     }
 
     fn claim_name(&self, name: &str) {
@@ -397,6 +424,7 @@ struct Opts {
     port: Option<u16>,
     deny_client_key: bool,
     extra_host_keys: Vec<String>,
+    login_shell: Option<String>,
 }
 
 /// Describes one member; `.start()` lays it out and starts its sshd, `.build()` only lays it out.
@@ -475,15 +503,45 @@ impl MemberBuilder<'_> {
         self
     }
 
+    /// Log in as a dedicated local user (`fa-sh-<pid>-<n>`, see [`Member::user`]) whose login
+    /// shell is `shell`, so that shell, not `/bin/sh`, parses and runs every command line the
+    /// member receives, as sshd does on a real host. `shell`: "bash", "dash", "zsh", "fish",
+    /// "tcsh" (found in /usr/bin or /bin), an absolute path, or "busybox" (busybox's `sh`
+    /// applet, through a symlink named `sh`). The user's passwd home is the member's HOME; what
+    /// the harness plants there is chowned to it; the inventory gives the member `user = …`.
+    /// Creating users needs root (the tests run as root).
+    pub fn login_shell(mut self, shell: &str) -> Self {
+        self.opts.login_shell = Some(shell.to_string());
+        self
+    }
+    /// Start-up files that print a line to stdout and one to stderr for every shell:
+    /// `.bashrc`, `.profile`, `.bash_profile`, `.zshenv`, `.zshrc`, `.config/fish/config.fish`,
+    /// `.tcshrc`, `.cshrc`, and `.shrc` with `ENV` pointing at it. Each line starts with
+    /// [`super::RC_NOISE`]; see `home::noisy_rc` for which shell reads which file when.
+    pub fn noisy_rc(mut self) -> Self {
+        self.spec.noisy_rc = true;
+        self
+    }
+
     /// Lay the member out (HOME, bin, vendor, host key, known_hosts entry, inventory entry)
     /// without starting its sshd; [`Member::start`] starts it later.
-    pub fn build(self) -> Member {
+    pub fn build(mut self) -> Member {
         let lab = self.lab;
         lab.claim_name(&self.name);
         let dir = lab.root.join("members").join(&self.name);
         let (home, bin, vendor) = (dir.join("home"), dir.join("bin"), dir.join("vendor"));
         for d in [&home, &bin, &vendor] {
             fs::create_dir_all(d).unwrap();
+        }
+        let login = self.opts.login_shell.as_deref().map(|shell| {
+            lab.make_traversable();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+            LocalUser::create(&home, &users::resolve_shell(shell, &dir))
+        });
+        if self.spec.noisy_rc {
+            self.opts
+                .ambient_env
+                .push(("ENV".to_string(), home.join(".shrc").display().to_string()));
         }
         let planted = home::lay_out(
             &self.spec,
@@ -504,7 +562,15 @@ impl MemberBuilder<'_> {
             authorized_keys: (!self.opts.deny_client_key).then(|| lab.root.join("authorized_keys")),
             ambient_env: self.opts.ambient_env,
             extra_host_keys: self.opts.extra_host_keys,
+            login_shell: login.is_some(),
         };
+        if let Some(user) = &login {
+            // The wrapper appends to commands.log as the user; the member dir stays root's.
+            home::write(&server.commands_log(), "");
+            for path in [&server.home, &server.vendor, &server.commands_log()] {
+                users::chown_tree(path, user.uid, user.gid);
+            }
+        }
         let public = sshd::keygen(&server.host_key(), "", &self.name);
         for kind in &server.extra_host_keys {
             sshd::keygen_type(&server.host_key_of(kind), kind, "", &self.name);
@@ -514,10 +580,12 @@ impl MemberBuilder<'_> {
             name: self.name,
             providers: self.spec.providers.iter().map(|(p, _)| p.clone()).collect(),
             planted,
+            lab_user: lab.user.clone(),
             inventory_lines: self.opts.inventory_lines,
             server,
             sshd: Mutex::new(None),
             _reservation: reservation,
+            login,
         }));
         lab.entries
             .lock()
@@ -543,10 +611,14 @@ struct MemberInner {
     name: String,
     providers: Vec<String>,
     planted: Vec<Planted>,
+    lab_user: String,
     inventory_lines: Vec<String>,
     server: ServerSpec,
     sshd: Mutex<Option<Child>>,
     _reservation: Reservation,
+    /// The member's own user (login-shell members); removed after the sshd is killed, when
+    /// the fields drop.
+    login: Option<LocalUser>,
 }
 
 impl Drop for MemberInner {
@@ -571,6 +643,42 @@ impl Member {
     /// Its `$HOME`.
     pub fn home(&self) -> &Path {
         &self.0.server.home
+    }
+    /// The user fleetauth logs in as: the member's own `fa-sh-<pid>-<n>` when it has a
+    /// [`MemberBuilder::login_shell`], else the lab's ([`Lab::user`]).
+    pub fn user(&self) -> &str {
+        match &self.0.login {
+            Some(u) => &u.name,
+            None => &self.0.lab_user,
+        }
+    }
+    /// uid of [`Member::user`] (for a plain member, this process's euid).
+    pub fn uid(&self) -> u32 {
+        match &self.0.login {
+            Some(u) => u.uid,
+            // SAFETY: geteuid(2) cannot fail.
+            None => unsafe { libc::geteuid() },
+        }
+    }
+    /// Primary gid of [`Member::user`] (for a plain member, this process's egid).
+    pub fn gid(&self) -> u32 {
+        match &self.0.login {
+            Some(u) => u.gid,
+            // SAFETY: getegid(2) cannot fail.
+            None => unsafe { libc::getegid() },
+        }
+    }
+    /// The login shell running its commands (`None`: a plain member, `/bin/sh`).
+    pub fn login_shell(&self) -> Option<&Path> {
+        self.0.login.as_ref().map(|u| u.shell.as_path())
+    }
+    /// Give `path` (and everything under it, symlinks not followed) to [`Member::user`]: for
+    /// files a test plants in a login-shell member's HOME after it was built. No-op for plain
+    /// members.
+    pub fn own(&self, path: &Path) {
+        if let Some(u) = &self.0.login {
+            users::chown_tree(path, u.uid, u.gid);
+        }
     }
     /// The directory on its PATH holding the installed stubs.
     pub fn bin_dir(&self) -> &Path {
@@ -673,8 +781,8 @@ impl Member {
         self.start();
     }
     /// A `/bin/sh -c script` run locally exactly as the member would run it over SSH: the
-    /// member's HOME (also the working directory), PATH and vendor, its ambient env, nothing
-    /// else from the test's environment.
+    /// member's user, HOME (also the working directory), PATH and vendor, its ambient env,
+    /// nothing else from the test's environment.
     pub fn sh(&self, script: &str) -> Command {
         let s = &self.0.server;
         let mut cmd = Command::new("/bin/sh");
@@ -686,6 +794,10 @@ impl Member {
             .env("FLEETAUTH_STUB_VENDOR", &s.vendor)
             .envs(s.ambient_env.iter().map(|(k, v)| (k, v)))
             .current_dir(&s.home);
+        if let Some(u) = &self.0.login {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(u.uid).gid(u.gid);
+        }
         cmd
     }
     /// Pids of every command still running on this member (over SSH or through

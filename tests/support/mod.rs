@@ -21,6 +21,11 @@
 //! wrapper logs every command a member runs, so tests can count channels and check that no
 //! secret ever travels in a command line.
 //!
+//! A member can also log in as its own local user whose login shell (bash, dash, zsh, fish,
+//! tcsh, busybox sh) parses every command line, and carry start-up files that print
+//! (`MemberBuilder::login_shell`, `MemberBuilder::noisy_rc`): fleetauth must behave the same
+//! there as on a plain member.
+//!
 //! Everything a lab starts is killed when the [`Lab`] (or the last handle to a member) is
 //! dropped, also when a test panics: the sshd, its connections and any stub still hanging.
 //! Set `FLEETAUTH_KEEP_LAB=1` to keep the lab's directory for a post-mortem.
@@ -32,8 +37,9 @@ mod lab;
 mod procs;
 mod run;
 mod sshd;
+mod users;
 
-pub use home::{ENV_FILE, Planted};
+pub use home::{ENV_FILE, Planted, RC_NOISE};
 pub use lab::{Endpoint, Lab, Member, MemberBuilder};
 pub use run::{Output, Run, capture};
 

@@ -69,6 +69,19 @@ impl Run<'_> {
     }
 
     pub fn output(self) -> Output {
+        let (cmd, stdin, timeout) = self.command();
+        capture(cmd, Some(stdin), timeout)
+    }
+
+    /// Run it with stdout a pipe nobody reads: the read end is closed before fleetauth starts,
+    /// so its every write to stdout fails with EPIPE, as under `fleetauth … | head -1` once
+    /// `head` is gone. The output's `stdout` is empty.
+    pub fn output_with_stdout_closed(self) -> Output {
+        let (cmd, stdin, timeout) = self.command();
+        capture_with(cmd, Some(stdin), timeout, true)
+    }
+
+    fn command(self) -> (Command, Vec<u8>, Duration) {
         let lab = self.lab;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetauth"));
         cmd.args(&self.args)
@@ -83,20 +96,37 @@ impl Run<'_> {
             cmd.env("SSH_AUTH_SOCK", socket);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        capture(cmd, Some(self.stdin), self.timeout)
+        (cmd, self.stdin, self.timeout)
     }
 }
 
 /// Run `cmd` to completion (or `timeout`), feeding `stdin` (None: /dev/null), capturing both
 /// streams. The command gets its own process group, killed whole on timeout.
-pub fn capture(mut cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> Output {
+pub fn capture(cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> Output {
+    capture_with(cmd, stdin, timeout, false)
+}
+
+/// [`capture`], or with `stdout_closed` stdout a pipe whose read end is already closed.
+fn capture_with(
+    mut cmd: Command,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+    stdout_closed: bool,
+) -> Output {
     let description = format!("{cmd:?}");
+    let stdout = if stdout_closed {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        Stdio::from(writer)
+    } else {
+        Stdio::piped()
+    };
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()
     })
-    .stdout(Stdio::piped())
+    .stdout(stdout)
     .stderr(Stdio::piped())
     .process_group(0);
     let start = Instant::now();
@@ -116,7 +146,10 @@ pub fn capture(mut cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> O
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let stdout = reader(Box::new(child.stdout.take().unwrap()));
+    let stdout = match child.stdout.take() {
+        Some(pipe) => reader(Box::new(pipe)),
+        None => std::thread::spawn(String::new),
+    };
     let stderr = reader(Box::new(child.stderr.take().unwrap()));
     let mut timed_out = false;
     let status = loop {

@@ -174,6 +174,9 @@ pub(crate) struct ServerSpec {
     pub ambient_env: Vec<(String, String)>,
     /// Host key types offered besides ed25519 ("ecdsa", "rsa").
     pub extra_host_keys: Vec<String>,
+    /// The member logs in as a dedicated user whose login shell runs the commands (see
+    /// [`ServerSpec::write_config`]); false: `/bin/sh` runs them, as the lab's own user.
+    pub login_shell: bool,
 }
 
 impl ServerSpec {
@@ -192,8 +195,21 @@ impl ServerSpec {
     }
 
     /// Write sshd_config and the ForceCommand wrapper.
+    ///
+    /// sshd runs even a ForceCommand through the user's login shell (`$SHELL -c WRAPPER`). A
+    /// plain member's wrapper then runs the client's command with `/bin/sh -c`. A login-shell
+    /// member's wrapper hands it back to the login shell, `exec "$SHELL" -c
+    /// "$SSH_ORIGINAL_COMMAND"`, exactly what sshd without a ForceCommand does, so that shell
+    /// parses fleetauth's command line as on a real host. Its start-up files therefore run
+    /// twice (once for the wrapper, once for the command); `SHLVL` is unset in between so the
+    /// second bash still reads `.bashrc` as the one sshd starts does.
     pub fn write_config(&self) -> PathBuf {
         let wrapper = self.dir.join("force-command");
+        let (prepare, shell) = if self.login_shell {
+            ("unset SHLVL\n", "\"$SHELL\"")
+        } else {
+            ("", "/bin/sh")
+        };
         super::home::write(
             &wrapper,
             &format!(
@@ -202,8 +218,8 @@ impl ServerSpec {
 printf '%s\n' "${{SSH_ORIGINAL_COMMAND-}}" |
     awk 'NR > 1 {{ printf "\\n" }} {{ printf "%s", $0 }} END {{ printf "\n" }}' >>{log}
 cd "$HOME" || exit 1
-[ -n "${{SSH_ORIGINAL_COMMAND-}}" ] || exec /bin/sh -l
-exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
+{prepare}[ -n "${{SSH_ORIGINAL_COMMAND-}}" ] || exec {shell} -l
+exec {shell} -c "$SSH_ORIGINAL_COMMAND"
 "#,
                 log = sh_quote(&self.commands_log())
             ),
