@@ -12,36 +12,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use secrecy::ExposeSecret;
-use serde::Serialize;
 
 use crate::probe::{EnvFileObservation, FileObservation, ProviderObservation};
 use crate::provider::{Credential, CredentialKind, ExpiryUnit, Outcome, Provider};
+pub use crate::row::State;
+use crate::row::{CredentialHome, Source};
 
 /// A token expiring within this window is reported as `expiring`.
 pub const EXPIRING_WINDOW: Duration = Duration::from_secs(3600);
-
-/// A row's state (design §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Ready,
-    NeedsAuth,
-    NotInstalled,
-    Unreachable,
-    Error,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Ready => "ready",
-            State::NeedsAuth => "needs_auth",
-            State::NotInstalled => "not_installed",
-            State::Unreachable => "unreachable",
-            State::Error => "error",
-        }
-    }
-}
 
 /// Where a credential was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,13 +72,13 @@ impl Found<'_> {
     }
 
     /// The `source` column for a row this credential makes ready.
-    pub fn source(&self) -> &'static str {
+    pub fn source(&self) -> Source {
         match (self.credential, self.origin) {
-            (Credential::Env { .. }, Origin::EnvFile) => "env_file",
-            (Credential::Env { .. }, _) => "env",
-            (Credential::Setting { .. }, _) => "setting",
-            (Credential::OauthFile { .. }, _) => "oauth_file",
-            (Credential::KeyFile { .. }, _) => "key_file",
+            (Credential::Env { .. }, Origin::EnvFile) => Source::EnvFile,
+            (Credential::Env { .. }, _) => Source::Env,
+            (Credential::Setting { .. }, _) => Source::Setting,
+            (Credential::OauthFile { .. }, _) => Source::OauthFile,
+            (Credential::KeyFile { .. }, _) => Source::KeyFile,
         }
     }
 }
@@ -139,7 +117,7 @@ impl Resolution<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub state: State,
-    pub source: Option<String>,
+    pub source: Option<Source>,
     pub version: Option<String>,
     pub detail: String,
 }
@@ -418,9 +396,9 @@ fn join_detail(parts: impl IntoIterator<Item = Option<String>>) -> String {
 /// Judge the credential alone (no prompt run).
 fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolution) -> Verdict {
     let shadow = res.shadow_note();
-    let v = |state, source: Option<&str>, detail: String| Verdict {
+    let v = |state, source: Option<Source>, detail: String| Verdict {
         state,
-        source: source.map(str::to_string),
+        source,
         version: None,
         detail: join_detail([Some(detail), shadow.clone()]),
     };
@@ -436,7 +414,7 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
                 .unwrap_or_default();
             return v(
                 State::Ready,
-                Some("status"),
+                Some(Source::Status),
                 format!(
                     "`{} {cmd}` reports a login (presence only; --deep proves it)",
                     provider.binary
@@ -498,7 +476,7 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
         ),
         CredStatus::Selects(value) => v(
             State::Ready,
-            Some("setting"),
+            Some(Source::Setting),
             format!("{label} selects {value} (not checked without --deep)"),
         ),
     }
@@ -518,8 +496,7 @@ pub fn credential_home(
     obs: Option<&ProviderObservation>,
     env: &EnvFileObservation,
     now: SystemTime,
-) -> crate::plan::CredentialHome {
-    use crate::plan::CredentialHome;
+) -> CredentialHome {
     let empty = ProviderObservation::default();
     match resolve(provider, obs.unwrap_or(&empty), env, now).effective {
         Some(Found {
@@ -588,7 +565,7 @@ pub fn assess(
             match outcome {
                 Outcome::Ready => Verdict {
                     state: State::Ready,
-                    source: Some("probe".into()),
+                    source: Some(Source::Probe),
                     version: None,
                     detail: join_detail([Some("prompt answered".to_string()), via, shadow]),
                 },
@@ -722,7 +699,7 @@ mod tests {
         };
         let valid = at(5 * 3600, true);
         assert_eq!(
-            (valid.state, valid.source.as_deref()),
+            (valid.state, valid.source.map(Source::as_str)),
             (State::Ready, Some("oauth_file"))
         );
         assert!(valid.detail.contains("valid for 5h"), "{}", valid.detail);
@@ -773,11 +750,14 @@ mod tests {
             .env_file(&["FOO", "GEMINI_API_KEY"])
             .judge("gemini");
         assert_eq!(
-            (v.state, v.source.as_deref()),
+            (v.state, v.source.map(Source::as_str)),
             (State::Ready, Some("env_file"))
         );
         let v = installed().ambient("GEMINI_API_KEY").judge("gemini");
-        assert_eq!((v.state, v.source.as_deref()), (State::Ready, Some("env")));
+        assert_eq!(
+            (v.state, v.source.map(Source::as_str)),
+            (State::Ready, Some("env"))
+        );
     }
 
     #[test]
@@ -843,7 +823,7 @@ mod tests {
             )
             .judge("claude");
         assert_eq!(
-            (v.state, v.source.as_deref()),
+            (v.state, v.source.map(Source::as_str)),
             (State::Ready, Some("oauth_file"))
         );
     }
@@ -870,7 +850,7 @@ mod tests {
             .file("auth.json", &chatgpt(NOW + 3 * 3600, "rt"))
             .judge("codex");
         assert_eq!(
-            (v.state, v.source.as_deref()),
+            (v.state, v.source.map(Source::as_str)),
             (State::Ready, Some("oauth_file")),
             "{}",
             v.detail
@@ -886,7 +866,7 @@ mod tests {
             )
             .judge("codex");
         assert_eq!(
-            (v.state, v.source.as_deref()),
+            (v.state, v.source.map(Source::as_str)),
             (State::Ready, Some("key_file"))
         );
     }
@@ -898,7 +878,7 @@ mod tests {
             .prompt(0, r#"{"response":"OK"}"#, "")
             .judge("gemini");
         assert_eq!(
-            (ok.state, ok.source.as_deref()),
+            (ok.state, ok.source.map(Source::as_str)),
             (State::Ready, Some("probe"))
         );
         let hung = installed()
@@ -929,7 +909,7 @@ mod tests {
         case.obs.status_rc = Some(0);
         let v = case.judge("claude");
         assert_eq!(
-            (v.state, v.source.as_deref()),
+            (v.state, v.source.map(Source::as_str)),
             (State::Ready, Some("status"))
         );
     }

@@ -257,24 +257,43 @@ impl<'t, 's> Value<'t, 's> {
         }
     }
 
-    /// A humantime duration ("10s", "1m30s"), greater than zero.
+    /// One value of a [`spelled!`](crate::spelled) enum (pass its `ALL`), written with its one
+    /// spelling; the error lists every spelling.
+    pub fn one_of_values<T: Copy + std::fmt::Display>(&self, all: &[T]) -> Result<T, ConfigError> {
+        let words: Vec<String> = all.iter().map(ToString::to_string).collect();
+        let accepted: Vec<&str> = words.iter().map(String::as_str).collect();
+        let s = self.one_of(&accepted)?;
+        let at = accepted
+            .iter()
+            .position(|w| *w == s)
+            .expect("one_of returned one of them");
+        Ok(all[at])
+    }
+
+    /// A duration setting, by [`parse_duration`]; the error is located and names the key.
     pub fn duration(&self) -> Result<Duration, ConfigError> {
         let s = match self.value {
             DeValue::String(s) => s.as_ref(),
             _ => {
                 return Err(self
                     .type_error("a duration string")
-                    .with_help("write a duration such as \"10s\", \"1m30s\" or \"500ms\""));
+                    .with_help(DURATION_HELP));
             }
         };
-        let duration = humantime::parse_duration(s).map_err(|e| {
-            self.error(format!("invalid duration \"{s}\" for {}: {e}", self.what))
-                .with_help("write a duration such as \"10s\", \"1m30s\" or \"500ms\"")
-        })?;
-        if duration.is_zero() {
-            return Err(self.error(format!("{} must be longer than zero", self.what)));
-        }
-        Ok(duration)
+        parse_duration(s).map_err(|e| match e {
+            BadDuration::Syntax(why) => self
+                .error(format!("invalid duration \"{s}\" for {}: {why}", self.what))
+                .with_help(DURATION_HELP),
+            BadDuration::Zero => self.error(format!("{} must be longer than zero", self.what)),
+            BadDuration::TooLong => self
+                .error(format!(
+                    "{} must be at most {MAX_DURATION_TEXT}, found \"{s}\"",
+                    self.what
+                ))
+                .with_help(format!(
+                    "a deadline longer than {MAX_DURATION_TEXT} is refused: no member should take that long"
+                )),
+        })
     }
 
     /// The elements of an array, each located and named ("item 2 of `providers` in …").
@@ -327,6 +346,54 @@ impl<'t, 's> Value<'t, 's> {
     }
 }
 
+/// The longest duration fleetauth accepts anywhere: inventory timeouts, provider probe
+/// deadlines, `run --timeout`. Deadlines are added to the clock, and a huge one
+/// (`"300000000000y"`) would overflow it in every member's task; a day is far beyond any
+/// sensible deadline and far from any overflow. Documented in README.md,
+/// inventory/example.toml and providers/README.md.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// [`MAX_DURATION`] as messages and the documentation write it.
+const MAX_DURATION_TEXT: &str = "24h";
+
+const DURATION_HELP: &str =
+    "write a duration such as \"10s\", \"1m30s\" or \"500ms\" (at most 24h)";
+
+/// Why a duration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadDuration {
+    /// Not a duration at all; humantime's words.
+    Syntax(String),
+    Zero,
+    /// Longer than [`MAX_DURATION`].
+    TooLong,
+}
+
+impl std::fmt::Display for BadDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadDuration::Syntax(why) => write!(f, "{why} ({DURATION_HELP})"),
+            BadDuration::Zero => f.write_str("must be longer than zero"),
+            BadDuration::TooLong => write!(f, "must be at most {MAX_DURATION_TEXT}"),
+        }
+    }
+}
+
+impl std::error::Error for BadDuration {}
+
+/// The one parser of every duration fleetauth reads (inventory and provider files through
+/// [`Value::duration`], `run --timeout` on the command line): a humantime duration ("10s",
+/// "1m30s", "500ms"), longer than zero and at most [`MAX_DURATION`].
+pub fn parse_duration(s: &str) -> Result<Duration, BadDuration> {
+    let duration = humantime::parse_duration(s).map_err(|e| BadDuration::Syntax(e.to_string()))?;
+    if duration.is_zero() {
+        Err(BadDuration::Zero)
+    } else if duration > MAX_DURATION {
+        Err(BadDuration::TooLong)
+    } else {
+        Ok(duration)
+    }
+}
+
 fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
         DeValue::String(_) => "a string",
@@ -374,6 +441,29 @@ mod tests {
             assert_eq!(
                 err.message,
                 "`port` in [t] must be an integer, found a string"
+            );
+        });
+    }
+
+    #[test]
+    fn durations_are_bounded_by_one_parser() {
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("24h"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("0s"), Err(BadDuration::Zero));
+        assert_eq!(parse_duration("24h 1s"), Err(BadDuration::TooLong));
+        assert_eq!(parse_duration("300000000000y"), Err(BadDuration::TooLong));
+        assert!(matches!(
+            parse_duration("soon"),
+            Err(BadDuration::Syntax(_))
+        ));
+        assert_eq!(parse_duration(MAX_DURATION_TEXT), Ok(MAX_DURATION));
+        with_root("[t]\nwait = \"300000000000y\"\n", |root| {
+            let t = root.required("t").unwrap().table("[t]").unwrap();
+            let err = t.required("wait").unwrap().duration().unwrap_err();
+            assert_eq!((err.line, err.col), (Some(2), Some(8)));
+            assert_eq!(
+                err.message,
+                "`wait` in [t] must be at most 24h, found \"300000000000y\""
             );
         });
     }

@@ -14,10 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::assess::State;
 use crate::inventory::Member;
-use crate::report::Row;
-use crate::ssh::SshError;
 
 /// The aggregate progress bar (hidden unless stderr is a terminal).
 #[derive(Clone)]
@@ -53,36 +50,6 @@ impl Progress {
     pub fn finish(&self) {
         self.0.finish_and_clear();
     }
-}
-
-/// Run `work` for every member, at most `jobs` at once; one result per member, in member
-/// order. A member whose task panicked gets an `error` row per provider instead of vanishing.
-pub async fn for_each_member<F, Fut>(
-    members: Vec<Member>,
-    jobs: usize,
-    progress: &Progress,
-    work: F,
-) -> Vec<Row>
-where
-    F: Fn(Member) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Vec<Row>> + Send + 'static,
-{
-    let fallback: Vec<Member> = members.clone();
-    map_members(members, jobs, progress, work)
-        .await
-        .into_iter()
-        .zip(fallback)
-        .flat_map(|(rows, m)| {
-            rows.unwrap_or_else(|| {
-                rows_for_all(
-                    &m,
-                    State::Error,
-                    "internal error: this member's task failed",
-                    None,
-                )
-            })
-        })
-        .collect()
 }
 
 /// Run `work` for every member, at most `jobs` at once; results in member order, `None` for a
@@ -124,35 +91,6 @@ where
     }
     progress.finish();
     slots
-}
-
-/// One row per provider for a member that could not be reached.
-pub fn unreachable_rows(member: &Member, err: &SshError) -> Vec<Row> {
-    rows_for_all(
-        member,
-        State::Unreachable,
-        &err.to_string(),
-        Some(err.class()),
-    )
-}
-
-/// One row per provider with the same state and detail.
-pub fn rows_for_all(member: &Member, state: State, detail: &str, reason: Option<&str>) -> Vec<Row> {
-    member
-        .providers
-        .iter()
-        .map(|p| Row {
-            member: member.name.clone(),
-            host: member.host.clone(),
-            provider: p.clone(),
-            state,
-            source: None,
-            action: None,
-            version: None,
-            detail: detail.to_string(),
-            reason: reason.map(str::to_string),
-        })
-        .collect()
 }
 
 /// Raise this process's soft open-file limit to its hard limit (many systems start at 1024,

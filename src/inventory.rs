@@ -9,8 +9,10 @@
 //! Defaults when neither the member nor `[defaults]` sets a key: port 22, the local user name
 //! (`$USER`, else `$LOGNAME`, else the password database), `~/.ssh/known_hosts`, strict host key
 //! checking, env file `~/.config/fleetauth/env` (a path on the member, left as written), connect
-//! timeout 10s, command timeout 60s. `~` in local paths (`identity_file`, `known_hosts`) is
-//! expanded with `$HOME`; relative local paths are left relative to the working directory.
+//! timeout 10s, command timeout 60s. Durations must be longer than zero and at most 24h (one
+//! parser, `config_toml::parse_duration`, for every duration fleetauth reads). `~` in local paths
+//! (`identity_file`, `known_hosts`) is expanded with `$HOME`; relative local paths are left
+//! relative to the working directory.
 //!
 //! [`Inventory::select`] implements `--limit`: comma-separated selectors, each a glob over member
 //! names or an exact tag.
@@ -18,8 +20,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::config_error::ConfigError;
 use crate::config_toml::{Source, Table, Value};
@@ -57,6 +57,29 @@ pub struct Member {
 }
 
 impl Member {
+    /// What every row about this member repeats.
+    pub fn subject(&self) -> crate::row::Subject<'_> {
+        crate::row::Subject {
+            member: &self.name,
+            host: &self.host,
+        }
+    }
+
+    /// One `unreachable` row per provider, for an SSH failure.
+    pub fn unreachable_rows(&self, err: &crate::ssh::SshError) -> Vec<crate::row::Row> {
+        crate::row::Row::unreachable(
+            self.subject(),
+            &self.providers,
+            err.reason(),
+            &err.to_string(),
+        )
+    }
+
+    /// One row per provider with the same state and detail.
+    pub fn rows(&self, state: crate::row::State, detail: &str) -> Vec<crate::row::Row> {
+        crate::row::Row::for_all(self.subject(), &self.providers, state, detail)
+    }
+
     pub fn auth_mode(&self, provider: &str) -> AuthMode {
         self.auth_mode
             .get(provider)
@@ -65,22 +88,30 @@ impl Member {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum HostKeyChecking {
-    #[default]
-    Strict,
-    AcceptNew,
-    Off,
+crate::spelled! {
+    /// How an unknown or changed host key is treated. Spelled once: the TOML value, the JSON of
+    /// `inventory check` and the "accepted values" help all use these words.
+    #[derive(Default)]
+    pub enum HostKeyChecking {
+        /// Only keys already in known_hosts are accepted.
+        #[default]
+        Strict = "strict",
+        /// An unknown key is recorded on first contact; a changed key still fails.
+        AcceptNew = "accept-new",
+        /// Any key is accepted (no protection against a man in the middle).
+        Off = "off",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMode {
-    #[default]
-    Auto,
-    ApiKey,
-    Oauth,
+crate::spelled! {
+    /// Which credential provisioning may use for one provider on a member.
+    #[derive(Default)]
+    pub enum AuthMode {
+        #[default]
+        Auto = "auto",
+        ApiKey = "api_key",
+        Oauth = "oauth",
+    }
 }
 
 /// Keys a `[members.NAME]` table accepts, in the order the help line lists them.
@@ -100,8 +131,6 @@ const MEMBER_KEYS: &[&str] = &[
     "auth_mode",
 ];
 const TOP_LEVEL_KEYS: &[&str] = &["defaults", "members"];
-const HOST_KEY_CHECKING: &[&str] = &["strict", "accept-new", "off"];
-const AUTH_MODES: &[&str] = &["auto", "api_key", "oauth"];
 
 const DEFAULT_PORT: u16 = 22;
 const DEFAULT_KNOWN_HOSTS: &str = "~/.ssh/known_hosts";
@@ -290,11 +319,7 @@ impl Ctx<'_> {
                 "identity_file" => s.identity_file = Some(self.local_path(&value)?),
                 "known_hosts" => s.known_hosts = Some(self.local_path(&value)?),
                 "host_key_checking" => {
-                    s.host_key_checking = Some(match value.one_of(HOST_KEY_CHECKING)? {
-                        "strict" => HostKeyChecking::Strict,
-                        "accept-new" => HostKeyChecking::AcceptNew,
-                        _ => HostKeyChecking::Off,
-                    })
+                    s.host_key_checking = Some(value.one_of_values(HostKeyChecking::ALL)?)
                 }
                 "env_file" => s.env_file = Some(value.non_empty_str()?.to_string()),
                 "providers" => s.providers = Some((self.providers(&value)?, value.span())),
@@ -343,11 +368,7 @@ impl Ctx<'_> {
                     ))
                     .with_help(self.known_providers_help()));
             }
-            let mode = match value.one_of(AUTH_MODES)? {
-                "api_key" => AuthMode::ApiKey,
-                "oauth" => AuthMode::Oauth,
-                _ => AuthMode::Auto,
-            };
+            let mode = value.one_of_values(AuthMode::ALL)?;
             modes.insert(value.key().to_string(), mode);
         }
         Ok(modes)
@@ -561,6 +582,26 @@ impl Inventory {
             help.push_str(&format!("; tags: {}", tags.join(", ")));
         }
         help
+    }
+}
+
+impl Member {
+    /// What the ssh transport needs to reach this member.
+    pub fn target(&self) -> crate::ssh::Target {
+        crate::ssh::Target {
+            name: self.name.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            identity_file: self.identity_file.clone(),
+            known_hosts: self.known_hosts.clone(),
+            host_key_checking: match self.host_key_checking {
+                HostKeyChecking::Strict => crate::ssh::HostKeyChecking::Strict,
+                HostKeyChecking::AcceptNew => crate::ssh::HostKeyChecking::AcceptNew,
+                HostKeyChecking::Off => crate::ssh::HostKeyChecking::Off,
+            },
+            connect_timeout: self.connect_timeout,
+        }
     }
 }
 
@@ -876,6 +917,44 @@ auth_mode = { gemini = "oauth" }
         assert_error(&e, 3, 19, "must be a duration string", "\"10s\"");
         let e = err("[members.a]\nhost = \"h\"\nprobe_timeout = \"0s\"\n");
         assert_error(&e, 3, 17, "must be longer than zero", "");
+        // Longer than a day would overflow the clock in every member's task: refused here.
+        let e = err("[members.a]\nhost = \"h\"\ncommand_timeout = \"300000000000y\"\n");
+        assert_error(
+            &e,
+            3,
+            19,
+            "`command_timeout` in [members.a] must be at most 24h, found \"300000000000y\"",
+            "longer than 24h",
+        );
+        let e = err("[defaults]\nconnect_timeout = \"25h\"\n[members.a]\nhost = \"h\"\n");
+        assert_error(&e, 2, 19, "must be at most 24h", "");
+        let inv =
+            ok("[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nprobe_timeout = \"24h\"\n");
+        assert_eq!(
+            inv.members[0].probe_timeout,
+            Some(Duration::from_secs(86_400))
+        );
+    }
+
+    #[test]
+    fn enum_values_have_one_spelling_in_toml_json_and_messages() {
+        for &mode in HostKeyChecking::ALL {
+            let inv = ok(&format!(
+                "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nhost_key_checking = \"{mode}\"\n"
+            ));
+            assert_eq!(inv.members[0].host_key_checking, mode);
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+        }
+        assert_eq!(HostKeyChecking::AcceptNew.as_str(), "accept-new");
+        for &mode in AuthMode::ALL {
+            let inv = ok(&format!(
+                "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nauth_mode = {{ claude = \"{mode}\" }}\n"
+            ));
+            assert_eq!(inv.members[0].auth_mode("claude"), mode);
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+        }
+        assert_eq!(HostKeyChecking::default(), HostKeyChecking::Strict);
+        assert_eq!(AuthMode::default(), AuthMode::Auto);
     }
 
     #[test]

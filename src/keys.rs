@@ -155,7 +155,7 @@ impl KeyBroker {
         }
     }
 
-    fn passphrase(&mut self) -> Result<SecretString, String> {
+    fn passphrase(&mut self) -> Result<SecretString, KeyError> {
         if let Some(p) = &self.passphrase {
             return Ok(p.clone());
         }
@@ -163,12 +163,8 @@ impl KeyBroker {
             Ok(v) if !v.is_empty() => SecretString::from(v),
             _ if self.interactive => rpassword::prompt_password("fleetauth store passphrase: ")
                 .map(SecretString::from)
-                .map_err(|e| format!("cannot read the store passphrase: {e}"))?,
-            _ => {
-                return Err(format!(
-                    "the local credential store is encrypted: set {PASSPHRASE_ENV} or run on a terminal"
-                ));
-            }
+                .map_err(|e| KeyError::Terminal(format!("the store passphrase: {e}")))?,
+            _ => return Err(KeyError::StoreLocked),
         };
         self.passphrase = Some(p.clone());
         Ok(p)
@@ -180,7 +176,7 @@ impl KeyBroker {
         &mut self,
         provider: &Provider,
         may_prompt: bool,
-    ) -> Result<CollectedKey, String> {
+    ) -> Result<CollectedKey, KeyError> {
         if let Some(problem) = &self.store_problem {
             tracing::warn!("local credential store not used: {problem}");
         }
@@ -191,10 +187,10 @@ impl KeyBroker {
                 Ok(Some(value)) => return checked(provider, value, KeySource::Store),
                 Ok(None) => {}
                 Err(e) => {
-                    return Err(format!(
-                        "cannot read the {} key from the store: {e}",
-                        provider.name
-                    ));
+                    return Err(KeyError::Store {
+                        provider: provider.name.clone(),
+                        why: e.to_string(),
+                    });
                 }
             }
         }
@@ -206,18 +202,43 @@ impl KeyBroker {
                 "{} key for {} members ({}; input hidden): ",
                 provider.display_name, provider.name, provider.key_env
             ))
-            .map_err(|e| format!("cannot read the key: {e}"))?;
+            .map_err(|e| KeyError::Terminal(format!("the key: {e}")))?;
             let value = SecretString::from(value.trim().to_string());
             return checked(provider, value, KeySource::Prompt);
         }
         if !may_prompt && self.interactive {
-            return Err("the key would be asked at a prompt (not in --check)".into());
+            return Err(KeyError::WouldPrompt);
         }
-        Err(format!(
-            "no {} key: run `fleetauth auth set {}` or `export {}=…`",
-            provider.name, provider.name, provider.key_env
-        ))
+        Err(KeyError::NoKey {
+            provider: provider.name.clone(),
+            key_env: provider.key_env.clone(),
+        })
     }
+}
+
+/// Why no key could be had for a provider. Never carries the key: at most its masked form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the local credential store is encrypted: set {PASSPHRASE_ENV} or run on a terminal")]
+    StoreLocked,
+    #[error("cannot read {0}")]
+    Terminal(String),
+    #[error("cannot read the {provider} key from the store: {why}")]
+    Store { provider: String, why: String },
+    #[error("the key would be asked at a prompt (not in --check)")]
+    WouldPrompt,
+    #[error("no {provider} key: run `fleetauth auth set {provider}` or `export {key_env}=…`")]
+    NoKey { provider: String, key_env: String },
+    #[error(
+        "the {provider} key from {from} ({masked}) does not look like a {display} key (expected {pattern}); refusing to push it"
+    )]
+    Malformed {
+        provider: String,
+        from: &'static str,
+        masked: String,
+        display: String,
+        pattern: String,
+    },
 }
 
 /// Refuse a key that does not look like the provider's before it goes anywhere.
@@ -225,18 +246,17 @@ fn checked(
     provider: &Provider,
     value: SecretString,
     source: KeySource,
-) -> Result<CollectedKey, String> {
+) -> Result<CollectedKey, KeyError> {
     if let Some(pattern) = &provider.key_pattern
         && !pattern.is_match(value.expose_secret())
     {
-        return Err(format!(
-            "the {} key from {} ({}) does not look like a {} key (expected {}); refusing to push it",
-            provider.name,
-            source.as_str(),
-            mask::mask(&value),
-            provider.display_name,
-            pattern.as_str()
-        ));
+        return Err(KeyError::Malformed {
+            provider: provider.name.clone(),
+            from: source.as_str(),
+            masked: mask::mask(&value),
+            display: provider.display_name.clone(),
+            pattern: pattern.as_str().to_string(),
+        });
     }
     Ok(CollectedKey { value, source })
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cli;
 pub mod config_error;
 mod config_toml;
+pub mod dispatch;
 pub mod envfile;
 pub mod fleet;
 pub mod inventory;
@@ -16,9 +17,13 @@ pub mod plan;
 pub mod probe;
 pub mod provider;
 pub mod provision;
-pub mod remote_file;
+pub mod remote;
 pub mod report;
+pub mod row;
 pub mod shell;
 pub mod ssh;
 pub mod store;
 pub mod sweep;
+
+#[cfg(test)]
+pub(crate) mod fake;

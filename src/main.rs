@@ -1,6 +1,12 @@
 //! Thin entry point: parse arguments, set up logging, run the command, map to an exit status.
+//!
+//! Messages go through `fleetauth::cli::out`, like every command's output: a closed stdout or
+//! stderr (`fleetauth … | head -1`) ends the run quietly instead of panicking (why SIGPIPE
+//! stays ignored is explained there).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser;
+use fleetauth::cli::out;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -17,16 +23,16 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            out::stderr(format_args!("error: cannot start the async runtime: {e}\n"));
             return std::process::ExitCode::from(1);
         }
     };
     let code = match runtime.block_on(fleetauth::cli::run(cli)) {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("{}", failure.message);
+            out::stderr(format_args!("{}\n", failure.message));
             failure.code
         }
     };
-    std::process::ExitCode::from(code as u8)
+    std::process::ExitCode::from(out::exit_status(code) as u8)
 }

@@ -40,10 +40,41 @@ pub fn mask(secret: &SecretString) -> String {
 /// SHA-256 of its UTF-8 bytes. Equal secrets have equal fingerprints; the fingerprint reveals
 /// nothing usable about a high-entropy key.
 pub fn fingerprint(secret: &SecretString) -> String {
-    let digest = Sha256::digest(secret.expose_secret().as_bytes());
+    fingerprint_bytes(secret.expose_secret().as_bytes())
+}
+
+/// [`fingerprint`] of raw bytes (a credential file).
+pub fn fingerprint_bytes(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
     let mut hex = hex::encode(digest);
     hex.truncate(FINGERPRINT_HEX);
     format!("sha256:{hex}")
+}
+
+/// `text` (anything that came back from a member: a CLI's message, a path, a login command's
+/// output) with every occurrence of `key` and every match of the provider's key `pattern`
+/// replaced by `[redacted]`. A member may echo what it was fed; nothing it says reaches a row, a
+/// log, an error or the audit log without passing through here.
+pub fn scrub(text: &str, key: Option<&SecretString>, pattern: Option<&regex::Regex>) -> String {
+    let mut out = text.to_string();
+    if let Some(k) = key.map(|k| k.expose_secret()).filter(|k| !k.is_empty()) {
+        out = out.replace(k, REDACTED);
+    }
+    if let Some(re) = pattern.and_then(unanchored) {
+        out = re.replace_all(&out, REDACTED).into_owned();
+    }
+    out
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// A key pattern (written anchored, `^…$`, to judge a whole key) as one that finds keys inside
+/// text.
+fn unanchored(re: &regex::Regex) -> Option<regex::Regex> {
+    let src = re.as_str();
+    let src = src.strip_prefix('^').unwrap_or(src);
+    let src = src.strip_suffix('$').unwrap_or(src);
+    regex::Regex::new(&format!("(?:{src})")).ok()
 }
 
 #[cfg(test)]
@@ -52,6 +83,19 @@ mod tests {
 
     fn secret(s: &str) -> SecretString {
         SecretString::from(s.to_string())
+    }
+
+    #[test]
+    fn scrub_removes_the_key_and_anything_shaped_like_one() {
+        let key = secret("my-exact-key-123");
+        let pattern = regex::Regex::new("^AIza[0-9A-Za-z_-]{35}$").unwrap();
+        let other = format!("AIza{}", "x".repeat(35));
+        let text = format!("echo: my-exact-key-123\nalso {other} here");
+        let out = scrub(&text, Some(&key), Some(&pattern));
+        assert!(!out.contains("my-exact-key-123"), "{out}");
+        assert!(!out.contains(&other), "{out}");
+        assert_eq!(out, "echo: [redacted]\nalso [redacted] here");
+        assert_eq!(scrub("nothing", None, None), "nothing");
     }
 
     #[test]

@@ -139,15 +139,22 @@ pub struct SharedLogin {
     pub fingerprint: String,
 }
 
+/// Why the operator's own login cannot be shared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShareError {
+    #[error("--share-oauth: you have no usable {0} OAuth login on this machine to share")]
+    NoLogin(String),
+    #[error("--share-oauth: {0} disappeared")]
+    Disappeared(String),
+    #[error("--share-oauth: cannot read {what}: {why}")]
+    Unreadable { what: String, why: String },
+}
+
 /// Read the operator's OAuth login for `provider`, if it has a usable one.
-pub fn shared_login(provider: &Provider) -> Result<SharedLogin, String> {
-    use sha2::Digest as _;
+pub fn shared_login(provider: &Provider) -> Result<SharedLogin, ShareError> {
     let login = own_login(provider).filter(|l| l.kind == "oauth_token");
     let Some(login) = login.filter(|l| l.status == "present") else {
-        return Err(format!(
-            "--share-oauth: you have no usable {} OAuth login on this machine to share",
-            provider.name
-        ));
+        return Err(ShareError::NoLogin(provider.name.clone()));
     };
     let rel = provider
         .credentials
@@ -158,11 +165,13 @@ pub fn shared_login(provider: &Provider) -> Result<SharedLogin, String> {
             }
             _ => None,
         })
-        .ok_or_else(|| format!("--share-oauth: {} disappeared", login.detail))?;
-    let bytes = std::fs::read(config_home(provider).join(&rel))
-        .map_err(|e| format!("--share-oauth: cannot read {}: {e}", login.detail))?;
-    let digest = sha2::Sha256::digest(&bytes);
-    let fingerprint = format!("sha256:{}", &hex::encode(digest)[..12]);
+        .ok_or_else(|| ShareError::Disappeared(login.detail.clone()))?;
+    let bytes =
+        std::fs::read(config_home(provider).join(&rel)).map_err(|e| ShareError::Unreadable {
+            what: login.detail.clone(),
+            why: e.to_string(),
+        })?;
+    let fingerprint = crate::mask::fingerprint_bytes(&bytes);
     Ok(SharedLogin {
         rel,
         bytes: bytes.into(),

@@ -8,19 +8,9 @@
 
 use serde::Serialize;
 
-use crate::assess::State;
 use crate::inventory::AuthMode;
-
-/// Where the credential that made a probe succeed lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialHome {
-    /// fleetauth's env file on the member (a key pushed earlier, or put there by the operator).
-    EnvFile,
-    /// The member's own login: an OAuth file, a key file, its own environment.
-    MemberLogin,
-    /// Unknown (nothing was found, yet the prompt answered — a keychain, a helper).
-    Unknown,
-}
+pub use crate::row::CredentialHome;
+use crate::row::{Action, Row, State};
 
 /// What the deep probe found before anything was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +48,27 @@ impl Decision {
     /// Whether the member must be changed (and then verified).
     pub fn acts(&self) -> bool {
         matches!(self, Decision::Push | Decision::ShareOauth)
+    }
+
+    /// The final row of a decision that changes nothing: the observed `row` with its action
+    /// (`none`) and, where the decision says more than the probe did, its state and detail.
+    pub fn settle(&self, mut row: Row) -> Row {
+        row.action = Some(Action::None);
+        match self {
+            Decision::Leave(strategy) => {
+                let how = match strategy {
+                    Strategy::PreAuthenticated => "already works",
+                    Strategy::MemberLogin => "member's own login works",
+                };
+                row.detail = format!("{how}: {}", row.detail);
+            }
+            Decision::NeedsAuth(remedy) => {
+                row.state = State::NeedsAuth;
+                row.detail = format!("{}; {remedy}", row.detail);
+            }
+            Decision::Skip(_) | Decision::Push | Decision::ShareOauth => {}
+        }
+        row
     }
 }
 

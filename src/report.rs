@@ -7,83 +7,8 @@
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
-use crate::assess::State;
-
-/// What provisioning did to a member × provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    None,
-    Pushed,
-    Unchanged,
-    WouldPush,
-    Failed,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::None => "none",
-            Action::Pushed => "pushed",
-            Action::Unchanged => "unchanged",
-            Action::WouldPush => "would_push",
-            Action::Failed => "failed",
-        }
-    }
-}
-
-/// One member × provider result.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub member: String,
-    pub host: String,
-    pub provider: String,
-    pub state: State,
-    /// What makes it ready (`probe`, `oauth_file`, `env_file`, `pushed_key`, …), or null.
-    pub source: Option<String>,
-    /// Only for `provision`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<Action>,
-    pub version: Option<String>,
-    pub detail: String,
-    /// For `unreachable` rows: refused, timeout, auth, host_key, network.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Summary {
-    pub members: usize,
-    pub rows: usize,
-    pub ready: usize,
-    pub needs_auth: usize,
-    pub not_installed: usize,
-    pub unreachable: usize,
-    pub error: usize,
-}
-
-impl Summary {
-    pub fn of(rows: &[Row]) -> Summary {
-        let mut s = Summary {
-            rows: rows.len(),
-            ..Default::default()
-        };
-        let mut members: Vec<&str> = rows.iter().map(|r| r.member.as_str()).collect();
-        members.sort_unstable();
-        members.dedup();
-        s.members = members.len();
-        for r in rows {
-            match r.state {
-                State::Ready => s.ready += 1,
-                State::NeedsAuth => s.needs_auth += 1,
-                State::NotInstalled => s.not_installed += 1,
-                State::Unreachable => s.unreachable += 1,
-                State::Error => s.error += 1,
-            }
-        }
-        s
-    }
-}
+pub use crate::row::{Action, Row, Summary};
+use crate::row::{Source, State};
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -140,16 +65,16 @@ pub fn to_table(rows: &[Row], color: bool) -> String {
             state = state.fg(state_color(r.state));
         }
         let mut cells = vec![
-            Cell::new(&r.member),
-            Cell::new(&r.provider),
+            Cell::new(printable(&r.member)),
+            Cell::new(printable(&r.provider)),
             state,
-            Cell::new(r.source.as_deref().unwrap_or("-")),
+            Cell::new(r.source.map(Source::as_str).unwrap_or("-")),
         ];
         if with_action {
             cells.push(Cell::new(r.action.map(Action::as_str).unwrap_or("-")));
         }
-        cells.push(Cell::new(r.version.as_deref().unwrap_or("-")));
-        cells.push(Cell::new(&r.detail));
+        cells.push(Cell::new(printable(r.version.as_deref().unwrap_or("-"))));
+        cells.push(Cell::new(printable(&r.detail)));
         t.add_row(cells);
     }
     let s = Summary::of(rows);
@@ -157,6 +82,29 @@ pub fn to_table(rows: &[Row], color: bool) -> String {
         "{t}\n{} members, {} rows: {} ready, {} needs_auth, {} not_installed, {} unreachable, {} error\n",
         s.members, s.rows, s.ready, s.needs_auth, s.not_installed, s.unreachable, s.error
     )
+}
+
+/// `text` safe for a terminal: control characters (C0 but tab and newline, DEL, C1 — so every
+/// escape sequence, and the carriage return that would draw over a line) shown escaped, as
+/// `\x1b`, `\r`, `\u{9b}`. Member-supplied text (a settings value, a path, a CLI's message)
+/// reaches the table only through here; JSON keeps it exact (JSON escapes it itself).
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// 0 when every row is ready, else 1. (2 is for bad input, decided before any row exists.)
@@ -208,6 +156,51 @@ mod tests {
                 error: 1
             }
         );
+    }
+
+    #[test]
+    fn member_text_cannot_drive_the_terminal_or_forge_a_row() {
+        let mut r = row("a", State::NeedsAuth);
+        r.detail = "selectedType=\x1b]0;pwned\x07\x1b[2J\r\nFAKE ROW ready\u{9b}31m\x7f".into();
+        let table = to_table(&[r.clone()], false);
+        assert!(!table.contains('\x1b') && !table.contains('\r') && !table.contains('\u{9b}'));
+        assert!(!table.contains('\x07') && !table.contains('\x7f'));
+        assert!(table.contains("\\x1b]0;pwned\\x07\\x1b[2J\\r"), "{table}");
+        // JSON keeps the text exact.
+        let v: serde_json::Value = serde_json::from_str(&to_json(&[r.clone()])).unwrap();
+        assert_eq!(v["results"][0]["detail"], r.detail);
+        assert_eq!(printable("plain\ttext\n"), "plain\ttext\n");
+    }
+
+    /// The JSON contract, byte for byte: a document holding every state, source, action and
+    /// reason value. A change here is a change of the contract: README's table must follow.
+    #[test]
+    fn golden_contract_document() {
+        use crate::row::{Reason, Source};
+        let mut rows = Vec::new();
+        for (i, state) in State::ALL.iter().enumerate() {
+            let mut r = row(&format!("m{i}"), *state);
+            r.reason = (*state == State::Unreachable).then_some(Reason::Timeout);
+            rows.push(r);
+        }
+        for source in Source::ALL {
+            let mut r = row("sources", State::Ready);
+            r.source = Some(*source);
+            rows.push(r);
+        }
+        for action in Action::ALL {
+            let mut r = row("actions", State::Ready);
+            r.action = Some(*action);
+            rows.push(r);
+        }
+        for reason in Reason::ALL {
+            let mut r = row("reasons", State::Unreachable);
+            r.reason = Some(*reason);
+            r.version = None;
+            rows.push(r);
+        }
+        let golden = include_str!("../tests/fixtures/contract.json");
+        assert_eq!(to_json(&rows), golden, "the JSON contract changed");
     }
 
     #[test]

@@ -11,6 +11,13 @@ pub fn quote(s: &str) -> String {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len() + 2);
+    push_single_quoted(&mut out, s);
+    out
+}
+
+/// Append `s` to `out` single-quoted (`'…'`, each `'` written `'\''`), always, safe or not.
+/// Writes into the caller's buffer so a secret's quoted form exists in one place only.
+pub fn push_single_quoted(out: &mut String, s: &str) {
     out.push('\'');
     for c in s.chars() {
         if c == '\'' {
@@ -20,18 +27,14 @@ pub fn quote(s: &str) -> String {
         }
     }
     out.push('\'');
-    out
 }
 
-/// Quote a remote path, keeping a leading `~/` as `"$HOME"/…` so it expands on the member.
-pub fn quote_remote_path(path: &str) -> String {
-    if path == "~" {
-        "\"$HOME\"".to_string()
-    } else if let Some(rest) = path.strip_prefix("~/") {
-        format!("\"$HOME\"/{}", quote(rest))
-    } else {
-        quote(path)
-    }
+/// A POSIX shell variable name: letters, digits and `_`, not starting with a digit. The one check
+/// used wherever a name from data is put in a script.
+pub fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Join words into a command line, each quoted.
@@ -87,11 +90,12 @@ mod tests {
     }
 
     #[test]
-    fn remote_paths_keep_home() {
-        assert_eq!(
-            quote_remote_path("~/.config/fleetauth/env"),
-            "\"$HOME\"/.config/fleetauth/env"
-        );
-        assert_eq!(quote_remote_path("/etc/x y"), "'/etc/x y'");
+    fn identifiers() {
+        assert!(is_identifier("GEMINI_API_KEY"));
+        assert!(is_identifier("_x1"));
+        assert!(!is_identifier("1x"));
+        assert!(!is_identifier("A-B"));
+        assert!(!is_identifier("${X}"));
+        assert!(!is_identifier(""));
     }
 }

@@ -1,8 +1,9 @@
 //! The operator's local credential store: the keys `fleetauth auth set` collected, encrypted at
 //! rest, for `provision` to push to members.
 //!
-//! It lives in `$FLEETAUTH_HOME` (default `$XDG_CONFIG_HOME/fleetauth`, else
-//! `~/.config/fleetauth`) as two files:
+//! It lives in fleetauth's home, [`fleetauth_home`] (`$FLEETAUTH_HOME`, default
+//! `$XDG_CONFIG_HOME/fleetauth` when that is absolute, else `~/.config/fleetauth`), as two
+//! files:
 //!
 //! - `credentials.age` — every key, encrypted with [age] to a passphrase (scrypt). The
 //!   passphrase comes from the caller (a hidden prompt or `FLEETAUTH_PASSPHRASE`) and is never
@@ -194,17 +195,6 @@ impl Store {
         };
         store.check_permissions()?;
         Ok(store)
-    }
-
-    /// `$FLEETAUTH_HOME`, else `$XDG_CONFIG_HOME/fleetauth`, else `~/.config/fleetauth`.
-    /// Empty variables count as unset; a relative `XDG_CONFIG_HOME` is ignored, as the XDG
-    /// specification requires.
-    pub fn default_dir() -> PathBuf {
-        default_dir_from(
-            std::env::var_os("FLEETAUTH_HOME"),
-            std::env::var_os("XDG_CONFIG_HOME"),
-            dirs::home_dir(),
-        )
     }
 
     /// Use scrypt work factor `N = 2^log_n` for new encryptions instead of
@@ -603,7 +593,19 @@ fn check_owner_and_mode(path: &Path, meta: &fs::Metadata, want: u32) -> Result<(
     Ok(())
 }
 
-fn default_dir_from(
+/// fleetauth's own directory on the operator's machine — the store, `providers/`, the audit log:
+/// `$FLEETAUTH_HOME`, else `$XDG_CONFIG_HOME/fleetauth`, else `~/.config/fleetauth`. Empty
+/// variables count as unset; a relative `XDG_CONFIG_HOME` is ignored, as the XDG Base Directory
+/// specification requires. The one place this is decided; every command asks here.
+pub fn fleetauth_home() -> PathBuf {
+    fleetauth_home_from(
+        std::env::var_os("FLEETAUTH_HOME"),
+        std::env::var_os("XDG_CONFIG_HOME"),
+        dirs::home_dir(),
+    )
+}
+
+fn fleetauth_home_from(
     fleetauth_home: Option<OsString>,
     xdg_config_home: Option<OsString>,
     home: Option<PathBuf>,
@@ -1162,25 +1164,38 @@ mod tests {
     }
 
     #[test]
-    fn default_dir_prefers_fleetauth_home_then_xdg_then_home() {
+    fn fleetauth_home_prefers_fleetauth_home_then_absolute_xdg_then_home() {
         let home = Some(PathBuf::from("/home/op"));
         let os = |s: &str| Some(OsString::from(s));
         assert_eq!(
-            default_dir_from(os("/srv/fa"), os("/x"), home.clone()),
+            fleetauth_home_from(os("/srv/fa"), os("/x"), home.clone()),
             PathBuf::from("/srv/fa")
         );
         assert_eq!(
-            default_dir_from(os(""), os("/x"), home.clone()),
+            fleetauth_home_from(os(""), os("/x"), home.clone()),
             PathBuf::from("/x/fleetauth")
         );
         assert_eq!(
-            default_dir_from(None, os("relative"), home.clone()),
+            fleetauth_home_from(None, None, home.clone()),
             PathBuf::from("/home/op/.config/fleetauth")
         );
         assert_eq!(
-            default_dir_from(None, None, home),
+            fleetauth_home_from(None, os(""), home),
             PathBuf::from("/home/op/.config/fleetauth")
         );
+    }
+
+    #[test]
+    fn a_relative_xdg_config_home_is_ignored() {
+        let home = Some(PathBuf::from("/home/op"));
+        let os = |s: &str| Some(OsString::from(s));
+        for relative in ["relative", "./cfg", "../cfg", "cfg/"] {
+            assert_eq!(
+                fleetauth_home_from(None, os(relative), home.clone()),
+                PathBuf::from("/home/op/.config/fleetauth"),
+                "XDG_CONFIG_HOME={relative}"
+            );
+        }
     }
 
     #[test]

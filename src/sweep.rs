@@ -5,21 +5,23 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::assess::{State, assess, credential_home};
-use crate::fleet::{rows_for_all, unreachable_rows};
 use crate::inventory::Member;
-use crate::plan::CredentialHome;
-use crate::probe::{MemberObservation, PROBE_COMMAND, ProbeRequest, build_script, parse_output};
+use crate::probe::{MemberObservation, ProbeRequest, build_script, parse_output};
 use crate::provider::{Provider, Registry};
-use crate::report::Row;
+use crate::remote::Script;
+use crate::row::CredentialHome;
+use crate::row::Row;
 use crate::ssh::{Input, Session, SshError, Transport};
 
 /// Margin kept between a prompt's own deadline and the member's command deadline, so the
 /// prompt's timeout is what reports the hang (with its reason), not the channel's.
 const PROMPT_MARGIN: Duration = Duration::from_secs(5);
 
-/// The prompt deadline actually used on a member.
-pub fn prompt_deadline(member: &Member, provider_default: Duration) -> Duration {
-    let wanted = member.probe_timeout.unwrap_or(provider_default);
+/// The prompt deadline of `provider` on `member`: the member's `probe_timeout`, else the
+/// provider's, capped to leave [`PROMPT_MARGIN`] of the member's command deadline. The one
+/// figure the probe script runs the prompt under and the verdict reports a hang against.
+pub fn prompt_deadline(member: &Member, provider: &Provider) -> Duration {
+    let wanted = member.probe_timeout.unwrap_or(provider.probe.timeout);
     let cap = member
         .command_timeout
         .saturating_sub(PROMPT_MARGIN)
@@ -33,20 +35,16 @@ pub fn probe_request<'a>(
     registry: &'a Registry,
     deep: bool,
 ) -> ProbeRequest<'a> {
-    let providers: Vec<_> = member
+    let providers = member
         .providers
         .iter()
         .filter_map(|p| registry.get(p))
+        .map(|p| (p, prompt_deadline(member, p)))
         .collect();
-    let probe_timeout = providers
-        .iter()
-        .map(|p| prompt_deadline(member, p.probe.timeout))
-        .max();
     ProbeRequest {
         providers,
         env_file: &member.env_file,
         deep,
-        probe_timeout,
     }
 }
 
@@ -56,42 +54,44 @@ pub async fn observe(
     member: &Member,
     registry: &Registry,
     deep: bool,
-) -> Result<MemberObservation, String> {
+) -> Result<MemberObservation, ObserveError> {
     let script = build_script(&probe_request(member, registry, deep));
     match session
         .exec(
-            PROBE_COMMAND,
-            Input::Plain(script.as_bytes()),
+            Script::command_whole_stdin(),
+            Input::Plain(script.text().as_bytes()),
             member.command_timeout,
         )
         .await
     {
         Ok(out) => {
-            let obs = parse_output(&out.stdout);
+            let obs = parse_output(&out.stdout, script.nonce());
             if obs.complete {
                 Ok(obs)
             } else {
                 let err = String::from_utf8_lossy(&out.stderr);
                 let tail: String = err.lines().rev().take(2).collect::<Vec<_>>().join(" / ");
-                Err(format!(
-                    "probe script did not finish (exit {}){}",
-                    out.exit
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {tail}")
-                    }
-                ))
+                Err(ObserveError::Unfinished {
+                    exit: out.exit,
+                    tail: crate::mask::scrub(&tail, None, None),
+                })
             }
         }
-        Err(SshError::Timeout { after, .. }) => Err(format!(
-            "probe did not finish within command_timeout ({})",
-            humantime::format_duration(after)
-        )),
-        Err(e) => Err(e.to_string()),
+        Err(SshError::Timeout { after, .. }) => Err(ObserveError::Timeout(after)),
+        Err(e) => Err(ObserveError::Ssh(e)),
     }
+}
+
+/// Why a member's probe gave no usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ObserveError {
+    /// The script stopped before its last record: its shell failed, or the channel died.
+    #[error("probe script did not finish (exit {}){}", .exit.map(|c| c.to_string()).unwrap_or_else(|| "?".into()), if .tail.is_empty() { String::new() } else { format!(": {}", .tail) })]
+    Unfinished { exit: Option<u32>, tail: String },
+    #[error("probe did not finish within command_timeout ({})", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error(transparent)]
+    Ssh(SshError),
 }
 
 /// The row for one provider of a member whose probe answered, and where its credential lives.
@@ -106,10 +106,16 @@ pub fn judge_one(
         provider,
         p_obs,
         &obs.env_file,
-        prompt_deadline(member, provider.probe.timeout),
+        prompt_deadline(member, provider),
         now,
     );
     let home = credential_home(provider, p_obs, &obs.env_file, now);
+    let mut detail = v.detail;
+    if let Some(why) = &obs.env_file_unsafe {
+        detail = format!("{detail}; env file not sourced: {why}");
+    }
+    // Text from the member (a CLI's message, a path) never shows anything shaped like a key.
+    let detail = crate::mask::scrub(&detail, None, provider.key_pattern.as_ref());
     let row = Row {
         member: member.name.clone(),
         host: member.host.clone(),
@@ -118,7 +124,7 @@ pub fn judge_one(
         source: v.source,
         action: None,
         version: v.version,
-        detail: v.detail,
+        detail,
         reason: None,
     };
     (row, home)
@@ -135,6 +141,27 @@ pub fn judge(member: &Member, registry: &Registry, obs: &MemberObservation) -> V
         .collect()
 }
 
+/// Sweep every member, at most `jobs` at once; rows in inventory order. A member whose task
+/// died still gets its rows.
+pub async fn sweep_fleet(
+    transport: Arc<dyn Transport>,
+    registry: Arc<Registry>,
+    members: Vec<Member>,
+    deep: bool,
+    jobs: usize,
+    progress: &crate::fleet::Progress,
+) -> Vec<Row> {
+    let subjects = members.clone();
+    crate::fleet::map_members(members, jobs, progress, move |m| {
+        sweep_member(transport.clone(), registry.clone(), m, deep)
+    })
+    .await
+    .into_iter()
+    .zip(subjects)
+    .flat_map(|(rows, m)| rows.unwrap_or_else(|| Row::internal_failure(m.subject(), &m.providers)))
+    .collect()
+}
+
 /// Sweep one member end to end.
 pub async fn sweep_member(
     transport: Arc<dyn Transport>,
@@ -142,13 +169,13 @@ pub async fn sweep_member(
     member: Member,
     deep: bool,
 ) -> Vec<Row> {
-    let session = match transport.connect(&member).await {
+    let session = match transport.connect(&member.target()).await {
         Ok(s) => s,
-        Err(e) => return unreachable_rows(&member, &e),
+        Err(e) => return member.unreachable_rows(&e),
     };
     let rows = match observe(session.as_ref(), &member, &registry, deep).await {
         Ok(obs) => judge(&member, &registry, &obs),
-        Err(why) => rows_for_all(&member, State::Error, &why, None),
+        Err(why) => member.rows(State::Error, &why.to_string()),
     };
     session.close().await;
     rows

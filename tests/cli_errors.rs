@@ -164,3 +164,173 @@ fn inventory_check_lists_members() {
     out.assert_stdout_contains("10.0.0.2:2222");
     out.assert_stdout_contains("2 members OK");
 }
+
+/// Runs `args` twice, stdout read and then stdout closed (as `| head -1` leaves it once `head`
+/// is gone): the second must end as the first did — same status, no panic, no complaint.
+fn ends_quietly_with_stdout_closed(lab: &Lab, args: &[&str]) {
+    let open = lab.fleetauth(args);
+    let closed = lab.run(args).output_with_stdout_closed();
+    assert!(
+        closed.code == open.code && closed.code.is_some() && !closed.timed_out,
+        "{args:?} with stdout closed ended otherwise than with it open (exit {:?})\n{closed}",
+        open.code
+    );
+    for noise in ["panicked", "Broken pipe", "failed printing"] {
+        assert!(
+            !closed.stderr.contains(noise),
+            "{args:?} complained about the closed stdout\n{closed}"
+        );
+    }
+}
+
+#[test]
+fn every_command_ends_quietly_when_stdout_is_closed() {
+    let lab = Lab::new();
+    lab.member("m").provider("gemini", State::EnvKey).start();
+    let inv = lab.inventory("");
+    let inv = inv.to_str().unwrap();
+    for format in ["table", "json"] {
+        ends_quietly_with_stdout_closed(&lab, &["providers", "list", "--format", format]);
+        ends_quietly_with_stdout_closed(
+            &lab,
+            &["inventory", "check", "-i", inv, "--format", format],
+        );
+        ends_quietly_with_stdout_closed(&lab, &["auth", "status", "--format", format]);
+        ends_quietly_with_stdout_closed(&lab, &["matrix", "-i", inv, "--format", format]);
+        ends_quietly_with_stdout_closed(&lab, &["sweep", "-i", inv, "--format", format]);
+        ends_quietly_with_stdout_closed(
+            &lab,
+            &[
+                "provision",
+                "-i",
+                inv,
+                "--check",
+                "--no-input",
+                "--format",
+                format,
+            ],
+        );
+    }
+    ends_quietly_with_stdout_closed(&lab, &["run", "-i", inv, "--", "echo", "hello"]);
+    ends_quietly_with_stdout_closed(&lab, &["auth", "unset", "gemini"]);
+    ends_quietly_with_stdout_closed(&lab, &["--help"]);
+}
+
+#[test]
+fn durations_longer_than_a_day_are_refused_where_written() {
+    let lab = Lab::new();
+    for key in ["connect_timeout", "command_timeout", "probe_timeout"] {
+        let inv = write(
+            &lab,
+            &format!("{key}.toml"),
+            &format!(
+                "[defaults]\nproviders = [\"gemini\"]\n[members.a]\nhost = \"h\"\n{key} = \"300000000000y\"\n"
+            ),
+        );
+        let out = lab.fleetauth(&["inventory", "check", "-i", &inv]);
+        out.assert_exit(2);
+        out.assert_stderr_contains(&format!("{key}.toml:5:{}", key.len() + 4));
+        out.assert_stderr_contains(&format!("`{key}` in [members.a] must be at most 24h"));
+    }
+    // 24h is the maximum itself, and accepted.
+    let inv = write(
+        &lab,
+        "day.toml",
+        "[defaults]\nproviders = [\"gemini\"]\ncommand_timeout = \"24h\"\n[members.a]\nhost = \"h\"\n",
+    );
+    lab.fleetauth(&["inventory", "check", "-i", &inv])
+        .assert_exit(0);
+
+    let dir = lab.dir().join("providers");
+    fs::create_dir_all(&dir).unwrap();
+    let gemini = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/providers/gemini.toml"
+    ))
+    .unwrap();
+    assert!(
+        gemini.contains("\ntimeout = \"45s\""),
+        "gemini.toml changed"
+    );
+    fs::write(
+        dir.join("gemini.toml"),
+        gemini.replace("\ntimeout = \"45s\"", "\ntimeout = \"300000000000y\""),
+    )
+    .unwrap();
+    let out = lab.fleetauth(&[
+        "providers",
+        "list",
+        "--providers-dir",
+        dir.to_str().unwrap(),
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("gemini.toml:");
+    out.assert_stderr_contains("`timeout` in [probe]");
+}
+
+#[test]
+fn inventory_check_json_spells_enums_as_the_inventory_does() {
+    let lab = Lab::new();
+    let inv = write(
+        &lab,
+        "hkc.toml",
+        "[defaults]\nproviders = [\"gemini\"]\n[members.a]\nhost = \"h\"\nhost_key_checking = \"accept-new\"\n[members.b]\nhost = \"i\"\n",
+    );
+    let out = lab.fleetauth(&["inventory", "check", "-i", &inv, "--format", "json"]);
+    out.assert_exit(0);
+    let json = out.json();
+    assert_eq!(
+        json["members"][0]["host_key_checking"], "accept-new",
+        "{out}"
+    );
+    assert_eq!(json["members"][1]["host_key_checking"], "strict", "{out}");
+
+    let inv = write(
+        &lab,
+        "bad-hkc.toml",
+        "[defaults]\nproviders = [\"gemini\"]\n[members.a]\nhost = \"h\"\nhost_key_checking = \"acceptnew\"\n",
+    );
+    let out = lab.fleetauth(&["inventory", "check", "-i", &inv]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("accepted values: strict, accept-new, off");
+}
+
+#[test]
+fn a_relative_xdg_config_home_is_ignored() {
+    let lab = Lab::new();
+    // Under the relative XDG_CONFIG_HOME (resolved against the working directory, the lab's
+    // directory): a broken definition that must not be read.
+    let relative = lab.dir().join("rel/fleetauth/providers");
+    fs::create_dir_all(&relative).unwrap();
+    fs::write(relative.join("broken.toml"), "this is not a provider\n").unwrap();
+    // Under ~/.config/fleetauth, where the home falls back to: a new provider.
+    let home = lab.operator_home().join(".config/fleetauth/providers");
+    fs::create_dir_all(&home).unwrap();
+    let gemini = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/providers/gemini.toml"
+    ))
+    .unwrap();
+    fs::write(
+        home.join("g3.toml"),
+        gemini.replace("name = \"gemini\"", "name = \"gemini3\""),
+    )
+    .unwrap();
+    let out = lab
+        .run(&["providers", "list", "--format", "json"])
+        .env("FLEETAUTH_HOME", "")
+        .env("XDG_CONFIG_HOME", "rel")
+        .output();
+    out.assert_exit(0);
+    let json = out.json();
+    let names: Vec<&str> = json["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"gemini3"),
+        "the provider under ~/.config/fleetauth is read: {names:?}"
+    );
+}

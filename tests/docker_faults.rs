@@ -1,7 +1,11 @@
 //! Fault injection, end to end: the real fleetauth binary against member containers that are
 //! killed, paused, cut off the network, rebuilt with a new host key or throttled by sshd while
 //! fleetauth works — and two provisioners racing on the same members. Each test asserts what
-//! happened to every member, not just that fleetauth survived.
+//! happened to every member, not just that fleetauth survived: provisioning is one transaction
+//! per member × provider on one channel (src/remote/provision.sh), so a member hit mid-way holds
+//! the old env file or the new one with the old kept beside it — never a partial one — and an
+//! unfinished transaction is undone by the member itself when it hears the connection is gone,
+//! or, if it was killed, by the next transaction on that file.
 //!
 //! Needs a Docker engine; the member image is built offline by `docker/lab build` (once per
 //! run, cached). Without an engine each test prints why and passes as skipped — unless
@@ -18,29 +22,37 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use docker_support::{
-    ENV_FILE, Lab, MemberSpec, docker, docker_or_skip, fake_anthropic_key, fake_gemini_key,
+    Lab, MemberSpec, docker, docker_or_skip, fake_anthropic_key, fake_gemini_key,
 };
 
 /// The operator's env file on members before provisioning: a comment and a variable
 /// fleetauth does not manage, both of which must survive every push.
 const OLD_ENV: &str = "# the operator's own settings\nexport TEAM='blue'\n";
-const TMP_FILE: &str = "/home/agent/.config/fleetauth/env.fleetauth-tmp";
-const PREV_FILE: &str = "/home/agent/.config/fleetauth/env.fleetauth-prev";
+/// The env file's directory: the env file, its lock, and what a transaction keeps beside it.
+const ENV_DIR: &str = "/home/agent/.config/fleetauth";
+/// A transaction's temporary copy of the new file: `env.fleetauth-tmp.<pid>`.
+const TMP_PREFIX: &str = "env.fleetauth-tmp.";
+/// The old file, kept (as the same inode) until the client's verdict; gone after it.
+const TXN_FILE: &str = "env.fleetauth-txn";
+/// The provisioning lock (flock(1) on the member image): the only other file allowed there.
+const LOCK_FILE: &str = "env.fleetauth-lock";
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The phases of provisioning a member can die in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Authenticating the connection that will push (provision's second connection).
+    /// Authenticating the connection that will run the transaction (provision's second one).
     Connect,
     /// The first probe (observe and decide).
     Probe,
-    /// Writing the new env file's temporary copy (16 bytes written).
+    /// Inside the transaction, lock held: 16 bytes of the new file's temporary copy written.
     Upload,
-    /// The complete temporary copy about to replace the env file.
+    /// Inside the transaction: the complete temporary copy about to replace the env file, the
+    /// old file already kept as `env.fleetauth-txn`.
     Rename,
-    /// The probe that verifies the pushed key.
+    /// Inside the transaction: the new file in place, its verification prompt running, no
+    /// verdict yet.
     Verify,
 }
 
@@ -52,7 +64,7 @@ impl Phase {
             Phase::Probe => ("probe", 0),
             Phase::Upload => ("upload", 0),
             Phase::Rename => ("rename", 0),
-            Phase::Verify => ("probe", 1),
+            Phase::Verify => ("verify", 0),
         }
     }
 }
@@ -61,9 +73,50 @@ fn state(row: &serde_json::Value) -> &str {
     row["state"].as_str().unwrap_or("?")
 }
 
-/// Kill one member (`docker kill`) while provisioning holds it at `phase`; its env file must be
-/// the old one or the new one — the one this phase implies — never partial, and the member next
-/// to it must be provisioned normally.
+/// What is in a member's env-file directory: the env file, the transaction's temporary copies
+/// and kept old file, and anything else fleetauth left (the lock file aside).
+#[derive(Debug)]
+struct EnvDir {
+    env: Option<String>,
+    tmp: Vec<String>,
+    txn: Option<String>,
+    other: Vec<String>,
+}
+
+impl EnvDir {
+    fn of(m: &docker_support::Member) -> EnvDir {
+        let mut d = EnvDir {
+            env: None,
+            tmp: Vec::new(),
+            txn: None,
+            other: Vec::new(),
+        };
+        for (name, text) in m.read_dir(ENV_DIR) {
+            match name.as_str() {
+                "env" => d.env = Some(text),
+                TXN_FILE => d.txn = Some(text),
+                LOCK_FILE => {}
+                n if n.starts_with(TMP_PREFIX) => d.tmp.push(text),
+                _ => d.other.push(name),
+            }
+        }
+        d
+    }
+
+    /// Only the env file (and the lock): no transaction is open or left unfinished.
+    fn assert_settled(&self, who: &str) {
+        assert!(
+            self.tmp.is_empty() && self.txn.is_none() && self.other.is_empty(),
+            "{who}: files left beside the env file: {self:?}"
+        );
+    }
+}
+
+/// Kill one member (`docker kill`) while provisioning holds it at `phase`. Its env file must be
+/// the old one or the new one — the one this phase implies — never partial, with exactly the
+/// leftovers that phase implies; its row says it was lost; the member next to it is provisioned
+/// normally. Started again, the victim's unfinished transaction is rolled back by the next
+/// provision that touches the env file (here: another provider's key).
 fn kill_during_provision(phase: Phase) {
     let test = format!("kill_during_{phase:?}").to_lowercase();
     if !docker_or_skip(&test) {
@@ -71,7 +124,7 @@ fn kill_during_provision(phase: Phase) {
     }
     let mut lab = Lab::new(&test);
     let members = lab.start(&[
-        MemberSpec::new("victim", "gemini=no_auth").hooks(),
+        MemberSpec::new("victim", "gemini=no_auth,claude=no_auth").hooks(),
         MemberSpec::new("bystander", "gemini=no_auth"),
     ]);
     let (victim, bystander) = (&members[0], &members[1]);
@@ -96,71 +149,92 @@ fn kill_during_provision(phase: Phase) {
     victim.kill();
     let done = run.wait(Duration::from_secs(120));
 
-    // The victim: old or new, never partial — and which one is what the phase implies.
-    let env = victim
-        .read_file(ENV_FILE)
-        .expect("the victim's env file exists");
+    // The victim: old or new, never partial — and which one, with which leftovers, is what the
+    // phase implies (the evidence that the kill landed inside the phase it claims).
+    let dir = EnvDir::of(victim);
+    let env = dir.env.clone().expect("the victim's env file exists");
     assert!(
         env == OLD_ENV || env == new_env,
         "{phase:?}: the env file is neither the old nor the new one (partial?):\n{env:?}"
     );
-    let expected = if phase == Phase::Verify {
-        &new_env
-    } else {
-        OLD_ENV
-    };
-    assert_eq!(
-        &env,
-        expected,
-        "{phase:?}: killed at this phase, the env file should be the {} one",
-        if phase == Phase::Verify { "new" } else { "old" }
-    );
-    // Evidence that the kill landed inside the phase it claims.
-    let tmp = victim.read_file(TMP_FILE);
+    assert!(dir.other.is_empty(), "{phase:?}: unexpected files: {dir:?}");
     match phase {
+        Phase::Connect | Phase::Probe => {
+            assert_eq!(env, OLD_ENV, "{phase:?}: killed before the transaction");
+            dir.assert_settled("victim");
+        }
         Phase::Upload => {
-            let tmp = tmp.expect("killed mid-upload: the temporary copy is left behind");
+            assert_eq!(
+                env, OLD_ENV,
+                "killed mid-upload: the env file is the old one"
+            );
+            assert_eq!(
+                dir.tmp.len(),
+                1,
+                "killed mid-upload: one temporary copy: {dir:?}"
+            );
+            let tmp = &dir.tmp[0];
             assert!(
-                tmp.len() < new_env.len() && new_env.starts_with(&tmp),
+                tmp.len() < new_env.len() && new_env.starts_with(tmp.as_str()),
                 "killed mid-upload: the temporary copy should be a strict prefix of the new file, got {} of {} bytes",
                 tmp.len(),
                 new_env.len()
             );
+            assert_eq!(dir.txn, None, "killed mid-upload: nothing replaced yet");
         }
         Phase::Rename => {
             assert_eq!(
-                tmp.as_deref(),
-                Some(new_env.as_str()),
+                env, OLD_ENV,
+                "killed before the rename: the env file is the old one"
+            );
+            assert_eq!(
+                dir.tmp,
+                vec![new_env.clone()],
                 "killed before the rename: the temporary copy is complete"
             );
             assert_eq!(
-                victim.read_file(PREV_FILE).as_deref(),
+                dir.txn.as_deref(),
                 Some(OLD_ENV),
-                "the backup of the old file was in place before the rename"
+                "the old file was kept before the rename"
             );
         }
-        _ => assert_eq!(tmp, None, "{phase:?}: no temporary copy expected"),
+        Phase::Verify => {
+            assert_eq!(
+                env, new_env,
+                "killed while verifying: the new file is in place, complete"
+            );
+            assert!(
+                dir.tmp.is_empty(),
+                "the temporary copy was renamed: {dir:?}"
+            );
+            assert_eq!(
+                dir.txn.as_deref(),
+                Some(OLD_ENV),
+                "killed before the verdict: the old file is still kept for a restore"
+            );
+        }
     }
+
+    // The row says the member was lost, and claims neither a verified key nor a restore the
+    // member never confirmed.
     let v = done.row("victim", "gemini");
+    let said = done.describe("victim", "gemini");
     assert!(
         matches!(state(v), "unreachable" | "error"),
-        "{phase:?}: the victim's row should say it was lost: {}",
-        done.describe("victim", "gemini")
+        "{phase:?}: the victim's row should say it was lost: {said}"
     );
     if phase == Phase::Connect {
         assert_ne!(
-            v["reason"],
-            "auth",
-            "a member killed during authentication is a lost connection, not a refused key: {}",
-            done.describe("victim", "gemini")
+            v["reason"], "auth",
+            "a member killed during authentication is a lost connection, not a refused key: {said}"
         );
     }
     if matches!(phase, Phase::Upload | Phase::Rename | Phase::Verify) {
-        assert_eq!(
-            v["action"],
-            "failed",
-            "{}",
-            done.describe("victim", "gemini")
+        assert_eq!(v["action"], "failed", "{said}");
+        let detail = v["detail"].as_str().unwrap_or("");
+        assert!(
+            !detail.contains("restored") && !detail.contains("verified"),
+            "{phase:?}: the member confirmed no restore and verified nothing: {said}"
         );
     }
 
@@ -172,11 +246,13 @@ fn kill_during_provision(phase: Phase) {
         "{}",
         done.describe("bystander", "gemini")
     );
+    let bdir = EnvDir::of(bystander);
     assert_eq!(
-        bystander.read_file(ENV_FILE).as_deref(),
+        bdir.env.as_deref(),
         Some(new_env.as_str()),
         "the bystander's env file is the merged one"
     );
+    bdir.assert_settled("bystander");
 
     assert_eq!(done.code, Some(1), "a lost member makes the run exit 1");
     assert!(
@@ -188,11 +264,43 @@ fn kill_during_provision(phase: Phase) {
         "{phase:?}: the run took {:?}; the deadlines (connect 10s, command 20s) should end it before",
         done.elapsed
     );
+
+    // The victim comes back. The next transaction on its env file (claude's key) first rolls back
+    // whatever the killed one left: the file ends with the operator's lines and claude's key only
+    // — for `Verify`, the unverified gemini key is gone — and nothing is left beside it.
+    victim.start();
+    let claude_key = fake_anthropic_key();
+    let inv_claude = lab.inventory(
+        "claude.toml",
+        &[("victim", victim)],
+        &[("providers", "[\"claude\"]")],
+    );
+    let later = lab.fleetauth(
+        &["provision", "-i", inv_claude.to_str().unwrap()],
+        &[("ANTHROPIC_API_KEY", &claude_key)],
+    );
+    let c = later.row("victim", "claude");
+    assert_eq!(
+        (state(c), c["action"].as_str()),
+        ("ready", Some("pushed")),
+        "{}",
+        later.describe("victim", "claude")
+    );
+    let after = EnvDir::of(victim);
+    assert_eq!(
+        after.env.as_deref(),
+        Some(format!("{OLD_ENV}export ANTHROPIC_API_KEY='{claude_key}'\n").as_str()),
+        "{phase:?}: the later provision should have rolled back the killed transaction first"
+    );
+    after.assert_settled("victim, after the later provision");
+    assert_eq!(later.code, Some(0));
+
     eprintln!(
-        "{test}: {:.1}s; {}; env file: {}",
+        "{test}: {:.1}s; {}; env file: {}; later provision {:.1}s",
         done.elapsed.as_secs_f64(),
-        done.describe("victim", "gemini"),
-        if env == OLD_ENV { "old" } else { "new" }
+        said,
+        if env == OLD_ENV { "old" } else { "new" },
+        later.elapsed.as_secs_f64()
     );
 }
 
@@ -219,6 +327,137 @@ fn kill_during_rename() {
 #[test]
 fn kill_during_verify() {
     kill_during_provision(Phase::Verify);
+}
+
+/// A member frozen (`docker pause`) and a member cut off the network (`docker network
+/// disconnect`) while their transactions verify: fleetauth gives up at its deadline and says the
+/// member will put things back itself; until the member hears of it, the new file is in place with
+/// the old one kept. Once unpaused or reconnected, each member learns the connection is gone, takes
+/// that as `restore` and puts the old file back by itself — byte for byte, nothing left beside it
+/// — and frees the lock: the next provision goes straight through.
+#[test]
+fn paused_or_cut_mid_transaction_restores_itself() {
+    if !docker_or_skip("paused_or_cut_mid_transaction_restores_itself") {
+        return;
+    }
+    let mut lab = Lab::new("mid-transaction");
+    let members = lab.start(&[
+        MemberSpec::new("paused", "gemini=no_auth").hooks(),
+        MemberSpec::new("cut", "gemini=no_auth").hooks(),
+    ]);
+    let (paused, cut) = (&members[0], &members[1]);
+    lab.known_hosts("known_hosts", &[paused, cut]);
+    // command_timeout 8s: the verification prompt gets 3s (8s less fleetauth's margin), ample to
+    // do the damage before it answers; the transaction's deadline is 2 × 8s + the 30s lock wait.
+    let inventory = lab.inventory(
+        "inventory.toml",
+        &[("paused", paused), ("cut", cut)],
+        &[("connect_timeout", "\"5s\""), ("command_timeout", "\"8s\"")],
+    );
+    let inv = inventory.to_str().unwrap();
+    let key = fake_gemini_key();
+    let new_env = format!("{OLD_ENV}export GEMINI_API_KEY='{key}'\n");
+    for m in &members {
+        m.set_env_file(OLD_ENV);
+        m.arm("verify", 0);
+    }
+    let run = lab.spawn_fleetauth(&["provision", "-i", inv], &[("GEMINI_API_KEY", &key)]);
+    paused.wait_reached("verify", WAIT, &run);
+    paused.pause();
+    cut.wait_reached("verify", WAIT, &run);
+    cut.disconnect();
+    cut.release("verify"); // the prompt answers; the answer has no way out
+    let done = run.wait(Duration::from_secs(120));
+
+    for name in ["paused", "cut"] {
+        let r = done.row(name, "gemini");
+        let said = done.describe(name, "gemini");
+        assert_eq!(
+            (state(r), r["action"].as_str()),
+            ("error", Some("failed")),
+            "{said}"
+        );
+        let detail = r["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.contains("timed out") && detail.contains("puts the previous state back"),
+            "{name}: the row should say fleetauth gave up and the member restores itself: {said}"
+        );
+        assert!(
+            !detail.contains("restored") && !detail.contains("verified"),
+            "{name}: no restore was confirmed, nothing verified: {said}"
+        );
+    }
+    assert_eq!(done.code, Some(1));
+    assert!(
+        !done.stdout.contains(&key) && !done.stderr.contains(&key),
+        "the key must never be printed"
+    );
+    assert!(
+        done.elapsed < Duration::from_secs(2 * 8 + 30 + 20),
+        "the run took {:?}; the transaction deadline is 2 × 8s + 30s",
+        done.elapsed
+    );
+    // Still cut off: the transaction is open, the new file in place, the old one kept.
+    let mid = EnvDir::of(cut);
+    assert_eq!(mid.env.as_deref(), Some(new_env.as_str()), "cut: {mid:?}");
+    assert_eq!(mid.txn.as_deref(), Some(OLD_ENV), "cut: {mid:?}");
+
+    paused.unpause();
+    paused.release("verify");
+    cut.reconnect();
+    let started = std::time::Instant::now();
+    for m in &members {
+        let name = &m.spec.name;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let open = m
+                .exec(&["pgrep", "-u", "agent", "-f", "fleetauth-provision"])
+                .status
+                .success();
+            let dir = EnvDir::of(m);
+            if !open {
+                assert_eq!(
+                    dir.env.as_deref(),
+                    Some(OLD_ENV),
+                    "{name}: the transaction ended without putting the old file back: {dir:?}"
+                );
+                dir.assert_settled(name);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: the transaction is still open 120s after the member came back: {dir:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let restored_after = started.elapsed();
+    cut.wait_sshd(Duration::from_secs(30));
+    let again = lab.fleetauth(&["provision", "-i", inv], &[("GEMINI_API_KEY", &key)]);
+    for m in &members {
+        let name = m.spec.name.as_str();
+        let r = again.row(name, "gemini");
+        assert_eq!(
+            (state(r), r["action"].as_str()),
+            ("ready", Some("pushed")),
+            "{}",
+            again.describe(name, "gemini")
+        );
+        let dir = EnvDir::of(m);
+        assert_eq!(dir.env.as_deref(), Some(new_env.as_str()), "{name}");
+        dir.assert_settled(name);
+    }
+    assert!(
+        again.elapsed < Duration::from_secs(30),
+        "the lock was not free: the next provision took {:?}",
+        again.elapsed
+    );
+    eprintln!(
+        "mid-transaction: fleetauth gave up after {:.1}s; both members restored themselves {:.1}s after coming back; next provision {:.1}s",
+        done.elapsed.as_secs_f64(),
+        restored_after.as_secs_f64(),
+        again.elapsed.as_secs_f64()
+    );
 }
 
 /// `docker pause`: one member frozen before the sweep (TCP is accepted by its kernel, sshd never
@@ -540,87 +779,180 @@ fn maxstartups_throttling_is_retried() {
     );
 }
 
-/// Two provisioners at once on the same members, each pushing a different key, forced to
-/// overlap: the first holds the env file's lock mid-upload until the second's push has started.
-/// No update is lost: each file ends with the operator's lines and both keys.
+/// Until `cond` holds; panics (with what the runs printed, if one already finished) after
+/// [`WAIT`].
+fn wait_for(what: &str, runs: &[&docker_support::Running], mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !cond() {
+        let early = runs.iter().find_map(|r| r.poll());
+        assert!(
+            std::time::Instant::now() < deadline && early.is_none(),
+            "{what}: not within {WAIT:?}; {}",
+            early.unwrap_or_else(|| "the runs are still going".into())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two provisioners at once on the same member and provider, one with a good key and one with
+/// a key the vendor rejects, forced to overlap as tightly as the lock allows: both have observed
+/// the member (and decided to push) before either transaction starts, and the second transaction
+/// starts while the first one's key is in place, unverified. The lock serialises them end to end
+/// — the second waits while the first verifies — so in either order the member ends with the
+/// operator's lines and the good key, verified; the rejected key is restored away, never left
+/// behind, and never undoes the good one; each run's row says exactly that, and a sweep agrees.
+/// Both orders run, at once: member `x` has the good key's transaction first, member `y` the
+/// rejected one's.
 #[test]
-fn two_provisioners_at_once_lose_nothing() {
-    if !docker_or_skip("two_provisioners_at_once_lose_nothing") {
+fn two_provisioners_at_once_good_and_rejected_key() {
+    if !docker_or_skip("two_provisioners_at_once_good_and_rejected_key") {
         return;
     }
     let mut lab = Lab::new("two-provisioners");
     let members = lab.start(&[
-        MemberSpec::new("x", "gemini=no_auth,claude=no_auth").hooks(),
-        MemberSpec::new("y", "gemini=no_auth,claude=no_auth").hooks(),
+        MemberSpec::new("x", "gemini=no_auth").hooks(),
+        MemberSpec::new("y", "gemini=no_auth").hooks(),
     ]);
     lab.known_hosts("known_hosts", &[&members[0], &members[1]]);
-    let entries = [("x", &members[0]), ("y", &members[1])];
-    let slow = [("command_timeout", "\"30s\"")];
-    let inv_gemini = lab.inventory(
-        "gemini.toml",
-        &entries,
-        &[slow[0], ("providers", "[\"gemini\"]")],
-    );
-    let inv_claude = lab.inventory(
-        "claude.toml",
-        &entries,
-        &[slow[0], ("providers", "[\"claude\"]")],
-    );
-    for m in &members {
+    let good = fake_gemini_key();
+    let bad = fake_gemini_key();
+    let good_line = format!("export GEMINI_API_KEY='{good}'\n");
+    // One round per member, both at once: `x` with the good key's transaction first, `y` with
+    // the rejected one's.
+    let round = |m: &docker_support::Member, name: &str, good_first: bool| -> String {
         m.set_env_file(OLD_ENV);
-        m.arm("upload", 0);
-        m.arm("push", 2); // never holds: counts the pushes that started
-    }
-    let gemini_key = fake_gemini_key();
-    let claude_key = fake_anthropic_key();
-    let a = lab.spawn_fleetauth(
-        &["provision", "-i", inv_gemini.to_str().unwrap()],
-        &[("GEMINI_API_KEY", &gemini_key)],
-    );
-    let b = lab.spawn_fleetauth(
-        &["provision", "-i", inv_claude.to_str().unwrap()],
-        &[("ANTHROPIC_API_KEY", &claude_key)],
-    );
-    for m in &members {
-        m.wait_reached("upload", WAIT, &a);
-        let deadline = std::time::Instant::now() + WAIT;
-        while m.hits("push") < 2 {
-            let early = a.poll().or_else(|| b.poll());
-            assert!(
-                std::time::Instant::now() < deadline && early.is_none(),
-                "{}: the second provisioner's push never started; {}",
-                m.container,
-                early.unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    for m in &members {
-        m.release("upload");
-    }
-    let a = a.wait(Duration::from_secs(120));
-    let b = b.wait(Duration::from_secs(120));
-
-    let gemini_line = format!("export GEMINI_API_KEY='{gemini_key}'\n");
-    let claude_line = format!("export ANTHROPIC_API_KEY='{claude_key}'\n");
-    for (m, (name, _)) in members.iter().zip(entries) {
-        let env = m.read_file(ENV_FILE).expect("env file");
-        assert!(
-            env == format!("{OLD_ENV}{gemini_line}{claude_line}")
-                || env == format!("{OLD_ENV}{claude_line}{gemini_line}"),
-            "{name}: an update was lost or mangled:\n{env}"
+        m.vendor_rejects(&bad);
+        // Generous deadlines: a member held at a gate must not time out while the test arranges
+        // the overlap.
+        let inventory = lab.inventory(
+            &format!("{name}.toml"),
+            &[(name, m)],
+            &[
+                ("connect_timeout", "\"30s\""),
+                ("command_timeout", "\"40s\""),
+                ("probe_timeout", "\"30s\""),
+            ],
         );
-        for (run, provider) in [(&a, "gemini"), (&b, "claude")] {
-            let r = run.row(name, provider);
-            assert_eq!(
-                (state(r), r["action"].as_str()),
-                ("ready", Some("pushed")),
-                "{}",
-                run.describe(name, provider)
-            );
+        let inv = inventory.to_str().unwrap();
+        let (first_key, second_key) = if good_first {
+            (&good, &bad)
+        } else {
+            (&bad, &good)
+        };
+        let provision =
+            |key: &str| lab.spawn_fleetauth(&["provision", "-i", inv], &[("GEMINI_API_KEY", key)]);
+
+        // The first run observes, decides to push, and waits at the start of its transaction.
+        m.arm("push", 0);
+        m.arm("verify", 0);
+        let first = provision(first_key);
+        m.wait_reached("push", WAIT, &first);
+        // The second observes the same untouched member (its first connection passes), decides
+        // to push too, and its transaction's connection waits in authentication.
+        m.arm("connect", 1);
+        let second = provision(second_key);
+        wait_for(
+            &format!("{name}: the second run's transaction connecting"),
+            &[&first, &second],
+            || {
+                m.exec(&[docker_support::HOOKS, "reached", "connect"])
+                    .status
+                    .success()
+            },
+        );
+        // The first transaction takes the lock, installs its key and verifies it...
+        m.release("push");
+        m.wait_reached("verify", WAIT, &first);
+        // ...while the second transaction starts and waits on the lock.
+        m.release("connect");
+        wait_for(
+            &format!("{name}: the second transaction waiting on the lock"),
+            &[&first, &second],
+            || {
+                // The first transaction is past its lock: any flock(1) is the second's.
+                m.exec(&["pgrep", "-u", "agent", "-x", "flock"])
+                    .status
+                    .success()
+            },
+        );
+        let mid = EnvDir::of(m);
+        assert_eq!(
+            mid.env,
+            Some(format!("{OLD_ENV}export GEMINI_API_KEY='{first_key}'\n")),
+            "{name}: mid-transaction the first run's key is in place"
+        );
+        assert_eq!(mid.txn.as_deref(), Some(OLD_ENV), "{name}: {mid:?}");
+        assert_eq!(m.hits("verify"), 1, "{name}: one verification at a time");
+        m.release("verify");
+        let first = first.wait(Duration::from_secs(150));
+        let second = second.wait(Duration::from_secs(150));
+        let (g, b) = if good_first {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+
+        let dir = EnvDir::of(m);
+        assert_eq!(
+            dir.env,
+            Some(format!("{OLD_ENV}{good_line}")),
+            "{name}: the operator's lines and the good key, nothing else"
+        );
+        dir.assert_settled(name);
+        let gr = g.row(name, "gemini");
+        assert_eq!(
+            (state(gr), gr["action"].as_str()),
+            ("ready", Some("pushed")),
+            "{}",
+            g.describe(name, "gemini")
+        );
+        let br = b.row(name, "gemini");
+        assert!(
+            state(br) != "ready"
+                && br["action"] == "failed"
+                && br["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("previous state restored"),
+            "{name}: the rejected run must say its key failed and was restored away: {}",
+            b.describe(name, "gemini")
+        );
+        assert_eq!((g.code, b.code), (Some(0), Some(1)), "{name}");
+        for run in [g, b] {
+            for k in [&good, &bad] {
+                assert!(
+                    !run.stdout.contains(k.as_str()) && !run.stderr.contains(k.as_str()),
+                    "{name}: a key was printed"
+                );
+            }
         }
+        format!(
+            "{name}: {} first, {:.1}s and {:.1}s",
+            if good_first { "good" } else { "rejected" },
+            first.elapsed.as_secs_f64(),
+            second.elapsed.as_secs_f64()
+        )
+    };
+    let report: Vec<String> = std::thread::scope(|s| {
+        let x = s.spawn(|| round(&members[0], "x", true));
+        let y = s.spawn(|| round(&members[1], "y", false));
+        [x, y]
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    // The report is the members' state: a sweep finds the good key working on both.
+    let both = lab.inventory("both.toml", &[("x", &members[0]), ("y", &members[1])], &[]);
+    let after = lab.fleetauth(&["sweep", "-i", both.to_str().unwrap()], &[]);
+    for name in ["x", "y"] {
+        assert_eq!(
+            state(after.row(name, "gemini")),
+            "ready",
+            "{}",
+            after.describe(name, "gemini")
+        );
     }
-    assert_eq!((a.code, b.code), (Some(0), Some(0)));
+    eprintln!("two provisioners: {}", report.join("; "));
 }
 
 /// The lab itself: `docker/lab up` starts members whose host keys (read from the containers)

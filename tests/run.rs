@@ -81,3 +81,53 @@ fn exit_status_is_the_worst_and_stdin_is_sent_when_asked() {
     lab.fleetauth(&["run", "-i", inv.to_str().unwrap(), "--", "true"])
         .assert_exit(255);
 }
+
+#[test]
+fn a_timeout_longer_than_a_day_is_refused_before_any_member_is_contacted() {
+    let lab = Lab::new();
+    let m = lab.member("a").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let out = lab.fleetauth(&[
+        "run",
+        "-i",
+        inv.to_str().unwrap(),
+        "--timeout",
+        "300000000000y",
+        "--",
+        "true",
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("--timeout");
+    out.assert_stderr_contains("must be at most 24h");
+    assert!(m.commands_log().is_empty(), "a member was contacted\n{out}");
+}
+
+#[test]
+fn closed_stdout_ends_quietly_with_the_worst_status() {
+    let lab = Lab::new();
+    lab.member("ok").provider("gemini", State::NoAuth).start();
+    lab.member("fails")
+        .provider("gemini", State::NoAuth)
+        .env_line("CODE=3")
+        .start();
+    let inv = lab.inventory("");
+    let out = lab
+        .run(&[
+            "run",
+            "-i",
+            inv.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "seq 1 1000; echo oops >&2; exit ${CODE:-0}",
+        ])
+        .output_with_stdout_closed();
+    out.assert_exit(3);
+    assert!(
+        !out.stderr.contains("panicked") && !out.stderr.contains("Broken pipe"),
+        "{out}"
+    );
+    // stderr still works: the members' stderr and the summary table.
+    out.assert_stderr_contains("fails | oops");
+    out.assert_stderr_contains("EXIT");
+}

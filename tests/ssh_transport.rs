@@ -73,11 +73,12 @@ fn options() -> TransportOptions {
 }
 
 fn transport(members: &[&inventory::Member]) -> RusshTransport {
-    RusshTransport::new(members, options()).unwrap()
+    let targets: Vec<_> = members.iter().map(|m| m.target()).collect();
+    RusshTransport::new(&targets, options()).unwrap()
 }
 
 async fn connect(member: &inventory::Member) -> Result<Box<dyn Session>, SshError> {
-    transport(&[member]).connect(member).await
+    transport(&[member]).connect(&member.target()).await
 }
 
 /// `echo TEXT` on `session` prints TEXT: the session really runs commands.
@@ -241,7 +242,7 @@ async fn output_beyond_the_cap_is_dropped() {
         .await
         .unwrap();
     assert_eq!(out.exit, Some(0));
-    assert_eq!(out.stdout.len(), fleetauth::ssh::client::OUTPUT_CAP);
+    assert_eq!(out.stdout.len(), fleetauth::ssh::OUTPUT_CAP);
 }
 
 #[tokio::test]
@@ -297,7 +298,7 @@ async fn connection_refused() {
     let member = target_at(&lab, down.name(), down.addr(), down.port());
     let err = connect_err(connect(&member).await);
     assert!(matches!(err, SshError::Refused(_)), "{err:?}");
-    assert_eq!(err.class(), "refused");
+    assert_eq!(err.reason(), fleetauth::row::Reason::Refused);
 }
 
 #[tokio::test]
@@ -401,7 +402,12 @@ async fn accept_new_records_the_key_and_later_connections_trust_it() {
     member.known_hosts = lab.dir().join("ssh/known_hosts");
     member.host_key_checking = HostKeyChecking::AcceptNew;
     let transport = transport(&[&member]);
-    transport.connect(&member).await.unwrap().close().await;
+    transport
+        .connect(&member.target())
+        .await
+        .unwrap()
+        .close()
+        .await;
 
     let text = fs::read_to_string(&member.known_hosts).unwrap();
     assert_eq!(
@@ -418,7 +424,12 @@ async fn accept_new_records_the_key_and_later_connections_trust_it() {
     // Visible to the same run at once, and to the next run from the file.
     let mut strict = member.clone();
     strict.host_key_checking = HostKeyChecking::Strict;
-    transport.connect(&strict).await.unwrap().close().await;
+    transport
+        .connect(&strict.target())
+        .await
+        .unwrap()
+        .close()
+        .await;
     connect(&strict).await.unwrap().close().await;
     // Nothing appended twice.
     assert_eq!(fs::read_to_string(&member.known_hosts).unwrap(), text);
@@ -496,7 +507,7 @@ fn member_with_encrypted_identity() -> (Lab, inventory::Member) {
 async fn encrypted_identity_without_passphrase_is_a_setup_error() {
     let (_lab, member) = member_with_encrypted_identity();
     let err = RusshTransport::new(
-        &[&member],
+        &[member.target()],
         TransportOptions {
             passphrase_env: format!("FLEETAUTH_TEST_UNSET_{}", std::process::id()),
             ..options()
@@ -545,7 +556,7 @@ async fn encrypted_identity_child() {
     assert_echo(session.as_ref(), "ok").await;
     // The wrong passphrase is reported as such.
     let wrong = RusshTransport::new(
-        &[&member],
+        &[member.target()],
         TransportOptions {
             passphrase_env: "PATH".to_string(),
             ..options()
@@ -565,14 +576,14 @@ async fn ssh_agent_keys_are_tried_until_one_is_accepted() {
     let mut member = target(&lab, &m);
     member.identity_file = None;
     let transport = RusshTransport::new(
-        &[&member],
+        &[member.target()],
         TransportOptions {
             agent_socket: lab.agent_socket(),
             ..options()
         },
     )
     .unwrap();
-    let session = transport.connect(&member).await.unwrap();
+    let session = transport.connect(&member.target()).await.unwrap();
     assert_echo(session.as_ref(), "agent").await;
 }
 

@@ -321,7 +321,8 @@ impl Scenario {
                 fleetauth_answered(&text) / PROVIDERS.len()
             }
             Tool::SshDefault | Tool::SshCurve | Tool::SshCurveBare | Tool::Ansible => {
-                text.matches("@@FA\t-\tdone\t1").count()
+                // Records carry the script's nonce after `@@FA`.
+                text.matches("\t-\tdone\t1").count()
             }
             Tool::Pssh => text
                 .split_whitespace()
@@ -358,6 +359,8 @@ fn probe_script(inventory: &Path) -> String {
     let inv = fleetauth::inventory::load(inventory, &registry.names()).expect("bench inventory");
     let member = &inv.members[0];
     fleetauth::probe::build_script(&fleetauth::sweep::probe_request(member, &registry, false))
+        .text()
+        .to_string()
 }
 
 trait EnvClearKeep {

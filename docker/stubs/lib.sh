@@ -18,6 +18,21 @@ stub_init() {
     STUB_CLI=$1
     shift
     stub_log_call "$@"
+    stub_fault_gate "$@"
+}
+
+# Fault injection (docker/fault-hooks, test members only): inside a provisioning transaction the
+# member's ForceCommand exports FLEETAUTH_FAULT_VERIFY, the gate tool's path; a prompt — the
+# transaction's verification (`-p`/`--print`/`--prompt` first, or codex's `exec`) — then waits at
+# the `verify` gate before it starts, while the test does its damage. Unset everywhere else (the
+# local test harness, sweeps, `fleetauth run`): no effect. Only the first argument is looked at,
+# with `case`: no argument reaches the gate tool.
+stub_fault_gate() {
+    [ -n "${FLEETAUTH_FAULT_VERIFY:-}" ] || return 0
+    case ${1:-} in
+        -p | --print | --prompt | exec) "$FLEETAUTH_FAULT_VERIFY" gate verify ;;
+    esac
+    return 0
 }
 
 # Append "cli arg arg…" to $STUB_VENDOR/calls.log when that directory is writable. Arguments that

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Read};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::out::outln;
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
 use crate::keys::PASSPHRASE_ENV;
 use crate::mask;
@@ -144,7 +145,7 @@ pub fn set(
             tracing::warn!("could not write the audit log: {e}");
         }
     }
-    println!("{provider}: {action} — {masked} ({fp})");
+    outln!("{provider}: {action} — {masked} ({fp})");
     Ok(0)
 }
 
@@ -157,7 +158,7 @@ pub fn unset(cli: &Cli, provider: &str) -> Result<i32, Failure> {
         .map(|i| i.iter().any(|e| e.provider == provider))
         .unwrap_or(false)
     {
-        println!("{provider}: nothing stored");
+        outln!("{provider}: nothing stored");
         return Ok(0);
     }
     let pass = passphrase(&store, false)?;
@@ -171,7 +172,7 @@ pub fn unset(cli: &Cli, provider: &str) -> Result<i32, Failure> {
             tracing::warn!("could not write the audit log: {e}");
         }
     }
-    println!(
+    outln!(
         "{provider}: {}",
         if removed { "removed" } else { "nothing stored" }
     );
@@ -269,7 +270,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
         }
     }
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "credentials": rows }))
                 .expect("serialisable")
@@ -287,7 +288,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                     r.detail.as_str(),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}");
         }
     }
     Ok(0)

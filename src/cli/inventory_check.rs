@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::out::outln;
 use super::{Cli, Failure, Format, load_registry};
 
 pub fn run(cli: &Cli, path: &Path, limit: Option<&str>, format: Format) -> Result<i32, Failure> {
@@ -16,11 +17,11 @@ pub fn run(cli: &Cli, path: &Path, limit: Option<&str>, format: Format) -> Resul
                     serde_json::json!({
                         "name": m.name, "host": m.host, "port": m.port, "user": m.user,
                         "providers": m.providers, "tags": m.tags, "env_file": m.env_file,
-                        "host_key_checking": format!("{:?}", m.host_key_checking).to_lowercase(),
+                        "host_key_checking": m.host_key_checking,
                     })
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({ "members": list })).unwrap()
             );
@@ -37,8 +38,8 @@ pub fn run(cli: &Cli, path: &Path, limit: Option<&str>, format: Format) -> Resul
                     m.tags.join(","),
                 ]);
             }
-            println!("{t}");
-            println!("{}: {} members OK", inventory.path.display(), members.len());
+            outln!("{t}");
+            outln!("{}: {} members OK", inventory.path.display(), members.len());
         }
     }
     Ok(0)

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::out::outln;
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
 use crate::operator::own_login;
 use crate::plan::{OperatorHolds, matrix_cell};
@@ -69,7 +70,7 @@ pub fn run(
                 .iter()
                 .map(|(o, what, m, s)| serde_json::json!({"operator_provider": o, "operator_holds": what, "member_provider": m, "strategy": s}))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({ "matrix": list }))
                     .expect("serialisable")
@@ -77,7 +78,7 @@ pub fn run(
         }
         Format::Table => {
             if rows.is_empty() {
-                println!(
+                outln!(
                     "The operator holds no credential for any provider: every member needs its own login, or `fleetauth auth set PROVIDER`."
                 );
                 return Ok(0);
@@ -87,7 +88,7 @@ pub fn run(
             for (o, what, m, s) in &rows {
                 t.add_row([format!("{o} ({what})"), m.clone(), s.clone()]);
             }
-            println!("{t}");
+            outln!("{t}");
         }
     }
     Ok(0)

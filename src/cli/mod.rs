@@ -1,9 +1,14 @@
 //! The command line: argument parsing and one file per command. Commands only wire library
 //! pieces together; no SSH, parsing or decision logic lives here.
+//!
+//! Commands print only through [`out`] (`outln!` and friends), which ends quietly when stdout's
+//! reader goes away (`| head -1`); `print!` would panic there, so it is denied.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod auth;
 mod inventory_check;
 mod matrix;
+pub mod out;
 mod providers_list;
 mod provision;
 mod run;
@@ -20,7 +25,7 @@ use crate::config_error::ConfigError;
 use crate::inventory::Member;
 use crate::provider::Registry;
 use crate::ssh::Transport;
-use crate::ssh::client::{RusshTransport, TransportOptions};
+use crate::ssh::{RusshTransport, Target, TransportOptions};
 
 /// Members in flight at once (each holds one socket); `-j` bounds their handshakes.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -113,6 +118,10 @@ pub enum Command {
         /// tokens rotate: hosts sharing one login break each other).
         #[arg(long)]
         share_oauth: bool,
+        /// Keep the file a verified push replaced, as `<file>.fleetauth-prev` (0600) on the
+        /// member. By default it is removed: it holds the previous key.
+        #[arg(long)]
+        keep_backup: bool,
     },
     /// Run a command on every member with its env file sourced.
     Run {
@@ -121,8 +130,8 @@ pub enum Command {
         /// Send fleetauth's stdin to every member (closed otherwise).
         #[arg(long)]
         stdin: bool,
-        /// Deadline per member (default: the member's command_timeout).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// Deadline per member, at most 24h (default: the member's command_timeout).
+        #[arg(long, value_parser = crate::config_toml::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
@@ -229,20 +238,8 @@ impl Failure {
     }
 }
 
-/// fleetauth's own directory on the operator's machine: `$FLEETAUTH_HOME`, else
-/// `$XDG_CONFIG_HOME/fleetauth`, else `~/.config/fleetauth`.
-pub fn fleetauth_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("FLEETAUTH_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(h);
-    }
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(x).join("fleetauth");
-    }
-    dirs::home_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".config")
-        .join("fleetauth")
-}
+/// fleetauth's own directory on the operator's machine; one definition, in the store.
+pub use crate::store::fleetauth_home;
 
 /// Built-in providers, then the user's config dir, then each `--providers-dir`.
 pub fn load_registry(cli: &Cli) -> Result<Registry, ConfigError> {
@@ -279,13 +276,13 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
         .into_iter()
         .cloned()
         .collect();
-    let refs: Vec<&Member> = members.iter().collect();
+    let targets: Vec<Target> = members.iter().map(Member::target).collect();
     let opts = TransportOptions {
         interactive: !fleet.no_input,
         max_handshakes: Some(fleet.jobs as usize),
         ..TransportOptions::default()
     };
-    let transport = RusshTransport::new(&refs, opts).map_err(|e| Failure {
+    let transport = RusshTransport::new(&targets, opts).map_err(|e| Failure {
         code: EXIT_USAGE,
         message: e.to_string(),
     })?;
@@ -304,7 +301,8 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
             fleet,
             check,
             share_oauth,
-        } => provision::run(&cli, fleet, *check, *share_oauth).await,
+            keep_backup,
+        } => provision::run(&cli, fleet, *check, *share_oauth, *keep_backup).await,
         Command::Run {
             fleet,
             stdin,

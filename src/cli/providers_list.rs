@@ -1,5 +1,6 @@
 //! `fleetauth providers list`
 
+use super::out::outln;
 use super::{Cli, Failure, Format, load_registry};
 use crate::provider::Install;
 
@@ -20,7 +21,7 @@ pub fn run(cli: &Cli, format: Format) -> Result<i32, Failure> {
                     })
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({ "providers": list })).unwrap()
             );
@@ -45,7 +46,7 @@ pub fn run(cli: &Cli, format: Format) -> Result<i32, Failure> {
                     origin.to_string(),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}");
         }
     }
     Ok(0)

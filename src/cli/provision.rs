@@ -1,5 +1,6 @@
 //! `fleetauth provision`
 
+use super::out::out;
 use super::{Cli, Failure, FleetArgs, Format, Prepared, fleetauth_home, prepare, use_color};
 use crate::keys::KeyBroker;
 use crate::provision::{ProvisionOptions, provision};
@@ -10,6 +11,7 @@ pub async fn run(
     fleet: &FleetArgs,
     check: bool,
     share_oauth: bool,
+    keep_backup: bool,
 ) -> Result<i32, Failure> {
     let Prepared {
         members,
@@ -23,11 +25,12 @@ pub async fn run(
         jobs: super::in_flight(fleet),
         audit_dir: home,
         share_oauth,
+        keep_backup,
     };
     let rows = provision(transport, registry, members, &mut broker, &opts).await;
     match fleet.format {
-        Format::Json => print!("{}", report::to_json(&rows)),
-        Format::Table => print!("{}", report::to_table(&rows, use_color(cli.color))),
+        Format::Json => out!("{}", report::to_json(&rows)),
+        Format::Table => out!("{}", report::to_table(&rows, use_color(cli.color))),
     }
     Ok(report::exit_code(&rows))
 }

@@ -1,7 +1,8 @@
 //! `fleetauth sweep`
 
+use super::out::out;
 use super::{Cli, Failure, FleetArgs, Format, Prepared, prepare, use_color};
-use crate::fleet::{Progress, for_each_member};
+use crate::fleet::Progress;
 use crate::report;
 
 pub async fn run(cli: &Cli, fleet: &FleetArgs, deep: bool) -> Result<i32, Failure> {
@@ -11,13 +12,11 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, deep: bool) -> Result<i32, Failur
         transport,
     } = prepare(cli, fleet)?;
     let progress = Progress::new(members.len(), if deep { "deep sweep" } else { "sweep" });
-    let rows = for_each_member(members, super::in_flight(fleet), &progress, move |m| {
-        crate::sweep::sweep_member(transport.clone(), registry.clone(), m, deep)
-    })
-    .await;
+    let jobs = super::in_flight(fleet);
+    let rows = crate::sweep::sweep_fleet(transport, registry, members, deep, jobs, &progress).await;
     match fleet.format {
-        Format::Json => print!("{}", report::to_json(&rows)),
-        Format::Table => print!("{}", report::to_table(&rows, use_color(cli.color))),
+        Format::Json => out!("{}", report::to_json(&rows)),
+        Format::Table => out!("{}", report::to_table(&rows, use_color(cli.color))),
     }
     Ok(report::exit_code(&rows))
 }

@@ -19,7 +19,8 @@
 //!   certificate algorithms, so members always present plain host keys.
 //!
 //! A line that cannot be parsed is skipped with a warning (as OpenSSH does) rather than making
-//! the whole file, and so the whole fleet, unusable.
+//! the whole file, and so the whole fleet, unusable: why is a [`LineError`]. Only failing to
+//! read a file at all, or to record a learnt key, is a [`KnownHostsError`].
 
 use std::collections::HashMap;
 use std::fs;
@@ -33,6 +34,54 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
 use sha1::Sha1;
+
+/// Why one known_hosts line cannot be used (the line is skipped with a warning).
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("empty line")]
+    Empty,
+    #[error("unknown marker {0:?} (expected @revoked or @cert-authority)")]
+    UnknownMarker(String),
+    #[error("marker without host patterns")]
+    MarkerWithoutHosts,
+    #[error("empty host pattern list")]
+    NoHostPatterns,
+    #[error("hashed host name without a hash (expected |1|salt|hash)")]
+    HashedWithoutHash,
+    #[error("hashed host name: bad salt: {0}")]
+    BadSalt(base64::DecodeError),
+    #[error("hashed host name: bad hash: {0}")]
+    BadHash(base64::DecodeError),
+    #[error("hashed host name: hash is {0} bytes, HMAC-SHA1 gives 20")]
+    HashLength(usize),
+    #[error("missing key type")]
+    MissingKeyType,
+    #[error("missing base64 key")]
+    MissingKey,
+    #[error("cannot decode the {keytype} key: {error}")]
+    BadKey {
+        keytype: String,
+        error: russh::keys::Error,
+    },
+    #[error("key type field says {keytype} but the key is {actual}")]
+    KeyTypeMismatch { keytype: String, actual: String },
+}
+
+/// Why a known_hosts file could not be read, or a learnt key not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum KnownHostsError {
+    #[error(
+        "cannot read known_hosts file {}: {error}; fix its permissions or point `known_hosts` in the inventory elsewhere",
+        .path.display()
+    )]
+    Read { path: PathBuf, error: io::Error },
+    #[error("cannot encode host key: {0}")]
+    EncodeKey(russh::keys::ssh_key::Error),
+    #[error("internal error: cannot re-parse {0:?}")]
+    Reparse(String),
+    #[error("cannot add the host key to {}: {error}", .path.display())]
+    Append { path: PathBuf, error: io::Error },
+}
 
 /// The SHA-256 fingerprint of `key` in OpenSSH's notation (`SHA256:…`, unpadded base64).
 pub fn fingerprint(key: &PublicKey) -> String {
@@ -67,22 +116,13 @@ enum Hosts {
 }
 
 impl Hosts {
-    fn parse(field: &str) -> Result<Hosts, String> {
+    fn parse(field: &str) -> Result<Hosts, LineError> {
         if let Some(rest) = field.strip_prefix("|1|") {
-            let (salt, hash) = rest
-                .split_once('|')
-                .ok_or("hashed host name without a hash (expected |1|salt|hash)")?;
-            let salt = STANDARD
-                .decode(salt)
-                .map_err(|e| format!("hashed host name: bad salt: {e}"))?;
-            let hash = STANDARD
-                .decode(hash)
-                .map_err(|e| format!("hashed host name: bad hash: {e}"))?;
+            let (salt, hash) = rest.split_once('|').ok_or(LineError::HashedWithoutHash)?;
+            let salt = STANDARD.decode(salt).map_err(LineError::BadSalt)?;
+            let hash = STANDARD.decode(hash).map_err(LineError::BadHash)?;
             if hash.len() != 20 {
-                return Err(format!(
-                    "hashed host name: hash is {} bytes, HMAC-SHA1 gives 20",
-                    hash.len()
-                ));
+                return Err(LineError::HashLength(hash.len()));
             }
             return Ok(Hosts::Hashed { salt, hash });
         }
@@ -92,7 +132,7 @@ impl Hosts {
             .map(str::to_ascii_lowercase)
             .collect();
         if patterns.is_empty() {
-            return Err("empty host pattern list".to_string());
+            return Err(LineError::NoHostPatterns);
         }
         Ok(Hosts::Patterns(patterns))
     }
@@ -164,37 +204,36 @@ pub struct Entry {
 
 impl Entry {
     /// Parse one line. `Ok(None)` for blank and comment lines; `Err` says what is wrong.
-    pub fn parse(text: &str, line: usize) -> Result<Option<Entry>, String> {
+    pub fn parse(text: &str, line: usize) -> Result<Option<Entry>, LineError> {
         let text = text.trim();
         if text.is_empty() || text.starts_with('#') {
             return Ok(None);
         }
         let mut fields = text.split_ascii_whitespace();
-        let mut hosts_field = fields.next().ok_or("empty line")?;
+        let mut hosts_field = fields.next().ok_or(LineError::Empty)?;
         let marker = match hosts_field {
             "@cert-authority" => Some(Marker::CertAuthority),
             "@revoked" => Some(Marker::Revoked),
-            m if m.starts_with('@') => {
-                return Err(format!(
-                    "unknown marker {m:?} (expected @revoked or @cert-authority)"
-                ));
-            }
+            m if m.starts_with('@') => return Err(LineError::UnknownMarker(m.to_string())),
             _ => None,
         };
         if marker.is_some() {
-            hosts_field = fields.next().ok_or("marker without host patterns")?;
+            hosts_field = fields.next().ok_or(LineError::MarkerWithoutHosts)?;
         }
         let hosts = Hosts::parse(hosts_field)?;
-        let keytype = fields.next().ok_or("missing key type")?;
-        let blob = fields.next().ok_or("missing base64 key")?;
-        let key = russh::keys::parse_public_key_base64(blob)
-            .map_err(|e| format!("cannot decode the {keytype} key: {e}"))?;
+        let keytype = fields.next().ok_or(LineError::MissingKeyType)?;
+        let blob = fields.next().ok_or(LineError::MissingKey)?;
+        let key =
+            russh::keys::parse_public_key_base64(blob).map_err(|error| LineError::BadKey {
+                keytype: keytype.to_string(),
+                error,
+            })?;
         let actual = key.algorithm();
         if actual.as_str() != keytype {
-            return Err(format!(
-                "key type field says {keytype} but the key is {}",
-                actual.as_str()
-            ));
+            return Err(LineError::KeyTypeMismatch {
+                keytype: keytype.to_string(),
+                actual: actual.as_str().to_string(),
+            });
         }
         Ok(Some(Entry {
             marker,
@@ -361,11 +400,9 @@ pub fn recorded_algorithms<'a>(
 }
 
 /// The line `accept-new` appends: `name keytype base64`, no comment.
-pub fn format_line(host: &str, port: u16, key: &PublicKey) -> Result<String, String> {
+pub fn format_line(host: &str, port: u16, key: &PublicKey) -> Result<String, KnownHostsError> {
     let bare = PublicKey::new(key.key_data().clone(), "");
-    let openssh = bare
-        .to_openssh()
-        .map_err(|e| format!("cannot encode host key: {e}"))?;
+    let openssh = bare.to_openssh().map_err(KnownHostsError::EncodeKey)?;
     Ok(format!(
         "{} {}",
         lookup_name(host, port),
@@ -387,17 +424,15 @@ impl KnownHostsStore {
     pub fn load<'a>(
         user_files: impl IntoIterator<Item = &'a Path>,
         global: Option<&'a Path>,
-    ) -> Result<KnownHostsStore, String> {
+    ) -> Result<KnownHostsStore, KnownHostsError> {
         let mut files = HashMap::new();
         for path in user_files.into_iter().chain(global) {
             if files.contains_key(path) {
                 continue;
             }
-            let file = KnownHostsFile::read(path).map_err(|e| {
-                format!(
-                    "cannot read known_hosts file {}: {e}; fix its permissions or point `known_hosts` in the inventory elsewhere",
-                    path.display()
-                )
+            let file = KnownHostsFile::read(path).map_err(|error| KnownHostsError::Read {
+                path: path.to_path_buf(),
+                error,
             })?;
             tracing::debug!(
                 path = %path.display(),
@@ -476,7 +511,7 @@ impl KnownHostsStore {
         host: &str,
         port: u16,
         key: &PublicKey,
-    ) -> Result<Verdict, String> {
+    ) -> Result<Verdict, KnownHostsError> {
         self.ensure_loaded(user_file);
         let mut map = self.write_files();
         let verdict = check(self.files_for(&map, user_file), host, port, key);
@@ -488,13 +523,16 @@ impl KnownHostsStore {
         let entry = Entry::parse(&line, 0)
             .ok()
             .flatten()
-            .ok_or_else(|| format!("internal error: cannot re-parse {line:?}"))?;
+            .ok_or_else(|| KnownHostsError::Reparse(line.clone()))?;
         if let Some(file) = map.get_mut(user_file) {
             file.entries.push(entry);
         }
         written
             .map(|()| Verdict::Known)
-            .map_err(|e| format!("cannot add the host key to {}: {e}", user_file.display()))
+            .map_err(|error| KnownHostsError::Append {
+                path: user_file.to_path_buf(),
+                error,
+            })
     }
 }
 
@@ -784,6 +822,39 @@ mod tests {
     }
 
     #[test]
+    fn line_errors_say_what_is_wrong() {
+        let blob = KEY_A.split(' ').nth(1).unwrap();
+        let why = |line: &str| Entry::parse(line, 1).unwrap_err().to_string();
+        assert_eq!(
+            why(&format!("@bogus web1 {KEY_A}")),
+            "unknown marker \"@bogus\" (expected @revoked or @cert-authority)"
+        );
+        assert_eq!(why("@revoked"), "marker without host patterns");
+        assert_eq!(why("web1"), "missing key type");
+        assert_eq!(why("web1 ssh-ed25519"), "missing base64 key");
+        assert!(
+            why("web1 ssh-ed25519 not-base64!!").starts_with("cannot decode the ssh-ed25519 key: "),
+            "{}",
+            why("web1 ssh-ed25519 not-base64!!")
+        );
+        assert_eq!(
+            why(&format!("web1 ecdsa-sha2-nistp256 {blob}")),
+            "key type field says ecdsa-sha2-nistp256 but the key is ssh-ed25519"
+        );
+        assert_eq!(why(&format!(",, {KEY_A}")), "empty host pattern list");
+        assert_eq!(
+            why(&format!("|1|xx {KEY_A}")),
+            "hashed host name without a hash (expected |1|salt|hash)"
+        );
+        assert!(why(&format!("|1|!!|AAAA {KEY_A}")).starts_with("hashed host name: bad salt: "));
+        assert!(why(&format!("|1|AAAA|!! {KEY_A}")).starts_with("hashed host name: bad hash: "));
+        assert_eq!(
+            why(&format!("|1|AAAA|AAAA {KEY_A}")),
+            "hashed host name: hash is 3 bytes, HMAC-SHA1 gives 20"
+        );
+    }
+
+    #[test]
     fn recorded_algorithms_in_file_order() {
         let text = format!("web1 {KEY_E}\nweb1 {KEY_A}\nweb1 {KEY_B}\nweb2 {KEY_C}\n");
         let algs = recorded_algorithms([&file(&text)], "web1", 22);
@@ -867,7 +938,15 @@ mod tests {
     fn unreadable_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         // A directory where a file is expected cannot be read as one.
-        let err = KnownHostsStore::load([dir.path()], None).unwrap_err();
-        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        let err = KnownHostsStore::load([dir.path()], None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot read known_hosts file {}: Is a directory (os error 21); fix its permissions or point `known_hosts` in the inventory elsewhere",
+                dir.path().display()
+            )
+        );
     }
 }

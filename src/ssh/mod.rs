@@ -1,18 +1,40 @@
 //! SSH transport. The rest of fleetauth depends only on the [`Transport`] and [`Session`]
-//! traits: connect to a member, run a command with a deadline, feed it stdin. The russh
-//! implementation lives in `client.rs`; `known_hosts.rs` parses known_hosts files once per run.
+//! traits: connect to a [`Target`], run a command with a deadline, feed it stdin. The ssh layer
+//! knows nothing of the inventory: callers describe each destination as a [`Target`].
+//!
+//! The russh implementation, one concern per module:
+//! - `target.rs`: [`Target`] and [`HostKeyChecking`], what the transport needs about one
+//!   destination;
+//! - `transport.rs`: [`RusshTransport`], what a run prepares once and shares (options, setup
+//!   errors, the [`Transport`] impl);
+//! - `connect.rs`: dialling, retry with backoff, banner watch, handshake, error translation;
+//! - `config.rs`: the russh config, pinned algorithms and host-key preference;
+//! - `auth.rs`: identity files, passphrases, ssh-agent;
+//! - `host_key.rs`: the connection handler judging (and learning) host keys;
+//! - `session.rs`: the [`Session`] impl: exec, dialogs, output collection;
+//! - `known_hosts.rs`: parses known_hosts files once per run and answers lookups.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::SecretSlice;
 
-use crate::inventory::Member;
+use crate::row::Reason;
 
-pub mod client;
+mod auth;
+mod config;
+mod connect;
+mod host_key;
 pub mod known_hosts;
+mod session;
+mod target;
+mod transport;
 
-pub use client::{RusshTransport, SetupError, TransportOptions};
+pub use session::OUTPUT_CAP;
+pub use target::{HostKeyChecking, Target};
+pub use transport::{
+    DEFAULT_PASSPHRASE_ENV, GLOBAL_KNOWN_HOSTS, RusshTransport, SetupError, TransportOptions,
+};
 
 /// What a finished remote command produced.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +53,16 @@ pub enum Input<'a> {
     Plain(&'a [u8]),
     /// A secret: exposed only when written to the channel, never logged.
     Secret(&'a SecretSlice<u8>),
+}
+
+/// Computes a [`Dialog`]'s answer from the command's stdout so far.
+pub type Answer<'a> = Box<dyn FnOnce(&[u8]) -> Vec<u8> + Send + 'a>;
+
+/// The client's side of [`Session::exec_dialog`].
+pub struct Dialog<'a> {
+    /// The bytes on stdout that ask the question.
+    pub ask: &'a [u8],
+    pub answer: Answer<'a>,
 }
 
 /// Why a member could not be reached or a command did not finish.
@@ -66,29 +98,29 @@ pub enum SshError {
 }
 
 impl SshError {
-    /// Short machine-readable class for reports: refused, timeout, auth, host_key, network.
-    pub fn class(&self) -> &'static str {
+    /// Why the member counts as unreachable, for reports.
+    pub fn reason(&self) -> Reason {
         match self {
-            SshError::Refused(_) => "refused",
-            SshError::Timeout { .. } => "timeout",
-            SshError::Auth(_) => "auth",
+            SshError::Refused(_) => Reason::Refused,
+            SshError::Timeout { .. } => Reason::Timeout,
+            SshError::Auth(_) => Reason::Auth,
             SshError::HostKeyChanged { .. }
             | SshError::HostKeyUnknown { .. }
-            | SshError::HostKeyRevoked { .. } => "host_key",
-            SshError::Network(_) | SshError::Protocol(_) => "network",
+            | SshError::HostKeyRevoked { .. } => Reason::HostKey,
+            SshError::Network(_) | SshError::Protocol(_) => Reason::Network,
         }
     }
 }
 
-/// Opens sessions to members. One implementation per run holds shared state (known_hosts,
+/// Opens sessions to targets. One implementation per run holds shared state (known_hosts,
 /// loaded identities, the agent connection).
 #[async_trait]
 pub trait Transport: Send + Sync {
-    /// Connect and authenticate, within the member's `connect_timeout`.
-    async fn connect(&self, member: &Member) -> Result<Box<dyn Session>, SshError>;
+    /// Connect and authenticate, within the target's `connect_timeout`.
+    async fn connect(&self, target: &Target) -> Result<Box<dyn Session>, SshError>;
 }
 
-/// One authenticated connection to one member.
+/// One authenticated connection to one target.
 #[async_trait]
 pub trait Session: Send + Sync {
     /// Run `command` (a complete, already-quoted shell command line) in one exec channel, feed
@@ -98,6 +130,19 @@ pub trait Session: Send + Sync {
         &self,
         command: &str,
         stdin: Input<'_>,
+        deadline: Duration,
+    ) -> Result<ExecOutput, SshError>;
+
+    /// Like [`Session::exec`], but the command asks the client a question half-way: stdin is
+    /// written without EOF; when stdout first contains `ask`, `answer` is called with the stdout
+    /// so far and what it returns is written, then EOF. A command that ends without asking just
+    /// ends. Closing stdin is how the command learns the client is gone: end of input is never
+    /// taken for an answer.
+    async fn exec_dialog(
+        &self,
+        command: &str,
+        stdin: Input<'_>,
+        dialog: Dialog<'_>,
         deadline: Duration,
     ) -> Result<ExecOutput, SshError>;
 

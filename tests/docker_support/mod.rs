@@ -380,6 +380,9 @@ impl Lab {
         let n = self.runs.fetch_add(1, Ordering::SeqCst);
         let home = self.path(&format!("fleetauth-home-{n}"));
         std::fs::create_dir_all(&home).expect("fleetauth home");
+        // Private, as fleetauth requires of its home (else it warns and writes no audit log).
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod fleetauth home");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetauth"));
         cmd.args(args)
             .args(["--format", "json", "--no-input"])
@@ -547,6 +550,33 @@ impl Member {
         assert!(out.status.success(), "set env file: {out:?}");
     }
 
+    /// Make the simulated vendor reject `key` (a line of `$FLEETAUTH_STUB_VENDOR/rejected`; the
+    /// key travels on stdin, never in an argument).
+    pub fn vendor_rejects(&self, key: &str) {
+        let out = Command::new("docker")
+            .args([
+                "exec",
+                "-i",
+                &self.container,
+                "sh",
+                "-c",
+                "cat >>\"${FLEETAUTH_STUB_VENDOR:-/etc/fleetauth-stub}/rejected\"",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{key}\n").as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("docker exec");
+        assert!(out.status.success(), "vendor_rejects: {out:?}");
+    }
+
     /// The member's host key (`ssh-ed25519 AAAA…`), read from the container.
     pub fn host_key(&self) -> String {
         let out = self.exec(&["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
@@ -576,6 +606,39 @@ impl Member {
         }
         let name = Path::new(path).file_name().expect("file name");
         Some(std::fs::read_to_string(dest.path().join(name)).expect("copied file"))
+    }
+
+    /// The regular files directly in directory `path` (name → contents), from a running or a
+    /// stopped (killed) container; empty when the directory is absent.
+    pub fn read_dir(&self, path: &str) -> BTreeMap<String, String> {
+        let dest = tempfile::tempdir().expect("temp dir");
+        let out = docker(&[
+            "cp",
+            &format!("{}:{path}", self.container),
+            &dest.path().display().to_string(),
+        ]);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("Could not find") || err.contains("No such"),
+                "docker cp {}:{path}: {err}",
+                self.container
+            );
+            return BTreeMap::new();
+        }
+        let name = Path::new(path).file_name().expect("directory name");
+        std::fs::read_dir(dest.path().join(name))
+            .expect("copied directory")
+            .map(|e| e.expect("directory entry"))
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .map(|e| {
+                let text = std::fs::read(e.path()).expect("copied file");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    String::from_utf8_lossy(&text).into_owned(),
+                )
+            })
+            .collect()
     }
 
     /// Until sshd sends its banner.
@@ -659,7 +722,31 @@ impl Member {
         docker_ok(&["kill", &self.container]);
     }
 
+    /// `docker start` a killed (stopped) member: same address, host key and disk; its gates
+    /// start disarmed. Returns once sshd answers.
+    pub fn start(&self) {
+        docker_ok(&["start", &self.container]);
+        self.wait_sshd(Duration::from_secs(30));
+    }
+
+    /// `docker pause`. runc's cgroup-v1 freezer gives up ("unable to freeze") when the
+    /// container's processes do not settle quickly enough, as on a loaded machine; that is retried.
     pub fn pause(&self) {
+        for _ in 0..10 {
+            let out = docker(&["pause", &self.container]);
+            if out.status.success() {
+                return;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("unable to freeze"),
+                "docker pause {} failed ({}): {}",
+                self.container,
+                out.status,
+                err.trim()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         docker_ok(&["pause", &self.container]);
     }
 

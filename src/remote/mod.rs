@@ -1,0 +1,300 @@
+//! Everything fleetauth runs on a member, and how its answers come back.
+//!
+//! Member-side logic lives in real POSIX `sh` files beside this module (`prelude.sh`, `probe.sh`,
+//! `envfile.sh`, the per-command `sweep.sh`, `provision.sh`, `run.sh`) and one awk program
+//! (`envfile.awk`), included at build time, `shellcheck`-clean and tested under dash, bash and
+//! busybox sh (awk: mawk, gawk, busybox). Rust's part is small and typed:
+//!
+//! - **A header of data.** [`Script`] prepends variable assignments — every value quoted with
+//!   [`crate::shell::quote`] — and nothing else: the run's frame marker, the exit statuses of
+//!   [`ExitStatus`] (one enum, injected; no literal status on either side), paths, names, provider
+//!   definitions. The scripts themselves never change with the data.
+//! - **A command line any login shell parses alike.** sshd hands the command line to the member's
+//!   login shell — sh, bash, zsh, fish, tcsh or busybox ash — so it is a few plain words:
+//!   `sh -s` when the script is all of stdin, or a fixed bootstrap that reads exactly the script's
+//!   bytes from stdin and leaves the rest (a key, the user's input, the client's verdict) to the
+//!   script ([`Script::command`]). All logic runs in `/bin/sh`.
+//! - **Framed answers.** A member's shell start-up may print anything (a `~/.bashrc` echo, a
+//!   MOTD) on stdout or stderr. Scripts answer in records `@@FA<nonce>\tPROVIDER\tFIELD\tVALUE`,
+//!   where the nonce is fresh per script and travels only on stdin, so nothing outside the script
+//!   can forge a record; every other line is ignored ([`records`]).
+
+use std::fmt::Write as _;
+
+use crate::shell::quote;
+
+pub const PRELUDE: &str = include_str!("prelude.sh");
+pub const PROBE: &str = include_str!("probe.sh");
+pub const ENVFILE: &str = include_str!("envfile.sh");
+pub const SWEEP_MAIN: &str = include_str!("sweep.sh");
+pub const PROVISION_MAIN: &str = include_str!("provision.sh");
+pub const RUN_MAIN: &str = include_str!("run.sh");
+pub const ENVFILE_AWK: &str = include_str!("envfile.awk");
+
+/// How long a provisioning transaction waits for another provisioner's lock on the same file.
+pub const LOCK_TIMEOUT_SECS: u32 = 30;
+
+/// Exit statuses of the member-side scripts. Their values reach the scripts as `FA_ST_<NAME>`
+/// variables (and the awk program as `st_<name>`), so each is written once, here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Invoked wrongly (a fleetauth bug).
+    Usage,
+    /// Stdin did not carry what the script expected.
+    BadInput,
+    /// The target is a symbolic link.
+    Symlink,
+    /// The target is owned by another user.
+    ForeignOwner,
+    /// The target exists but is not a regular file.
+    NotRegular,
+    /// Another provisioner held the lock.
+    LockTimeout,
+    /// Creating, writing, syncing or renaming failed.
+    Io,
+    /// The directory written in is not ours, or others may write in it.
+    UnsafeDir,
+    /// The target (or the env file to source) may be written by others.
+    UnsafeFile,
+    /// A managed name is assigned on a line fleetauth will not rewrite.
+    Shadowed,
+}
+
+impl ExitStatus {
+    pub const ALL: [ExitStatus; 10] = [
+        ExitStatus::Usage,
+        ExitStatus::BadInput,
+        ExitStatus::Symlink,
+        ExitStatus::ForeignOwner,
+        ExitStatus::NotRegular,
+        ExitStatus::LockTimeout,
+        ExitStatus::Io,
+        ExitStatus::UnsafeDir,
+        ExitStatus::UnsafeFile,
+        ExitStatus::Shadowed,
+    ];
+
+    /// The status itself: sysexits-style, clear of the shell's own 1, 2, 126–165.
+    pub fn code(self) -> u32 {
+        64 + ExitStatus::ALL.iter().position(|s| *s == self).unwrap_or(0) as u32
+    }
+
+    /// The variable's suffix in the scripts (`FA_ST_BAD_INPUT`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitStatus::Usage => "USAGE",
+            ExitStatus::BadInput => "BAD_INPUT",
+            ExitStatus::Symlink => "SYMLINK",
+            ExitStatus::ForeignOwner => "FOREIGN_OWNER",
+            ExitStatus::NotRegular => "NOT_REGULAR",
+            ExitStatus::LockTimeout => "LOCK_TIMEOUT",
+            ExitStatus::Io => "IO",
+            ExitStatus::UnsafeDir => "UNSAFE_DIR",
+            ExitStatus::UnsafeFile => "UNSAFE_FILE",
+            ExitStatus::Shadowed => "SHADOWED",
+        }
+    }
+
+    pub fn from_code(code: u32) -> Option<ExitStatus> {
+        ExitStatus::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+/// A fresh per-script frame marker: 128 random bits, hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce(String);
+
+impl Nonce {
+    pub fn new() -> Nonce {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        Nonce(hex::encode(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Nonce {
+    fn default() -> Self {
+        Nonce::new()
+    }
+}
+
+/// One script for one member: a header of quoted data, the prelude, then the bodies.
+#[derive(Debug, Clone)]
+pub struct Script {
+    nonce: Nonce,
+    text: String,
+}
+
+impl Script {
+    /// A script whose header carries the nonce and the exit statuses.
+    pub fn new() -> Script {
+        let nonce = Nonce::new();
+        let mut text = String::with_capacity(16 * 1024);
+        let _ = writeln!(text, "FA_NONCE={}", nonce.as_str());
+        for st in ExitStatus::ALL {
+            let _ = writeln!(text, "FA_ST_{}={}", st.name(), st.code());
+        }
+        let _ = writeln!(text, "FA_LOCK_TIMEOUT={LOCK_TIMEOUT_SECS}");
+        Script { nonce, text }
+    }
+
+    /// `NAME=<value>`, the value quoted. `name` must be a shell identifier (a fleetauth constant).
+    pub fn set(&mut self, name: &str, value: &str) -> &mut Script {
+        debug_assert!(crate::shell::is_identifier(name), "{name}");
+        let _ = writeln!(self.text, "{name}={}", quote(value));
+        self
+    }
+
+    /// `NAME=<words>`: a list the script expands with `eval "set -- $NAME"`, each word quoted.
+    pub fn set_words<I, S>(&mut self, name: &str, words: I) -> &mut Script
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.set(name, &crate::shell::join(words))
+    }
+
+    /// Append a header line built by a typed wrapper in this crate (e.g. a provider definition).
+    pub(crate) fn raw_header(&mut self, line: &str) -> &mut Script {
+        self.text.push_str(line);
+        if !line.ends_with('\n') {
+            self.text.push('\n');
+        }
+        self
+    }
+
+    /// Close the header: the prelude and `bodies` follow.
+    pub fn finish(mut self, bodies: &[&str]) -> Script {
+        self.text.push_str(PRELUDE);
+        for b in bodies {
+            self.text.push_str(b);
+        }
+        self
+    }
+
+    pub fn nonce(&self) -> &Nonce {
+        &self.nonce
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// The command line when the script is all of stdin.
+    pub fn command_whole_stdin() -> &'static str {
+        "sh -s"
+    }
+
+    /// The command line when data follows the script on stdin: `sh` reads exactly the script's
+    /// bytes (`dd bs=1` never reads past them; a shell reading a script from a pipe would) and
+    /// the script reads the rest. One single-quoted word without `\`, `!` or newlines: the same
+    /// under sh, bash, zsh, fish, tcsh and busybox ash. `role` (`provision`, `run`) names the
+    /// script's `$0`, so a member's process list and logs tell what is running.
+    pub fn command(&self, role: Role) -> String {
+        format!(
+            "sh -c 'eval \"$(dd bs=1 count={} 2>/dev/null)\"' fleetauth-{}",
+            self.text.len(),
+            role.as_str()
+        )
+    }
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script::new()
+    }
+}
+
+/// The script that runs `argv` on a member with its env file sourced (`run.sh`); its command
+/// line ([`Script::command`]) leaves the channel's stdin past the script to the user's command.
+pub fn run_script(env_file: &str, argv: &[String]) -> Script {
+    let mut script = Script::new();
+    script.set("FA_ENV", env_file).set_words("FA_ARGV", argv);
+    script.finish(&[RUN_MAIN])
+}
+
+/// What a script started with [`Script::command`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Provision,
+    Run,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Provision => "provision",
+            Role::Run => "run",
+        }
+    }
+}
+
+/// One record of a script's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub provider: &'a str,
+    pub field: &'a str,
+    pub value: &'a str,
+}
+
+impl Record<'_> {
+    /// The value, base64-decoded (records written with `fa_recb` / `fa_recs`).
+    pub fn bytes(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(self.value.trim())
+            .unwrap_or_default()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+}
+
+/// The records in `output` framed with `nonce`, in order; every other line is ignored.
+pub fn records<'a>(output: &'a [u8], nonce: &Nonce) -> Vec<Record<'a>> {
+    let prefix = format!("@@FA{}\t", nonce.as_str());
+    output
+        .split(|b| *b == b'\n')
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
+        .filter_map(|rest| {
+            let mut parts = rest.splitn(3, '\t');
+            Some(Record {
+                provider: parts.next()?,
+                field: parts.next()?,
+                value: parts.next()?,
+            })
+        })
+        .collect()
+}
+
+/// The line a script prints when it waits for the client's verdict.
+pub fn verdict_request(nonce: &Nonce) -> Vec<u8> {
+    format!("@@FA{}\t-\tverify\t1\n", nonce.as_str()).into_bytes()
+}
+
+/// The `fatal` message of a script's answer, if it gave one.
+pub fn fatal(output: &[u8], nonce: &Nonce) -> Option<String> {
+    records(output, nonce)
+        .into_iter()
+        .find(|r| r.provider == "-" && r.field == "fatal")
+        .map(|r| r.text())
+}
+
+#[cfg(test)]
+mod envfile_awk_tests;
+#[cfg(test)]
+mod tests;

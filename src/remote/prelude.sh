@@ -1,0 +1,144 @@
+# fleetauth member-side prelude: shared by every script fleetauth runs on a member.
+#
+# Runs under /bin/sh (dash, bash, busybox ash, BSD sh): POSIX only. Rust prepends a header that
+# sets, from data: FA_NONCE (this run's frame marker), the FA_ST_* exit statuses and the script's
+# own parameters. Nothing here prints anything but framed records on stdout: a login shell's
+# start-up files may print around us, and the client reads only lines that carry the nonce.
+# shellcheck shell=sh
+# shellcheck disable=SC2034 # variables here are used by the scripts that include the prelude
+
+umask 077
+
+# fa_rec PROVIDER FIELD VALUE: one framed record (VALUE must be one line without tabs).
+fa_rec() { printf '@@FA%s\t%s\t%s\t%s\n' "$FA_NONCE" "$1" "$2" "$3"; }
+
+if [ "$(printf x | base64 -w 0 2>/dev/null)" = eA== ]; then
+  fa_b64() { base64 -w 0; }
+else
+  fa_b64() { base64 | tr -d '\n'; }
+fi
+
+# fa_recb PROVIDER FIELD < DATA: a record whose value is stdin, base64, capped at 64 KiB (a runaway
+# output must not cost the client memory).
+fa_recb() {
+  printf '@@FA%s\t%s\t%s\t' "$FA_NONCE" "$1" "$2"
+  head -c 65536 | fa_b64
+  printf '\n'
+}
+
+# fa_recs PROVIDER FIELD STRING: a record whose value is STRING, base64.
+fa_recs() {
+  printf '@@FA%s\t%s\t%s\t' "$FA_NONCE" "$1" "$2"
+  printf %s "$3" | fa_b64
+  printf '\n'
+}
+
+# fa_fail STATUS MESSAGE: a framed `fatal` record (the client shows MESSAGE), then exit STATUS.
+fa_fail() {
+  fa_recs - fatal "$2"
+  exit "$1"
+}
+
+# fa_to SECS CMD...: CMD with a deadline (coreutils/busybox timeout; without one, no deadline).
+if command -v timeout >/dev/null 2>&1; then
+  fa_to() { timeout -k 2 "$@"; }
+else
+  fa_to() { shift; "$@"; }
+fi
+
+# fa_path PATH: a remote path as fleetauth's data gives it: `~` and `~/…` are the member's $HOME,
+# anything else is taken as is (relative paths are relative to the login directory).
+# shellcheck disable=SC2088 # the patterns match a literal ~ from data
+fa_path() {
+  case $1 in
+    '~') printf '%s' "$HOME" ;;
+    '~/'*) printf '%s/%s' "$HOME" "${1#??}" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+
+# fa_config_home VAR DEFAULT: a CLI's config home: $VAR when set and non-empty on the member, else
+# DEFAULT (through fa_path). VAR may be empty (no variable).
+fa_config_home() {
+  fa_ch=
+  if [ -n "$1" ]; then fa_ch=$(printenv -- "$1" 2>/dev/null) || fa_ch=; fi
+  if [ -n "$fa_ch" ]; then printf '%s' "$fa_ch"; else fa_path "$2"; fi
+}
+
+# fa_stat PATH: sets fa_mode (e.g. -rw-------) and fa_uid of PATH itself (symlinks not followed).
+fa_stat() {
+  # shellcheck disable=SC2046 # word splitting of ls's fields is the point
+  set -- $(LC_ALL=C ls -ldn -- "$1" 2>/dev/null)
+  fa_mode=${1:-} fa_uid=${3:-}
+}
+
+# fa_uid_self: the effective uid, once.
+fa_me=$(id -u)
+
+# fa_loose MODE: true when MODE (ls form) lets group or others write.
+fa_loose() {
+  case $1 in
+    ?????w*|????????w*) return 0 ;;
+  esac
+  return 1
+}
+
+# fa_source_ok FILE: true when FILE may be sourced: absent (nothing to source), or a regular file
+# (a symlink is judged by its target) owned by us and not writable by group or others. Otherwise
+# sets fa_why to the reason and returns false. A file another user can write is code that user
+# would run as us.
+fa_source_ok() {
+  fa_why=
+  [ -e "$1" ] || return 0
+  # shellcheck disable=SC2046
+  set -- "$1" $(LC_ALL=C ls -ldnL -- "$1" 2>/dev/null)
+  if [ ! -f "$1" ]; then
+    fa_why="$1 is not a regular file"
+  elif [ "${4:-}" != "$fa_me" ]; then
+    fa_why="$1 is owned by uid ${4:-?}, not by uid $fa_me"
+  elif fa_loose "${2:-}"; then
+    fa_why="$1 is writable by group or others (${2:-?})"
+  elif [ ! -r "$1" ]; then
+    fa_why="$1 is not readable"
+  fi
+  [ -z "$fa_why" ]
+}
+
+# fa_source FILE: export FILE's variables into this shell when fa_source_ok; true when sourced or
+# absent, false (fa_why says why) when refused.
+fa_source() {
+  fa_source_ok "$1" || return 1
+  if [ -f "$1" ]; then
+    set -a
+    # shellcheck disable=SC1090 # the env file is the operator's, known only at run time
+    . "$1"
+    set +a
+  fi
+  return 0
+}
+
+# Private temporary directory, removed on every way out: normal exit, HUP (connection dropped
+# with a pty), INT, TERM and PIPE (the client went away while we were writing). Never holds a
+# credential's contents: only CLI outputs.
+fa_tmp=
+fa_cleanups=
+fa_cleanup() {
+  for fa_c in $fa_cleanups; do "$fa_c"; done
+  fa_cleanups=
+  if [ -n "$fa_tmp" ]; then rm -rf -- "$fa_tmp"; fa_tmp=; fi
+}
+fa_on_signal() {
+  trap '' HUP INT TERM PIPE
+  fa_cleanup
+  exit "$1"
+}
+trap 'fa_cleanup' EXIT
+trap 'fa_on_signal 129' HUP
+trap 'fa_on_signal 130' INT
+trap 'fa_on_signal 143' TERM
+trap 'fa_on_signal 141' PIPE
+
+fa_mktemp_dir() {
+  fa_tmp=$(mktemp -d "${TMPDIR:-/tmp}/fleetauth.XXXXXX" 2>/dev/null) ||
+    fa_fail "$FA_ST_IO" "cannot create a private temporary directory in ${TMPDIR:-/tmp}"
+}

@@ -1,0 +1,137 @@
+# fleetauth member-side probe: every question fleetauth asks a member, in one script.
+#
+# Needs the prelude. Rust's header defines, from provider data, one function per provider
+# (`fa_def_N`, setting the variables read below) and lists their numbers in FA_PROVIDERS; FA_ENV
+# is the env file, FA_DEEP is 1 to run each provider's minimal prompt, FA_AWK_ENVFILE the env-file
+# awk program. Values of environment variables never leave the member: only names are sent back.
+# Credential files are sent back as records straight from the file: never staged in a temp file.
+# shellcheck shell=sh
+# shellcheck disable=SC2034,SC2154 # variables come from the header and the provider definitions
+
+# fa_find BIN DIR...: BIN on PATH (absolute), else the first executable DIR/BIN.
+fa_find() {
+  fa_b=$1; shift
+  if fa_p=$(command -v -- "$fa_b" 2>/dev/null); then
+    case $fa_p in /*) printf '%s' "$fa_p"; return 0 ;; esac
+  fi
+  for fa_d in "$@"; do
+    fa_d=$(fa_path "$fa_d")
+    if [ -f "$fa_d/$fa_b" ] && [ -x "$fa_d/$fa_b" ]; then printf '%s' "$fa_d/$fa_b"; return 0; fi
+  done
+  return 1
+}
+
+# npm's global bin dir, once per member. `npm prefix -g` starts node (~0.1 s of CPU): when no npm
+# config file sets `prefix`, npm's default is the prefix node is installed under, read here
+# without starting anything; otherwise ask npm.
+fa_npm_dir() {
+  if [ -n "${fa_nd+x}" ]; then [ -n "$fa_nd" ]; return; fi
+  fa_nd=
+  command -v npm >/dev/null 2>&1 || return 1
+  fa_np=${NPM_CONFIG_PREFIX:-${npm_config_prefix:-${PREFIX:-}}}
+  if [ -z "$fa_np" ] && [ -z "${DESTDIR:-}" ] && fa_nn=$(command -v node 2>/dev/null); then
+    fa_dp=${fa_nn%/bin/node}
+    fa_nrc=$(readlink -f "$(command -v npm)" 2>/dev/null)
+    if ! grep -qs '^[[:space:]]*prefix[[:space:]]*=' "${NPM_CONFIG_USERCONFIG:-$HOME/.npmrc}" \
+      "${NPM_CONFIG_GLOBALCONFIG:-$fa_dp/etc/npmrc}" "${fa_nrc%/bin/*}/npmrc" ./.npmrc; then
+      fa_np=$fa_dp
+    fi
+  fi
+  [ -n "$fa_np" ] || fa_np=$(fa_to 10 npm prefix -g </dev/null 2>/dev/null) || fa_np=
+  [ -n "$fa_np" ] && fa_nd=$fa_np/bin
+}
+
+fa_npm_find() {
+  [ -f "$fa_nd/$1" ] && [ -x "$fa_nd/$1" ] && printf '%s' "$fa_nd/$1"
+}
+
+# fa_file PROVIDER REL PATH: a credential file's contents, or that it is unreadable.
+fa_file() {
+  if [ -e "$3" ] || [ -L "$3" ]; then
+    if [ -r "$3" ] && [ -f "$3" ]; then fa_recb "$1" "file:$2" <"$3"; else fa_rec "$1" "unreadable:$2" 1; fi
+  fi
+}
+
+# The env file: present or not, whether it may be sourced, and the names (never the values) it
+# assigns, by the same parser the merge uses.
+fa_probe_envfile() {
+  fa_env_path=$(fa_path "$FA_ENV")
+  if [ -f "$fa_env_path" ]; then
+    if [ -r "$fa_env_path" ]; then
+      fa_rec - envfile present
+      LC_ALL=C awk -v mode=names -v st_bad_input="$FA_ST_BAD_INPUT" -v st_shadowed="$FA_ST_SHADOWED" \
+        "$FA_AWK_ENVFILE" "$fa_env_path" | fa_recb - envnames
+    else
+      fa_rec - envfile unreadable
+    fi
+  else
+    fa_rec - envfile absent
+  fi
+  fa_source_ok "$fa_env_path" || fa_recs - envfile_unsafe "$fa_why"
+}
+
+# fa_probe_provider N: everything about provider N except its prompt; sets fa_bin.
+fa_probe_provider() {
+  "fa_def_$1"
+  fa_bin=
+  eval "set -- $DIRS"
+  if fa_bin=$(fa_find "$B" "$@") || { [ "$NPM" = 1 ] && fa_npm_dir && fa_bin=$(fa_npm_find "$B"); }; then
+    fa_recs "$P" bin "$fa_bin"
+    eval "set -- $VARGS"
+    fa_v=$(fa_to 15 "$fa_bin" "$@" </dev/null 2>&1)
+    fa_rec "$P" version_rc $?
+    printf '%s\n' "$fa_v" | fa_recb "$P" version_out
+    if [ "$HAS_STATUS" = 1 ]; then
+      eval "set -- $SARGS"
+      fa_to 15 "$fa_bin" "$@" </dev/null >/dev/null 2>&1
+      fa_rec "$P" status_rc $?
+    fi
+  else
+    fa_bin=
+    fa_rec "$P" missing 1
+  fi
+  for fa_var in $ENVS; do
+    eval "fa_val=\${$fa_var:-}"
+    [ -n "$fa_val" ] && fa_rec "$P" ambient "$fa_var"
+  done
+  fa_val=
+  fa_h=$(fa_config_home "$HVAR" "$HDEF")
+  eval "set -- $FILES"
+  for fa_rel in "$@"; do fa_file "$P" "$fa_rel" "$fa_h/$fa_rel"; done
+}
+
+# fa_probe_all: the probe proper. Without prompts every provider takes milliseconds, one after
+# the other in this shell; with them (FA_DEEP=1) the prompts run in parallel and the member
+# costs the slowest provider, not the sum. Their outputs wait in the private temp dir.
+fa_probe_all() {
+  fa_probe_envfile
+  [ "$FA_DEEP" = 1 ] && fa_mktemp_dir
+  for fa_i in $FA_PROVIDERS; do
+    # fd 9 is a provisioning transaction's lock: no CLI (or daemon it leaves) may hold it.
+    fa_probe_provider "$fa_i" 2>/dev/null 9>&-
+    if [ "$FA_DEEP" = 1 ] && [ -n "$fa_bin" ]; then
+      (
+        fa_prompt_bin=$fa_bin
+        "fa_def_$fa_i"
+        # An env file fa_source_ok refuses is not sourced (the record above says why).
+        fa_source "$fa_env_path" || :
+        cd "$HOME" 2>/dev/null || :
+        eval "set -- $PENV"
+        for fa_kv in "$@"; do export "${fa_kv?}"; done
+        eval "set -- $PARGS"
+        fa_to "$PTO" "$fa_prompt_bin" "$@"
+        echo $? >"$fa_tmp/$fa_i.rc"
+      ) </dev/null >"$fa_tmp/$fa_i.o" 2>"$fa_tmp/$fa_i.e" 9>&- &
+    fi
+  done
+  if [ "$FA_DEEP" = 1 ]; then
+    wait
+    for fa_i in $FA_PROVIDERS; do
+      [ -f "$fa_tmp/$fa_i.rc" ] || continue
+      "fa_def_$fa_i"
+      fa_rec "$P" probe_rc "$(cat "$fa_tmp/$fa_i.rc")"
+      fa_recb "$P" probe_out <"$fa_tmp/$fa_i.o"
+      fa_recb "$P" probe_err <"$fa_tmp/$fa_i.e"
+    done
+  fi
+}

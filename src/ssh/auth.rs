@@ -1,0 +1,344 @@
+//! Authentication: identity files, ssh-agent, passphrases.
+//!
+//! [`Credentials`] are gathered once per run, when the transport is built, so that connecting
+//! is network work only:
+//! - **every distinct identity file is loaded and decrypted once**. An encrypted file is opened
+//!   with the passphrase in `TransportOptions::passphrase_env` if set, else from a hidden prompt
+//!   (three tries) when the options allow it and stdin is a terminal; a passphrase that worked is
+//!   tried first on the next encrypted file, so a fleet sharing one passphrase asks once. A file
+//!   that cannot be loaded is a [`SetupError`] saying what to do, before any member is contacted;
+//! - **a target without `identity_file` uses ssh-agent**, whose keys are offered in turn until
+//!   one is accepted.
+//!
+//! A connection that dies while keys are being tried is reported as a network fault, not a
+//! refused key, so the operator is not sent to authorized_keys for nothing.
+
+use std::collections::HashMap;
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use russh::client::Handle;
+use russh::keys::PrivateKeyWithHashAlg;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::ssh_key::{Algorithm, HashAlg, PrivateKey};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::config::is_rsa;
+use super::connect::russh_error;
+use super::host_key::ClientHandler;
+use super::known_hosts;
+use super::{SetupError, SshError, Target, TransportOptions};
+
+/// The identities of one run: decrypted identity files, and the ssh-agent for targets without
+/// one.
+pub(super) struct Credentials {
+    identities: HashMap<PathBuf, Arc<PrivateKey>>,
+    agent_socket: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("identities", &self.identities.keys().collect::<Vec<_>>())
+            .field("agent_socket", &self.agent_socket)
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Load each distinct identity file of `targets` once. Encrypted files are decrypted with a
+    /// passphrase from `opts.passphrase_env` if set, else from a hidden prompt when allowed; a
+    /// passphrase that worked is tried first on the next encrypted file.
+    pub(super) fn load(
+        targets: &[Target],
+        opts: &TransportOptions,
+    ) -> Result<Credentials, SetupError> {
+        let mut identities = HashMap::new();
+        let mut passphrases: Vec<SecretString> = Vec::new();
+        for path in targets.iter().filter_map(|t| t.identity_file.as_deref()) {
+            if identities.contains_key(path) {
+                continue;
+            }
+            let key = load_identity(path, opts, &mut passphrases)?;
+            tracing::debug!(
+                path = %path.display(),
+                algorithm = key.algorithm().as_str(),
+                fingerprint = %known_hosts::fingerprint(key.public_key()),
+                "loaded identity"
+            );
+            identities.insert(path.to_path_buf(), Arc::new(key));
+        }
+        Ok(Credentials {
+            identities,
+            agent_socket: opts.agent_socket.clone(),
+        })
+    }
+
+    /// Log in as `target.user` on the connection `handle` to `addr` (`host:port`, for messages).
+    pub(super) async fn authenticate(
+        &self,
+        handle: &mut Handle<ClientHandler>,
+        target: &Target,
+        addr: &str,
+    ) -> Result<(), SshError> {
+        match &target.identity_file {
+            Some(path) => {
+                self.authenticate_with_file(handle, target, addr, path)
+                    .await
+            }
+            None => self.authenticate_with_agent(handle, target, addr).await,
+        }
+    }
+
+    async fn authenticate_with_file(
+        &self,
+        handle: &mut Handle<ClientHandler>,
+        target: &Target,
+        addr: &str,
+        path: &Path,
+    ) -> Result<(), SshError> {
+        let key = self.identities.get(path).ok_or_else(|| {
+            SshError::Auth(format!(
+                "identity file {} was not loaded when the transport was set up; \
+                 pass member {} to RusshTransport::new",
+                path.display(),
+                target.name
+            ))
+        })?;
+        let hash = rsa_hash_for(handle, &key.algorithm(), addr).await?;
+        let result = handle
+            .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(key.clone(), hash))
+            .await
+            .map_err(|e| russh_error(addr, e))?;
+        if result.success() {
+            tracing::debug!(member = %target.name, method = "publickey", key = %path.display(), "authenticated");
+            return Ok(());
+        }
+        if handle.is_closed() {
+            return Err(lost_during_auth(addr));
+        }
+        Err(SshError::Auth(format!(
+            "{}@{addr} refused the key in {} ({}); add its public key to the member's \
+             ~/.ssh/authorized_keys or fix `user`/`identity_file` in the inventory",
+            target.user,
+            path.display(),
+            known_hosts::fingerprint(key.public_key())
+        )))
+    }
+
+    async fn authenticate_with_agent(
+        &self,
+        handle: &mut Handle<ClientHandler>,
+        target: &Target,
+        addr: &str,
+    ) -> Result<(), SshError> {
+        let socket = self.agent_socket.as_ref().ok_or_else(|| {
+            SshError::Auth(format!(
+                "member {} has no identity_file and no ssh-agent is available (SSH_AUTH_SOCK is \
+                 not set); set identity_file in the inventory, or start ssh-agent and ssh-add your key",
+                target.name
+            ))
+        })?;
+        let agent_error = |e: &dyn std::fmt::Display| {
+            SshError::Auth(format!(
+                "cannot use ssh-agent at {}: {e}; check SSH_AUTH_SOCK, or set identity_file in the inventory",
+                socket.display()
+            ))
+        };
+        let mut agent = AgentClient::connect_uds(socket)
+            .await
+            .map_err(|e| agent_error(&e))?;
+        let identities = agent
+            .request_identities()
+            .await
+            .map_err(|e| agent_error(&e))?;
+        if identities.is_empty() {
+            return Err(SshError::Auth(format!(
+                "ssh-agent at {} holds no keys; ssh-add the key authorized on {addr}, or set identity_file",
+                socket.display()
+            )));
+        }
+        for identity in &identities {
+            let key = identity.public_key().into_owned();
+            let hash = rsa_hash_for(handle, &key.algorithm(), addr).await?;
+            let result = match identity {
+                AgentIdentity::PublicKey { .. } => {
+                    handle
+                        .authenticate_publickey_with(&target.user, key.clone(), hash, &mut agent)
+                        .await
+                }
+                AgentIdentity::Certificate { certificate, .. } => {
+                    handle
+                        .authenticate_certificate_with(
+                            &target.user,
+                            certificate.clone(),
+                            hash,
+                            &mut agent,
+                        )
+                        .await
+                }
+            };
+            match result {
+                Ok(r) if r.success() => {
+                    tracing::debug!(
+                        member = %target.name,
+                        method = "ssh-agent",
+                        key = %known_hosts::fingerprint(&key),
+                        "authenticated"
+                    );
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(member = %target.name, "ssh-agent could not sign: {e}"),
+            }
+            if handle.is_closed() {
+                return Err(lost_during_auth(addr));
+            }
+        }
+        Err(SshError::Auth(format!(
+            "{}@{addr} refused all {} key(s) offered by ssh-agent; add one of them to the \
+             member's ~/.ssh/authorized_keys or fix `user` in the inventory",
+            target.user,
+            identities.len()
+        )))
+    }
+}
+
+/// A connection that died while keys were being tried: a network fault, not a refused key,
+/// so the operator is not sent to authorized_keys for nothing.
+fn lost_during_auth(addr: &str) -> SshError {
+    SshError::Network(format!(
+        "{addr} closed the connection during authentication"
+    ))
+}
+
+/// The hash to sign with for an RSA user key (`rsa-sha2-512` unless the server says otherwise).
+async fn rsa_hash_for(
+    handle: &Handle<ClientHandler>,
+    algorithm: &Algorithm,
+    addr: &str,
+) -> Result<Option<HashAlg>, SshError> {
+    if !is_rsa(algorithm) {
+        return Ok(None);
+    }
+    match handle.best_supported_rsa_hash().await {
+        Ok(Some(hash)) => Ok(hash),
+        Ok(None) => Ok(Some(HashAlg::Sha512)),
+        Err(e) => Err(russh_error(addr, e)),
+    }
+}
+
+fn load_identity(
+    path: &Path,
+    opts: &TransportOptions,
+    passphrases: &mut Vec<SecretString>,
+) -> Result<PrivateKey, SetupError> {
+    match russh::keys::load_secret_key(path, None) {
+        Ok(key) => return Ok(key),
+        Err(russh::keys::Error::KeyIsEncrypted) => {}
+        Err(e) => {
+            return Err(SetupError(format!(
+                "cannot load identity file {}: {e}; check `identity_file` in the inventory",
+                path.display()
+            )));
+        }
+    }
+    let decrypt =
+        |pass: &SecretString| russh::keys::load_secret_key(path, Some(pass.expose_secret()));
+    for pass in passphrases.iter() {
+        if let Ok(key) = decrypt(pass) {
+            return Ok(key);
+        }
+    }
+    let env = &opts.passphrase_env;
+    if let Some(pass) = std::env::var(env)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from)
+    {
+        return match decrypt(&pass) {
+            Ok(key) => {
+                passphrases.push(pass);
+                Ok(key)
+            }
+            Err(e) => Err(SetupError(format!(
+                "identity file {} is encrypted and the passphrase in {env} does not decrypt it ({e}); \
+                 fix {env}, or unset it and run on a terminal to be asked",
+                path.display()
+            ))),
+        };
+    }
+    if opts.interactive && io::stdin().is_terminal() {
+        for _ in 0..3 {
+            let prompt = format!("Enter passphrase for {}: ", path.display());
+            let pass = SecretString::from(rpassword::prompt_password(prompt).map_err(|e| {
+                SetupError(format!(
+                    "cannot read the passphrase for {} from the terminal: {e}",
+                    path.display()
+                ))
+            })?);
+            if let Ok(key) = decrypt(&pass) {
+                passphrases.push(pass);
+                return Ok(key);
+            }
+            eprintln!("Wrong passphrase for {}.", path.display());
+        }
+        return Err(SetupError(format!(
+            "identity file {}: wrong passphrase, 3 attempts",
+            path.display()
+        )));
+    }
+    Err(SetupError(format!(
+        "identity file {} is encrypted: set {env} or run on a terminal \
+         (or load the key into ssh-agent and drop identity_file)",
+        path.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_encrypted_or_plain_identity_errors_say_what_to_do() {
+        let dir = std::env::temp_dir().join(format!("fleetauth-id-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("nope");
+        let err =
+            load_identity(&missing, &TransportOptions::default(), &mut Vec::new()).unwrap_err();
+        assert!(
+            err.message().contains(&missing.display().to_string()),
+            "{err}"
+        );
+        assert!(err.message().contains("identity_file"), "{err}");
+
+        let key = dir.join("id_enc");
+        let _ = std::fs::remove_file(&key);
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "correct horse", "-C", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen must be installed for this test");
+        assert!(status.success());
+        let opts = TransportOptions {
+            passphrase_env: "FLEETAUTH_TEST_PASSPHRASE_THAT_IS_NEVER_SET".into(),
+            interactive: false,
+            ..TransportOptions::default()
+        };
+        let err = load_identity(&key, &opts, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            err.message(),
+            format!(
+                "identity file {} is encrypted: set FLEETAUTH_TEST_PASSPHRASE_THAT_IS_NEVER_SET or run on a terminal (or load the key into ssh-agent and drop identity_file)",
+                key.display()
+            )
+        );
+        // A passphrase that already worked for another file is tried first.
+        let mut known = vec![SecretString::from("correct horse".to_string())];
+        let loaded = load_identity(&key, &opts, &mut known).unwrap();
+        assert_eq!(loaded.algorithm(), Algorithm::Ed25519);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

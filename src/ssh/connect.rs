@@ -1,0 +1,344 @@
+//! Connecting: TCP, the server's banner, key exchange, host key check and authentication, with
+//! retries while the member is only throttling us.
+//!
+//! - **One deadline covers the whole connection** (TCP connect, banner, key exchange, host key
+//!   check, authentication): a member that accepts TCP and never speaks SSH cannot stall a run.
+//!   Precisely, each attempt has two deadlines of `connect_timeout`: one for TCP and the server's
+//!   first byte, one for key exchange and authentication, which start only once a handshake slot
+//!   is free (`TransportOptions::max_handshakes`): waiting in our own queue is not the member
+//!   being slow, and a member that never speaks holds no slot.
+//! - **Transient refusals are retried**: sshd's `MaxStartups` (and `PerSourcePenalties`) answer
+//!   excess unauthenticated connections by closing them before the SSH banner. Such a close is
+//!   retried with jittered exponential backoff while the connect deadline allows; anything after
+//!   the banner is a real answer and is not retried. [`BannerWatch`] tells the two apart.
+//! - **russh's errors are translated** here ([`russh_error`], [`tcp_error`]) into [`SshError`]s
+//!   that say what to check, for every phase of a connection's life.
+
+use std::hash::BuildHasher;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use russh::client;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::host_key::{ClientHandler, Refusal};
+use super::session::RusshSession;
+use super::{HostKeyChecking, RusshTransport, SshError, Target};
+
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// Why one connection attempt failed.
+enum Attempt {
+    /// The server hung up before sending its SSH identification: worth another try.
+    ClosedBeforeBanner(String),
+    Fatal(SshError),
+}
+
+impl RusshTransport {
+    /// Connect attempts until one succeeds, fails for good, or no retry fits (the deadlines are
+    /// described in the module docs).
+    pub(super) async fn connect_retrying(&self, target: &Target) -> Result<RusshSession, SshError> {
+        let timed_out = || SshError::Timeout {
+            phase: "connect",
+            after: target.connect_timeout,
+        };
+        let retry_until = Instant::now() + target.connect_timeout;
+        let mut delay = RETRY_FIRST_DELAY;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let dialed = tokio::time::timeout(target.connect_timeout, self.dial(target)).await;
+            let result = match dialed {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(stream)) => {
+                    let _slot = match &self.handshakes {
+                        Some(limit) => Some(
+                            limit
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .expect("semaphore never closed"),
+                        ),
+                        None => None,
+                    };
+                    match tokio::time::timeout(
+                        target.connect_timeout,
+                        self.handshake(target, stream),
+                    )
+                    .await
+                    {
+                        Err(_) => return Err(timed_out()),
+                        Ok(r) => r,
+                    }
+                }
+            };
+            match result {
+                Ok(session) => return Ok(session),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::ClosedBeforeBanner(why)) => {
+                    let wait = jittered(delay);
+                    if Instant::now() + wait >= retry_until {
+                        return Err(SshError::Network(format!(
+                            "{}:{} closed the connection before the SSH banner ({why}) on {attempts} attempt(s); \
+                             the member's sshd may be throttling connections (MaxStartups, PerSourcePenalties) \
+                             or this is not an SSH port",
+                            target.host, target.port
+                        )));
+                    }
+                    tracing::debug!(
+                        member = %target.name,
+                        attempt = attempts,
+                        retry_in = ?wait,
+                        "connection closed before the SSH banner ({why}); retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    delay = (delay * 2).min(RETRY_MAX_DELAY);
+                }
+            }
+        }
+    }
+
+    /// TCP connection, then wait for the server's first byte (its banner).
+    async fn dial(&self, target: &Target) -> Result<TcpStream, Attempt> {
+        let addr = target.addr();
+        tracing::debug!(member = %target.name, target = %addr, "connecting");
+        let stream = TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| Attempt::Fatal(tcp_error(&addr, e)))?;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("set_nodelay failed: {e}");
+        }
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(0) => Err(Attempt::ClosedBeforeBanner("connection closed".into())),
+            Ok(_) => Ok(stream),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                Err(Attempt::ClosedBeforeBanner(e.to_string()))
+            }
+            Err(e) => Err(Attempt::Fatal(tcp_error(&addr, e))),
+        }
+    }
+
+    /// Key exchange, host key check and authentication on a dialed connection.
+    async fn handshake(&self, target: &Target, stream: TcpStream) -> Result<RusshSession, Attempt> {
+        let addr = target.addr();
+        let banner_seen = Arc::new(AtomicBool::new(false));
+        let stream = BannerWatch::new(stream, banner_seen.clone());
+
+        if target.host_key_checking == HostKeyChecking::Off {
+            self.warn_if_checking_off(std::slice::from_ref(target));
+        }
+        let refusal = Refusal::default();
+        let handler = ClientHandler::new(self.known_hosts.clone(), target, refusal.clone());
+        let result = client::connect_stream(self.config_for(target), stream, handler).await;
+        let mut handle = match result {
+            Ok(handle) => handle,
+            Err(e) => {
+                if let Some(why) = refusal.take() {
+                    return Err(Attempt::Fatal(why));
+                }
+                if !banner_seen.load(Ordering::SeqCst) && closed_early(&e) {
+                    return Err(Attempt::ClosedBeforeBanner(e.to_string()));
+                }
+                return Err(Attempt::Fatal(russh_error(&addr, e)));
+            }
+        };
+        self.credentials
+            .authenticate(&mut handle, target, &addr)
+            .await
+            .map_err(Attempt::Fatal)?;
+        Ok(RusshSession::new(handle, target, addr))
+    }
+}
+
+/// Did the server hang up (rather than answer)? Only meaningful before its banner arrived.
+fn closed_early(e: &russh::Error) -> bool {
+    match e {
+        russh::Error::Disconnect | russh::Error::HUP => true,
+        russh::Error::IO(io) => matches!(
+            io.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
+fn tcp_error(addr: &str, e: io::Error) -> SshError {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        SshError::Refused(format!(
+            "{addr}: nothing is listening; is sshd running on that port?"
+        ))
+    } else {
+        SshError::Network(format!("cannot reach {addr}: {e}"))
+    }
+}
+
+pub(super) fn russh_error(addr: &str, e: russh::Error) -> SshError {
+    match e {
+        russh::Error::IO(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
+            tcp_error(addr, io)
+        }
+        russh::Error::IO(io) => SshError::Network(format!("{addr}: {io}")),
+        russh::Error::Disconnect | russh::Error::HUP => SshError::Network(format!(
+            "{addr} closed the connection during the SSH handshake"
+        )),
+        russh::Error::KeepaliveTimeout
+        | russh::Error::InactivityTimeout
+        | russh::Error::ConnectionTimeout => {
+            SshError::Network(format!("{addr} stopped responding"))
+        }
+        russh::Error::Version => SshError::Protocol(format!(
+            "{addr} did not identify as an SSH server; check host and port"
+        )),
+        russh::Error::NoCommonAlgo { kind, ours, theirs } => SshError::Protocol(format!(
+            "{addr} shares no {kind:?} algorithm with fleetauth (we offer {}; it offers {}); \
+             fleetauth needs OpenSSH ≥ 7.4-era algorithms (curve25519, ed25519/ecdsa/rsa-sha2, \
+             chacha20-poly1305 or AES-GCM)",
+            ours.join(","),
+            theirs.join(",")
+        )),
+        other => SshError::Protocol(format!("{addr}: {other}")),
+    }
+}
+
+/// Roughly `base`, scaled by a random factor in [0.5, 1) so that many clients throttled at
+/// the same moment do not come back in lockstep.
+fn jittered(base: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    base.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
+}
+
+/// A TCP stream that notes when the server's SSH identification line (`SSH-…`) has arrived,
+/// which tells a throttled connection (closed before it) from a real answer.
+struct BannerWatch<S> {
+    inner: S,
+    seen: Arc<AtomicBool>,
+    /// `Some(n)`: at the start of a line, having matched `n` bytes of `SSH-`.
+    matched: Option<usize>,
+}
+
+impl<S> BannerWatch<S> {
+    fn new(inner: S, seen: Arc<AtomicBool>) -> BannerWatch<S> {
+        BannerWatch {
+            inner,
+            seen,
+            matched: Some(0),
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) {
+        const PREFIX: &[u8] = b"SSH-";
+        for &b in bytes {
+            self.matched = match self.matched {
+                Some(n) if PREFIX[n] == b => {
+                    if n + 1 == PREFIX.len() {
+                        self.seen.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Some(n + 1)
+                }
+                _ if b == b'\n' => Some(0),
+                _ => None,
+            };
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for BannerWatch<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if !this.seen.load(Ordering::Relaxed) {
+            let fresh = buf.filled()[before..].to_vec();
+            this.scan(&fresh);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for BannerWatch<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched(chunks: &[&[u8]]) -> bool {
+        let seen = Arc::new(AtomicBool::new(false));
+        let mut watch = BannerWatch::new((), seen.clone());
+        for chunk in chunks {
+            watch.scan(chunk);
+        }
+        seen.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn banner_watch_finds_the_identification_line() {
+        assert!(watched(&[b"SSH-2.0-OpenSSH_9.2\r\n"]));
+        assert!(watched(&[b"SS", b"H-2.0"]));
+        assert!(watched(&[b"Exceeded MaxStartups\r\n", b"SSH-2.0-x\r\n"]));
+    }
+
+    #[test]
+    fn banner_watch_ignores_ssh_mid_line_and_partial_prefixes() {
+        assert!(!watched(&[b"Exceeded MaxStartups\r\n"]));
+        assert!(!watched(&[b"not SSH-2.0\r\n"]));
+        assert!(!watched(&[b"SSH"]));
+        assert!(!watched(&[]));
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_full_delay() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_millis(1000));
+            assert!(
+                d >= Duration::from_millis(500) && d < Duration::from_millis(1000),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refused_and_other_io_errors_are_told_apart() {
+        let refused = tcp_error("h:22", io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(refused.reason(), crate::row::Reason::Refused);
+        let unreachable = tcp_error("h:22", io::Error::from(io::ErrorKind::HostUnreachable));
+        assert!(matches!(unreachable, SshError::Network(_)));
+    }
+}

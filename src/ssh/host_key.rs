@@ -1,0 +1,264 @@
+//! The russh handler of one connection: judges the server's host key against known_hosts
+//! according to the target's [`HostKeyChecking`], and under `accept-new` learns it.
+//!
+//! **Host keys are judged in the handler callback**, but russh turns any refusal there into a
+//! generic "unknown key" error; the handler therefore records the precise [`SshError`] in a
+//! [`Refusal`] slot it shares with `connect`, which returns that instead.
+//!
+//! The verdict itself (which lines match, revocation, changed keys) is `known_hosts.rs`'s
+//! business; this module only maps verdict and mode to accept or refuse, and says why.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use russh::client;
+use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::PublicKey;
+
+use super::known_hosts::{self, KnownHostsStore, Verdict};
+use super::{HostKeyChecking, SshError, Target};
+
+/// Why the host key was refused, shared by a connection's handler and `connect`.
+#[derive(Clone, Default)]
+pub(super) struct Refusal(Arc<Mutex<Option<SshError>>>);
+
+impl Refusal {
+    /// The reason recorded by the handler, if it refused the key.
+    pub(super) fn take(&self) -> Option<SshError> {
+        self.slot().take()
+    }
+
+    fn record(&self, why: SshError) {
+        *self.slot() = Some(why);
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<SshError>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// russh callbacks for one connection: host key verification and a debug line after kex.
+pub(super) struct ClientHandler {
+    check: HostKeyCheck,
+    /// Why the host key was refused, for `connect` to report instead of russh's generic error.
+    refusal: Refusal,
+}
+
+impl ClientHandler {
+    /// A handler judging `target`'s host key against `store`; a refusal's reason goes to
+    /// `refusal`.
+    pub(super) fn new(
+        store: Arc<KnownHostsStore>,
+        target: &Target,
+        refusal: Refusal,
+    ) -> ClientHandler {
+        ClientHandler {
+            check: HostKeyCheck {
+                store,
+                known_hosts: target.known_hosts.clone(),
+                host: target.host.clone(),
+                port: target.port,
+                mode: target.host_key_checking,
+                member: target.name.clone(),
+            },
+            refusal,
+        }
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        match self.check.judge(&server_key.public_key()) {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                tracing::debug!(member = %self.check.member, "host key refused: {why}");
+                self.refusal.record(why);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn kex_done(
+        &mut self,
+        _shared_secret: Option<&[u8]>,
+        names: &russh::Names,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        tracing::debug!(
+            member = %self.check.member,
+            kex = names.kex.as_ref(),
+            host_key = names.key.as_str(),
+            cipher = names.cipher.as_ref(),
+            "key exchange done"
+        );
+        Ok(())
+    }
+}
+
+/// Everything needed to judge one member's host key.
+struct HostKeyCheck {
+    store: Arc<KnownHostsStore>,
+    known_hosts: PathBuf,
+    host: String,
+    port: u16,
+    mode: HostKeyChecking,
+    member: String,
+}
+
+impl HostKeyCheck {
+    fn judge(&self, key: &PublicKey) -> Result<(), SshError> {
+        let name = known_hosts::lookup_name(&self.host, self.port);
+        let got = known_hosts::fingerprint(key);
+        let verdict = self
+            .store
+            .check(&self.known_hosts, &self.host, self.port, key);
+        match (verdict, self.mode) {
+            (Verdict::Known, _) => Ok(()),
+            (Verdict::Revoked { path, line }, _) => {
+                tracing::warn!(
+                    "member {}: host key {got} is revoked at {}:{line}",
+                    self.member,
+                    path.display()
+                );
+                Err(SshError::HostKeyRevoked {
+                    host: name,
+                    fingerprint: got,
+                })
+            }
+            (Verdict::Changed { path, line, .. }, HostKeyChecking::Off) => {
+                tracing::warn!(
+                    "member {}: host key {got} differs from {}:{line}; accepted because host_key_checking = \"off\"",
+                    self.member,
+                    path.display()
+                );
+                Ok(())
+            }
+            (Verdict::Changed { expected, .. }, _) => Err(SshError::HostKeyChanged {
+                host: name,
+                expected: known_hosts::fingerprint(&expected),
+                got,
+            }),
+            (Verdict::Unknown, HostKeyChecking::Off) => Ok(()),
+            (Verdict::Unknown, HostKeyChecking::Strict) => Err(SshError::HostKeyUnknown {
+                host: name,
+                fingerprint: got,
+            }),
+            (Verdict::Unknown, HostKeyChecking::AcceptNew) => self.learn(key, name, got),
+        }
+    }
+
+    fn learn(&self, key: &PublicKey, name: String, got: String) -> Result<(), SshError> {
+        match self
+            .store
+            .learn(&self.known_hosts, &self.host, self.port, key)
+        {
+            Ok(Verdict::Known) => {
+                tracing::info!(
+                    "member {}: added host key {got} for {name} to {}",
+                    self.member,
+                    self.known_hosts.display()
+                );
+                Ok(())
+            }
+            Ok(Verdict::Changed { expected, .. }) => Err(SshError::HostKeyChanged {
+                host: name,
+                expected: known_hosts::fingerprint(&expected),
+                got,
+            }),
+            Ok(Verdict::Revoked { .. }) => Err(SshError::HostKeyRevoked {
+                host: name,
+                fingerprint: got,
+            }),
+            Ok(Verdict::Unknown) => Err(SshError::HostKeyUnknown {
+                host: name,
+                fingerprint: got,
+            }),
+            Err(why) => {
+                tracing::warn!(
+                    "member {}: {why}; trusting host key {got} for this run only",
+                    self.member
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDWBqk/tHvt7FfSRQ65YIkQyLrUQBNEij3+lHZbOOMA1";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOyGyDXyR+5t8eVMmlVSLGAK3C3FqqBh2AdDylwbi1Du";
+
+    /// The verdict on `offered` for web1:22 under `mode`, known_hosts holding `recorded`.
+    fn judge(recorded: &str, mode: HostKeyChecking, offered: &str) -> Result<(), SshError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, recorded).unwrap();
+        let store = Arc::new(KnownHostsStore::load([path.as_path()], None).unwrap());
+        let target = Target {
+            name: "w".into(),
+            host: "web1".into(),
+            port: 22,
+            user: "op".into(),
+            identity_file: None,
+            known_hosts: path,
+            host_key_checking: mode,
+            connect_timeout: Duration::from_secs(1),
+        };
+        let handler = ClientHandler::new(store, &target, Refusal::default());
+        handler
+            .check
+            .judge(&PublicKey::from_openssh(offered).unwrap())
+    }
+
+    #[test]
+    fn each_mode_judges_unknown_changed_and_revoked_keys() {
+        use HostKeyChecking::{AcceptNew, Off, Strict};
+        let known = format!("web1 {KEY_A}\n");
+        let revoked = format!("web1 {KEY_A}\n@revoked * {KEY_A}\n");
+        for mode in [Strict, AcceptNew, Off] {
+            assert!(judge(&known, mode, KEY_A).is_ok(), "{mode:?}");
+            assert!(
+                matches!(
+                    judge(&revoked, mode, KEY_A),
+                    Err(SshError::HostKeyRevoked { .. })
+                ),
+                "{mode:?}"
+            );
+        }
+        assert!(matches!(
+            judge(&known, Strict, KEY_B),
+            Err(SshError::HostKeyChanged { .. })
+        ));
+        assert!(matches!(
+            judge(&known, AcceptNew, KEY_B),
+            Err(SshError::HostKeyChanged { .. })
+        ));
+        assert!(judge(&known, Off, KEY_B).is_ok());
+        assert!(matches!(
+            judge("", Strict, KEY_A),
+            Err(SshError::HostKeyUnknown { .. })
+        ));
+        assert!(judge("", AcceptNew, KEY_A).is_ok());
+        assert!(judge("", Off, KEY_A).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_is_handed_to_connect_once() {
+        let refusal = Refusal::default();
+        refusal.clone().record(SshError::Auth("x".into()));
+        assert!(matches!(refusal.take(), Some(SshError::Auth(_))));
+        assert!(refusal.take().is_none());
+    }
+}

@@ -1,0 +1,170 @@
+//! [`RusshTransport`]: the russh implementation of [`Transport`], and the state a run shares.
+//!
+//! **Everything that is the same for every target is prepared once**, in
+//! [`RusshTransport::new`]: known_hosts files are parsed (`known_hosts.rs`), identity files
+//! decrypted, prompting at most once per file (`auth.rs`), and the russh `Config` built
+//! (`config.rs`). `connect` then does only network work (`connect.rs`), so a run over hundreds
+//! of members costs one TCP + SSH handshake each and nothing more. Whatever can be wrong with
+//! that preparation is a [`SetupError`], reported before any member is contacted.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use russh::client;
+
+use super::auth::Credentials;
+use super::config::Configs;
+use super::known_hosts::KnownHostsStore;
+use super::{HostKeyChecking, Session, SshError, Target, Transport};
+
+/// Environment variable read for identity-file passphrases unless overridden.
+pub const DEFAULT_PASSPHRASE_ENV: &str = "FLEETAUTH_SSH_PASSPHRASE";
+/// The system-wide known_hosts file OpenSSH consults for every host.
+pub const GLOBAL_KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+
+/// How [`RusshTransport`] finds secrets it may need.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Environment variable holding the passphrase of encrypted identity files.
+    /// Default [`DEFAULT_PASSPHRASE_ENV`].
+    pub passphrase_env: String,
+    /// May prompt for a passphrase (hidden) when stdin is a terminal. Default false.
+    pub interactive: bool,
+    /// ssh-agent socket used for targets without `identity_file`. Default: `$SSH_AUTH_SOCK` at
+    /// the time `TransportOptions::default()` runs (explicit so tests need no process-global env).
+    pub agent_socket: Option<PathBuf>,
+    /// Consulted for every target in addition to its own known_hosts file, when it exists.
+    /// Default [`GLOBAL_KNOWN_HOSTS`].
+    pub global_known_hosts: Option<PathBuf>,
+    /// At most this many key exchanges + authentications at once (the CPU-heavy part of a
+    /// connection). A connection waits for the server's first byte *before* taking a slot, so
+    /// a member that never speaks holds no slot. None: unbounded.
+    pub max_handshakes: Option<usize>,
+}
+
+impl Default for TransportOptions {
+    fn default() -> TransportOptions {
+        TransportOptions {
+            passphrase_env: DEFAULT_PASSPHRASE_ENV.to_string(),
+            interactive: false,
+            agent_socket: std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            global_known_hosts: Some(PathBuf::from(GLOBAL_KNOWN_HOSTS)),
+            max_handshakes: None,
+        }
+    }
+}
+
+/// Why the transport could not be prepared (before any member is contacted). The message says
+/// which file is at fault and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupError(pub(super) String);
+
+impl SetupError {
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// SSH transport on russh. Build one per run with [`RusshTransport::new`] and share it.
+pub struct RusshTransport {
+    pub(super) known_hosts: Arc<KnownHostsStore>,
+    pub(super) credentials: Credentials,
+    configs: Configs,
+    warned_checking_off: AtomicBool,
+    /// Free handshake slots (`TransportOptions::max_handshakes`).
+    pub(super) handshakes: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl std::fmt::Debug for RusshTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RusshTransport")
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RusshTransport {
+    /// Prepare to connect to `targets`: parse every distinct known_hosts file once (plus the
+    /// global one if present), load every distinct identity file once (asking for a passphrase
+    /// if one is encrypted, see [`TransportOptions`]), and warn once if any target has host key
+    /// checking off.
+    pub fn new(targets: &[Target], opts: TransportOptions) -> Result<RusshTransport, SetupError> {
+        let global = opts.global_known_hosts.as_deref().filter(|p| p.exists());
+        let known_hosts =
+            KnownHostsStore::load(targets.iter().map(|t| t.known_hosts.as_path()), global)
+                .map_err(|e| SetupError(e.to_string()))?;
+        let credentials = Credentials::load(targets, &opts)?;
+        let transport = RusshTransport {
+            known_hosts: Arc::new(known_hosts),
+            credentials,
+            configs: Configs::default(),
+            warned_checking_off: AtomicBool::new(false),
+            handshakes: opts
+                .max_handshakes
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+        };
+        transport.warn_if_checking_off(targets);
+        for target in targets {
+            transport.config_for(target);
+        }
+        Ok(transport)
+    }
+
+    /// Warn, once per transport, that `targets` with host key checking off can be impersonated.
+    pub(super) fn warn_if_checking_off(&self, targets: &[Target]) {
+        let off: Vec<&str> = targets
+            .iter()
+            .filter(|t| t.host_key_checking == HostKeyChecking::Off)
+            .map(|t| t.name.as_str())
+            .collect();
+        if off.is_empty() || self.warned_checking_off.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut names = off.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+        if off.len() > 5 {
+            names.push_str(", …");
+        }
+        let msg = format!(
+            "WARNING: host key checking is OFF for {} member(s) ({names}): their identity is not \
+             verified, so anyone on the network path can impersonate them and receive what \
+             fleetauth sends, API keys included. Use host_key_checking = \"accept-new\" or \
+             \"strict\".",
+            off.len()
+        );
+        tracing::warn!("{msg}");
+        eprintln!("{msg}");
+    }
+
+    /// The shared config whose host-key preference suits what known_hosts records for `target`.
+    pub(super) fn config_for(&self, target: &Target) -> Arc<client::Config> {
+        let recorded =
+            self.known_hosts
+                .recorded_algorithms(&target.known_hosts, &target.host, target.port);
+        self.configs.for_recorded(&recorded)
+    }
+}
+
+#[async_trait]
+impl Transport for RusshTransport {
+    async fn connect(&self, target: &Target) -> Result<Box<dyn Session>, SshError> {
+        match self.connect_retrying(target).await {
+            Ok(session) => Ok(Box::new(session)),
+            Err(e) => {
+                tracing::debug!(member = %target.name, "connect failed: {e}");
+                Err(e)
+            }
+        }
+    }
+}
