@@ -128,12 +128,24 @@ fn now_secs(now: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
-fn file_json(obs: &ProviderObservation, file: &str) -> Option<Result<serde_json::Value, String>> {
+/// Why a credential file could not be read as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum FileError {
+    #[error("unreadable")]
+    Unreadable,
+    #[error("not valid JSON (line {0}, column {1})")]
+    NotJson(usize, usize),
+}
+
+fn file_json(
+    obs: &ProviderObservation,
+    file: &str,
+) -> Option<Result<serde_json::Value, FileError>> {
     match obs.files.get(file)? {
-        FileObservation::Unreadable => Some(Err("unreadable".into())),
+        FileObservation::Unreadable => Some(Err(FileError::Unreadable)),
         FileObservation::Present(bytes) => Some(
             serde_json::from_slice(bytes.expose_secret())
-                .map_err(|e| format!("not valid JSON (line {}, column {})", e.line(), e.column())),
+                .map_err(|e| FileError::NotJson(e.line(), e.column())),
         ),
     }
 }
@@ -233,7 +245,7 @@ fn evaluate<'p>(
             }
         }
         Credential::Setting { file, pointer, .. } => match file_json(obs, file)? {
-            Err(e) => found(Origin::File, CredStatus::Malformed(e)),
+            Err(e) => found(Origin::File, CredStatus::Malformed(e.to_string())),
             Ok(json) => {
                 let v = json.pointer(pointer)?.as_str()?.to_string();
                 found(Origin::File, CredStatus::Selects(v))
@@ -247,8 +259,8 @@ fn evaluate<'p>(
             refresh_pointer,
             ..
         } => match file_json(obs, file)? {
-            Err(e) if e == "unreadable" => found(Origin::File, CredStatus::Unreadable),
-            Err(e) => found(Origin::File, CredStatus::Malformed(e)),
+            Err(FileError::Unreadable) => found(Origin::File, CredStatus::Unreadable),
+            Err(e) => found(Origin::File, CredStatus::Malformed(e.to_string())),
             Ok(json) => {
                 let expiry = match (expiry_pointer.as_deref(), *expiry_unit) {
                     (Some(p), u) => Some((p, u)),
@@ -266,8 +278,8 @@ fn evaluate<'p>(
             }
         },
         Credential::KeyFile { file, pointer, .. } => match file_json(obs, file)? {
-            Err(e) if e == "unreadable" => found(Origin::File, CredStatus::Unreadable),
-            Err(e) => found(Origin::File, CredStatus::Malformed(e)),
+            Err(FileError::Unreadable) => found(Origin::File, CredStatus::Unreadable),
+            Err(e) => found(Origin::File, CredStatus::Malformed(e.to_string())),
             Ok(json) if non_empty_str(json.pointer(pointer)) => {
                 found(Origin::File, CredStatus::Present)
             }

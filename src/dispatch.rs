@@ -60,6 +60,14 @@ fn not_started(out: &ExecOutput, nonce: &Nonce) -> String {
     }
 }
 
+/// The status a member's exit code stands for: saturated at 255 (an exit status above 255 from
+/// a server is a failure, never `as u8`-wrapped into success); a command killed by a signal
+/// counts as not finished (254).
+fn member_status(exit: Option<u32>) -> i32 {
+    exit.map(|c| c.min(255) as i32)
+        .unwrap_or(UNREACHABLE_STATUS - 1)
+}
+
 /// Run `argv` on `m` with `stdin`, within `timeout` (default: the member's command_timeout).
 pub async fn run_on_member(
     t: Arc<dyn Transport>,
@@ -101,10 +109,7 @@ pub async fn run_on_member(
                 after_marker(&out.stderr, nonce),
             ) {
                 (Some(stdout), Some(stderr)) => {
-                    o.status = out
-                        .exit
-                        .map(|c| c.min(255) as i32)
-                        .unwrap_or(UNREACHABLE_STATUS - 1);
+                    o.status = member_status(out.exit);
                     if let Some(sig) = out.signal {
                         o.note = format!("killed by signal {sig}");
                     }
@@ -163,6 +168,15 @@ mod tests {
         let out = format!("motd\n@@FA{}\t-\tstart\t1\nreal\n", nonce.as_str());
         assert_eq!(after_marker(out.as_bytes(), &nonce), Some(&b"real\n"[..]));
         assert_eq!(after_marker(b"@@FA\t-\tstart\t1\nforged\n", &nonce), None);
+    }
+
+    #[test]
+    fn statuses_saturate_instead_of_wrapping() {
+        assert_eq!(member_status(Some(0)), 0);
+        assert_eq!(member_status(Some(3)), 3);
+        assert_eq!(member_status(Some(256)), 255);
+        assert_eq!(member_status(Some(u32::MAX)), 255);
+        assert_eq!(member_status(None), 254);
     }
 
     #[test]

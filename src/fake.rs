@@ -144,11 +144,7 @@ impl Session for FakeSession {
         stdin: Input<'_>,
         _deadline: Duration,
     ) -> Result<ExecOutput, SshError> {
-        let bytes = input_bytes(&stdin);
-        self.0.calls.lock().unwrap().push(Call {
-            command: command.to_string(),
-            stdin: bytes.clone(),
-        });
+        let bytes = self.record(command, &stdin);
         let h = header(&String::from_utf8_lossy(&bytes));
         let key = self.0.env_key();
         let mut out = self.probe(&h, key.as_deref(), h.deep);
@@ -167,11 +163,7 @@ impl Session for FakeSession {
         dialog: Dialog<'_>,
         _deadline: Duration,
     ) -> Result<ExecOutput, SshError> {
-        let bytes = input_bytes(&stdin);
-        self.0.calls.lock().unwrap().push(Call {
-            command: command.to_string(),
-            stdin: bytes.clone(),
-        });
+        let bytes = self.record(command, &stdin);
         // The script is the first `count=N` bytes; the payload follows.
         let n: usize = command
             .split("count=")
@@ -222,10 +214,18 @@ impl Session for FakeSession {
     async fn close(&self) {}
 }
 
-fn input_bytes(stdin: &Input<'_>) -> Vec<u8> {
-    match stdin {
-        Input::None => Vec::new(),
-        Input::Plain(b) => b.to_vec(),
-        Input::Secret(s) => s.expose_secret().to_vec(),
+impl FakeSession {
+    /// Note the call; returns its stdin.
+    fn record(&self, command: &str, stdin: &Input<'_>) -> Vec<u8> {
+        let bytes = match stdin {
+            Input::None => Vec::new(),
+            Input::Plain(b) => b.to_vec(),
+            Input::Secret(s) => s.expose_secret().to_vec(),
+        };
+        self.0.calls.lock().unwrap().push(Call {
+            command: command.to_string(),
+            stdin: bytes.clone(),
+        });
+        bytes
     }
 }

@@ -36,19 +36,14 @@ pub struct Inventory {
 #[derive(Debug, Clone)]
 pub struct Member {
     pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    /// Local path, `~` expanded. None → ssh-agent.
-    pub identity_file: Option<PathBuf>,
-    /// Local known_hosts file, `~` expanded (default `~/.ssh/known_hosts`).
-    pub known_hosts: PathBuf,
-    pub host_key_checking: HostKeyChecking,
+    /// How to reach it: host, port, user, identity (local path, `~` expanded; None →
+    /// ssh-agent), known_hosts (default `~/.ssh/known_hosts`), host-key checking, connect
+    /// deadline.
+    pub ssh: crate::ssh::Target,
     /// Remote path of the member's environment file (`~/` = the member's HOME).
     pub env_file: String,
     pub providers: Vec<String>,
     pub tags: Vec<String>,
-    pub connect_timeout: Duration,
     pub command_timeout: Duration,
     /// Overrides every provider's probe deadline for this member.
     pub probe_timeout: Option<Duration>,
@@ -61,7 +56,7 @@ impl Member {
     pub fn subject(&self) -> crate::row::Subject<'_> {
         crate::row::Subject {
             member: &self.name,
-            host: &self.host,
+            host: &self.ssh.host,
         }
     }
 
@@ -88,20 +83,7 @@ impl Member {
     }
 }
 
-crate::spelled! {
-    /// How an unknown or changed host key is treated. Spelled once: the TOML value, the JSON of
-    /// `inventory check` and the "accepted values" help all use these words.
-    #[derive(Default)]
-    pub enum HostKeyChecking {
-        /// Only keys already in known_hosts are accepted.
-        #[default]
-        Strict = "strict",
-        /// An unknown key is recorded on first contact; a changed key still fails.
-        AcceptNew = "accept-new",
-        /// Any key is accepted (no protection against a man in the middle).
-        Off = "off",
-    }
-}
+pub use crate::ssh::HostKeyChecking;
 
 crate::spelled! {
     /// Which credential provisioning may use for one provider on a member.
@@ -450,16 +432,23 @@ impl Ctx<'_> {
         auth_mode.extend(own.auth_mode.clone());
 
         Ok(Member {
+            ssh: crate::ssh::Target {
+                name: name.clone(),
+                host,
+                port: own.port.or(defaults.port).unwrap_or(DEFAULT_PORT),
+                user,
+                identity_file: own.identity_file.or_else(|| defaults.identity_file.clone()),
+                known_hosts,
+                host_key_checking: own
+                    .host_key_checking
+                    .or(defaults.host_key_checking)
+                    .unwrap_or_default(),
+                connect_timeout: own
+                    .connect_timeout
+                    .or(defaults.connect_timeout)
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            },
             name,
-            host,
-            port: own.port.or(defaults.port).unwrap_or(DEFAULT_PORT),
-            user,
-            identity_file: own.identity_file.or_else(|| defaults.identity_file.clone()),
-            known_hosts,
-            host_key_checking: own
-                .host_key_checking
-                .or(defaults.host_key_checking)
-                .unwrap_or_default(),
             env_file: own
                 .env_file
                 .or_else(|| defaults.env_file.clone())
@@ -469,10 +458,6 @@ impl Ctx<'_> {
                 .tags
                 .or_else(|| defaults.tags.clone())
                 .unwrap_or_default(),
-            connect_timeout: own
-                .connect_timeout
-                .or(defaults.connect_timeout)
-                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             command_timeout: own
                 .command_timeout
                 .or(defaults.command_timeout)
@@ -496,15 +481,24 @@ fn tags(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
     Ok(tags)
 }
 
+/// Why a local path could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TildeError {
+    #[error("`~user` paths are not supported")]
+    OtherUser,
+    #[error("$HOME is not set")]
+    NoHome,
+}
+
 /// Expands a leading `~` or `~/` with `home`. Other paths are returned unchanged.
-fn expand_tilde(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
+fn expand_tilde(path: &str, home: Option<&Path>) -> Result<PathBuf, TildeError> {
     let rest = match path.strip_prefix('~') {
         None => return Ok(PathBuf::from(path)),
         Some("") => "",
         Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
-        Some(_) => return Err("`~user` paths are not supported".to_string()),
+        Some(_) => return Err(TildeError::OtherUser),
     };
-    let home = home.ok_or_else(|| "$HOME is not set".to_string())?;
+    let home = home.ok_or(TildeError::NoHome)?;
     Ok(if rest.is_empty() {
         home.to_path_buf()
     } else {
@@ -588,20 +582,7 @@ impl Inventory {
 impl Member {
     /// What the ssh transport needs to reach this member.
     pub fn target(&self) -> crate::ssh::Target {
-        crate::ssh::Target {
-            name: self.name.clone(),
-            host: self.host.clone(),
-            port: self.port,
-            user: self.user.clone(),
-            identity_file: self.identity_file.clone(),
-            known_hosts: self.known_hosts.clone(),
-            host_key_checking: match self.host_key_checking {
-                HostKeyChecking::Strict => crate::ssh::HostKeyChecking::Strict,
-                HostKeyChecking::AcceptNew => crate::ssh::HostKeyChecking::AcceptNew,
-                HostKeyChecking::Off => crate::ssh::HostKeyChecking::Off,
-            },
-            connect_timeout: self.connect_timeout,
-        }
+        self.ssh.clone()
     }
 }
 
@@ -640,16 +621,19 @@ mod tests {
         let inv = ok("[members.a]\nhost = \"10.0.0.1\"\nproviders = [\"gemini\"]\n");
         let m = &inv.members[0];
         assert_eq!(m.name, "a");
-        assert_eq!(m.host, "10.0.0.1");
-        assert_eq!(m.port, 22);
-        assert_eq!(m.user, "op");
-        assert_eq!(m.identity_file, None);
-        assert_eq!(m.known_hosts, PathBuf::from("/home/op/.ssh/known_hosts"));
-        assert_eq!(m.host_key_checking, HostKeyChecking::Strict);
+        assert_eq!(m.ssh.host, "10.0.0.1");
+        assert_eq!(m.ssh.port, 22);
+        assert_eq!(m.ssh.user, "op");
+        assert_eq!(m.ssh.identity_file, None);
+        assert_eq!(
+            m.ssh.known_hosts,
+            PathBuf::from("/home/op/.ssh/known_hosts")
+        );
+        assert_eq!(m.ssh.host_key_checking, HostKeyChecking::Strict);
         assert_eq!(m.env_file, "~/.config/fleetauth/env");
         assert_eq!(m.providers, ["gemini"]);
         assert!(m.tags.is_empty());
-        assert_eq!(m.connect_timeout, Duration::from_secs(10));
+        assert_eq!(m.ssh.connect_timeout, Duration::from_secs(10));
         assert_eq!(m.command_timeout, Duration::from_secs(60));
         assert_eq!(m.probe_timeout, None);
         assert_eq!(m.auth_mode("gemini"), AuthMode::Auto);
@@ -690,29 +674,29 @@ auth_mode = { gemini = "oauth" }
         let names: Vec<_> = inv.members.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["b", "a"], "file order is kept");
         let b = &inv.members[0];
-        assert_eq!((b.user.as_str(), b.port), ("ops", 2200));
+        assert_eq!((b.ssh.user.as_str(), b.ssh.port), ("ops", 2200));
         assert_eq!(
-            b.identity_file,
+            b.ssh.identity_file,
             Some(PathBuf::from("/home/op/.ssh/id_ed25519"))
         );
-        assert_eq!(b.known_hosts, PathBuf::from("/etc/ssh/ssh_known_hosts"));
-        assert_eq!(b.host_key_checking, HostKeyChecking::AcceptNew);
+        assert_eq!(b.ssh.known_hosts, PathBuf::from("/etc/ssh/ssh_known_hosts"));
+        assert_eq!(b.ssh.host_key_checking, HostKeyChecking::AcceptNew);
         assert_eq!(b.env_file, "/srv/agent.env");
         assert_eq!(b.providers, ["claude", "gemini"]);
         assert_eq!(b.tags, ["fleet"]);
-        assert_eq!(b.connect_timeout, Duration::from_secs(5));
+        assert_eq!(b.ssh.connect_timeout, Duration::from_secs(5));
         assert_eq!(b.command_timeout, Duration::from_secs(90));
         assert_eq!(b.probe_timeout, Some(Duration::from_secs(120)));
         assert_eq!(b.auth_mode("gemini"), AuthMode::ApiKey);
         assert_eq!(b.auth_mode("claude"), AuthMode::Oauth);
 
         let a = &inv.members[1];
-        assert_eq!((a.user.as_str(), a.port), ("root", 2222));
-        assert_eq!(a.identity_file, Some(PathBuf::from("/keys/a")));
-        assert_eq!(a.host_key_checking, HostKeyChecking::Off);
+        assert_eq!((a.ssh.user.as_str(), a.ssh.port), ("root", 2222));
+        assert_eq!(a.ssh.identity_file, Some(PathBuf::from("/keys/a")));
+        assert_eq!(a.ssh.host_key_checking, HostKeyChecking::Off);
         assert_eq!(a.providers, ["codex"]);
         assert_eq!(a.tags, ["gpu", "sprint-42"]);
-        assert_eq!(a.connect_timeout, Duration::from_secs(1));
+        assert_eq!(a.ssh.connect_timeout, Duration::from_secs(1));
         assert_eq!(a.command_timeout, Duration::from_secs(90));
         // auth_mode merges per provider: the member's gemini wins, claude comes from defaults.
         assert_eq!(a.auth_mode("gemini"), AuthMode::Oauth);
@@ -745,7 +729,7 @@ auth_mode = { gemini = "oauth" }
             "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nenv_file = \"~/x.env\"\nknown_hosts = \"~/kh\"\n",
         );
         assert_eq!(inv.members[0].env_file, "~/x.env");
-        assert_eq!(inv.members[0].known_hosts, PathBuf::from("/home/op/kh"));
+        assert_eq!(inv.members[0].ssh.known_hosts, PathBuf::from("/home/op/kh"));
     }
 
     #[test]
@@ -790,7 +774,7 @@ auth_mode = { gemini = "oauth" }
         assert!(e.message.contains("which user"), "{e}");
         let with_user = format!("{text}user = \"ops\"\n");
         let inv = parse_with(&with_user, Path::new("inv.toml"), KNOWN, &env).unwrap();
-        assert_eq!(inv.members[0].user, "ops");
+        assert_eq!(inv.members[0].ssh.user, "ops");
     }
 
     #[test]
@@ -942,7 +926,7 @@ auth_mode = { gemini = "oauth" }
             let inv = ok(&format!(
                 "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nhost_key_checking = \"{mode}\"\n"
             ));
-            assert_eq!(inv.members[0].host_key_checking, mode);
+            assert_eq!(inv.members[0].ssh.host_key_checking, mode);
             assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
         }
         assert_eq!(HostKeyChecking::AcceptNew.as_str(), "accept-new");

@@ -17,8 +17,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::config_error::ConfigError;
 use crate::config_toml::{Source, Table, Value};
 
@@ -88,20 +86,22 @@ pub struct Rule {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-    Any,
+crate::spelled! {
+    /// Which output stream a probe rule reads.
+    pub enum Stream {
+        Stdout = "stdout",
+        Stderr = "stderr",
+        Any = "any",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ready,
-    NeedsAuth,
-    Error,
+crate::spelled! {
+    /// What a probe rule concludes.
+    pub enum Outcome {
+        Ready = "ready",
+        NeedsAuth = "needs_auth",
+        Error = "error",
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,27 +112,28 @@ pub struct ConfigHome {
     pub default: String,
 }
 
-/// What kind of secret a credential holds; decides how it is reported and shared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialKind {
-    ApiKey,
-    OauthToken,
-    /// Selects another backend (Bedrock, Vertex, …); fleetauth cannot judge it.
-    Backend,
+crate::spelled! {
+    /// What kind of secret a credential holds; decides how it is reported and shared.
+    pub enum CredentialKind {
+        ApiKey = "api_key",
+        OauthToken = "oauth_token",
+        /// Selects another backend (Bedrock, Vertex, …); fleetauth cannot judge it.
+        Backend = "backend",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpiryUnit {
-    /// Milliseconds since the epoch.
-    Ms,
-    /// Seconds since the epoch.
-    S,
-    /// RFC 3339 timestamp.
-    Rfc3339,
-    /// The pointer names a JWT whose `exp` claim (seconds) is the expiry.
-    Jwt,
+crate::spelled! {
+    /// How an expiry value is written.
+    pub enum ExpiryUnit {
+        /// Milliseconds since the epoch.
+        Ms = "ms",
+        /// Seconds since the epoch.
+        S = "s",
+        /// RFC 3339 timestamp.
+        Rfc3339 = "rfc3339",
+        /// The pointer names a JWT whose `exp` claim (seconds) is the expiry.
+        Jwt = "jwt",
+    }
 }
 
 /// One credential a CLI reads. `id` is unique within the provider.
@@ -406,10 +407,6 @@ const KEY_FILE_KEYS: &[&str] = &["type", "id", "file", "pointer", "requires_sele
 const INSTALL_METHODS: &[&str] = &["env_file", "login_command"];
 const ENV_FILE_INSTALL_KEYS: &[&str] = &["method", "var"];
 const LOGIN_COMMAND_INSTALL_KEYS: &[&str] = &["method", "args"];
-const OUTCOMES: &[&str] = &["ready", "needs_auth", "error"];
-const STREAMS: &[&str] = &["stdout", "stderr", "any"];
-const KINDS: &[&str] = &["api_key", "oauth_token", "backend"];
-const EXPIRY_UNITS: &[&str] = &["ms", "s", "rfc3339", "jwt"];
 
 const DEFAULT_VERSION_REGEX: &str = r"(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)";
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -656,19 +653,6 @@ fn exit_codes(value: &Value<'_, '_>) -> Result<Vec<i32>, ConfigError> {
     Ok(items.into_iter().map(|c| c as i32).collect())
 }
 
-fn one_of_enum<T: Copy>(
-    value: &Value<'_, '_>,
-    accepted: &[&str],
-    map: &[T],
-) -> Result<T, ConfigError> {
-    let s = value.one_of(accepted)?;
-    let i = accepted
-        .iter()
-        .position(|a| *a == s)
-        .expect("one_of returns an accepted value");
-    Ok(map[i])
-}
-
 fn probe(table: &Table<'_, '_>) -> Result<Probe, ConfigError> {
     table.deny_unknown(PROBE_KEYS)?;
     let args = non_empty_args(&table.required("args")?)?;
@@ -718,16 +702,10 @@ fn probe(table: &Table<'_, '_>) -> Result<Probe, ConfigError> {
             matches: rule.get("matches").map(|v| regex(&v)).transpose()?,
             not_matches: rule.get("not_matches").map(|v| regex(&v)).transpose()?,
             stream: match rule.get("stream") {
-                Some(v) => {
-                    one_of_enum(&v, STREAMS, &[Stream::Stdout, Stream::Stderr, Stream::Any])?
-                }
+                Some(v) => v.one_of_values(Stream::ALL)?,
                 None => Stream::Any,
             },
-            outcome: one_of_enum(
-                &rule.required("outcome")?,
-                OUTCOMES,
-                &[Outcome::Ready, Outcome::NeedsAuth, Outcome::Error],
-            )?,
+            outcome: rule.required("outcome")?.one_of_values(Outcome::ALL)?,
             reason,
         });
     }
@@ -802,15 +780,7 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                 Credential::Env {
                     id,
                     var: env_var(&table.required("var")?)?,
-                    kind: one_of_enum(
-                        &table.required("kind")?,
-                        KINDS,
-                        &[
-                            CredentialKind::ApiKey,
-                            CredentialKind::OauthToken,
-                            CredentialKind::Backend,
-                        ],
-                    )?,
+                    kind: table.required("kind")?.one_of_values(CredentialKind::ALL)?,
                 }
             }
             "setting" => {
@@ -842,20 +812,12 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                             .key_error(format!("`expiry_unit` without `expiry_pointer` in {}", table.name()))
                             .with_help("set `expiry_pointer` to where the expiry is, or remove `expiry_unit`"));
                     }
-                    Some(unit) => one_of_enum(
-                        &unit,
-                        EXPIRY_UNITS,
-                        &[
-                            ExpiryUnit::Ms,
-                            ExpiryUnit::S,
-                            ExpiryUnit::Rfc3339,
-                            ExpiryUnit::Jwt,
-                        ],
-                    )?,
+                    Some(unit) => unit.one_of_values(ExpiryUnit::ALL)?,
                     None if expiry_pointer.is_some() => {
-                        return Err(table
-                            .missing("expiry_unit")
-                            .with_help(format!("accepted values: {}", EXPIRY_UNITS.join(", "))));
+                        return Err(table.missing("expiry_unit").with_help(format!(
+                            "accepted values: {}",
+                            ExpiryUnit::spellings().join(", ")
+                        )));
                     }
                     None => ExpiryUnit::Ms,
                 };

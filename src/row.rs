@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
-/// An enum whose every value has one spelling: `as_str`, `Display`, `FromStr`, `Serialize` and
-/// `ALL` all come from the one list given here.
+/// An enum whose every value has one spelling: `as_str`, `Display`, `FromStr`, `Serialize`,
+/// `Deserialize` and `ALL` all come from the one list given here.
 #[macro_export]
 macro_rules! spelled {
     (
@@ -49,14 +49,15 @@ macro_rules! spelled {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = $crate::row::UnknownSpelling;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Self::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str() == s)
-                    .ok_or_else(|| {
-                        format!("`{s}` is not one of: {}", Self::spellings().join(", "))
+                    .ok_or_else(|| $crate::row::UnknownSpelling {
+                        value: s.to_string(),
+                        accepted: Self::spellings(),
                     })
             }
         }
@@ -66,7 +67,22 @@ macro_rules! spelled {
                 s.serialize_str(self.as_str())
             }
         }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
     };
+}
+
+/// A word that is none of an enum's spellings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not one of: {}", .accepted.join(", "))]
+pub struct UnknownSpelling {
+    pub value: String,
+    pub accepted: Vec<&'static str>,
 }
 
 spelled! {
@@ -279,7 +295,7 @@ mod tests {
         check(Source::ALL, Source::as_str);
         check(Action::ALL, Action::as_str);
         check(Reason::ALL, Reason::as_str);
-        let err = "nope".parse::<State>().unwrap_err();
+        let err = "nope".parse::<State>().unwrap_err().to_string();
         assert!(err.contains("ready, needs_auth"), "{err}");
     }
 

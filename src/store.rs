@@ -446,7 +446,7 @@ impl Store {
                 .iter()
                 .map(|(provider, c)| {
                     let entry = EntryOut {
-                        kind: kind_name(c.kind),
+                        kind: c.kind.as_str(),
                         value: c.value.expose_secret(),
                         set_at: &c.set_at,
                     };
@@ -658,17 +658,8 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// The snake_case name serde uses for a kind (CredentialKind derives only Deserialize).
-fn kind_name(kind: CredentialKind) -> &'static str {
-    match kind {
-        CredentialKind::ApiKey => "api_key",
-        CredentialKind::OauthToken => "oauth_token",
-        CredentialKind::Backend => "backend",
-    }
-}
-
 fn serialize_kind<S: serde::Serializer>(kind: &CredentialKind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(kind_name(*kind))
+    s.serialize_str(kind.as_str())
 }
 
 #[derive(Serialize, Deserialize)]

@@ -118,7 +118,7 @@ pub fn judge_one(
     let detail = crate::mask::scrub(&detail, None, provider.key_pattern.as_ref());
     let row = Row {
         member: member.name.clone(),
-        host: member.host.clone(),
+        host: member.ssh.host.clone(),
         provider: provider.name.clone(),
         state: v.state,
         source: v.source,

@@ -42,16 +42,19 @@ fn lab_with_member() -> (Lab, Member) {
 fn target_at(lab: &Lab, name: &str, addr: Ipv4Addr, port: u16) -> inventory::Member {
     inventory::Member {
         name: name.to_string(),
-        host: addr.to_string(),
-        port,
-        user: lab.user().to_string(),
-        identity_file: Some(lab.identity()),
-        known_hosts: lab.known_hosts(),
-        host_key_checking: HostKeyChecking::Strict,
+        ssh: fleetauth::ssh::Target {
+            name: name.to_string(),
+            host: addr.to_string(),
+            port,
+            user: lab.user().to_string(),
+            identity_file: Some(lab.identity()),
+            known_hosts: lab.known_hosts(),
+            host_key_checking: HostKeyChecking::Strict,
+            connect_timeout: Duration::from_secs(10),
+        },
         env_file: "~/.config/fleetauth/env".to_string(),
         providers: vec![],
         tags: vec![],
-        connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(30),
         probe_timeout: None,
         auth_mode: BTreeMap::new(),
@@ -307,7 +310,7 @@ async fn a_listener_that_never_speaks_times_out_within_connect_timeout() {
     // The TCP handshake completes; nothing ever answers.
     let silent = lab.silent_member("silent");
     let mut member = target_at(&lab, silent.name(), silent.addr(), silent.port());
-    member.connect_timeout = Duration::from_secs(1);
+    member.ssh.connect_timeout = Duration::from_secs(1);
     let start = Instant::now();
     let err = connect_err(connect(&member).await);
     assert!(
@@ -325,7 +328,7 @@ async fn a_listener_that_never_speaks_times_out_within_connect_timeout() {
 async fn unknown_host_key_is_refused_under_strict() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
-    member.known_hosts = lab.dir().join("absent_known_hosts");
+    member.ssh.known_hosts = lab.dir().join("absent_known_hosts");
     let err = connect_err(connect(&member).await);
     match err {
         SshError::HostKeyUnknown { host, fingerprint } => {
@@ -336,7 +339,7 @@ async fn unknown_host_key_is_refused_under_strict() {
         other => panic!("expected HostKeyUnknown, got {other:?}"),
     }
     assert!(
-        !member.known_hosts.exists(),
+        !member.ssh.known_hosts.exists(),
         "strict must not write known_hosts"
     );
 }
@@ -351,10 +354,8 @@ async fn changed_host_key_is_refused_with_both_fingerprints() {
     let offered = m.host_key_fingerprint();
     assert_ne!(recorded, offered);
     for mode in [HostKeyChecking::Strict, HostKeyChecking::AcceptNew] {
-        let member = inventory::Member {
-            host_key_checking: mode,
-            ..member.clone()
-        };
+        let mut member = member.clone();
+        member.ssh.host_key_checking = mode;
         let err = connect_err(connect(&member).await);
         match &err {
             SshError::HostKeyChanged {
@@ -379,14 +380,14 @@ async fn revoked_host_key_is_refused_even_with_checking_off() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
     let key = m.host_public_key();
-    member.known_hosts = lab.dir().join("revoking_known_hosts");
+    member.ssh.known_hosts = lab.dir().join("revoking_known_hosts");
     fs::write(
-        &member.known_hosts,
+        &member.ssh.known_hosts,
         format!("[{}]:{PORT} {key}\n@revoked * {key}\n", m.addr()),
     )
     .unwrap();
     for mode in [HostKeyChecking::Strict, HostKeyChecking::Off] {
-        member.host_key_checking = mode;
+        member.ssh.host_key_checking = mode;
         let err = connect_err(connect(&member).await);
         assert!(
             matches!(&err, SshError::HostKeyRevoked { fingerprint, .. } if *fingerprint == m.host_key_fingerprint()),
@@ -399,8 +400,8 @@ async fn revoked_host_key_is_refused_even_with_checking_off() {
 async fn accept_new_records_the_key_and_later_connections_trust_it() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
-    member.known_hosts = lab.dir().join("ssh/known_hosts");
-    member.host_key_checking = HostKeyChecking::AcceptNew;
+    member.ssh.known_hosts = lab.dir().join("ssh/known_hosts");
+    member.ssh.host_key_checking = HostKeyChecking::AcceptNew;
     let transport = transport(&[&member]);
     transport
         .connect(&member.target())
@@ -409,12 +410,12 @@ async fn accept_new_records_the_key_and_later_connections_trust_it() {
         .close()
         .await;
 
-    let text = fs::read_to_string(&member.known_hosts).unwrap();
+    let text = fs::read_to_string(&member.ssh.known_hosts).unwrap();
     assert_eq!(
         text,
         format!("[{}]:{PORT} {}\n", m.addr(), m.host_public_key())
     );
-    let mode = fs::metadata(&member.known_hosts)
+    let mode = fs::metadata(&member.ssh.known_hosts)
         .unwrap()
         .permissions()
         .mode()
@@ -423,7 +424,7 @@ async fn accept_new_records_the_key_and_later_connections_trust_it() {
 
     // Visible to the same run at once, and to the next run from the file.
     let mut strict = member.clone();
-    strict.host_key_checking = HostKeyChecking::Strict;
+    strict.ssh.host_key_checking = HostKeyChecking::Strict;
     transport
         .connect(&strict.target())
         .await
@@ -432,20 +433,20 @@ async fn accept_new_records_the_key_and_later_connections_trust_it() {
         .await;
     connect(&strict).await.unwrap().close().await;
     // Nothing appended twice.
-    assert_eq!(fs::read_to_string(&member.known_hosts).unwrap(), text);
+    assert_eq!(fs::read_to_string(&member.ssh.known_hosts).unwrap(), text);
 }
 
 #[tokio::test]
 async fn checking_off_accepts_an_unknown_key() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
-    member.known_hosts = lab.dir().join("absent_known_hosts");
-    member.host_key_checking = HostKeyChecking::Off;
+    member.ssh.known_hosts = lab.dir().join("absent_known_hosts");
+    member.ssh.host_key_checking = HostKeyChecking::Off;
     let session = connect(&member).await.unwrap();
     let out = session.exec("true", Input::None, DEADLINE).await.unwrap();
     assert_eq!(out.exit, Some(0));
     assert!(
-        !member.known_hosts.exists(),
+        !member.ssh.known_hosts.exists(),
         "off must not write known_hosts"
     );
 }
@@ -455,9 +456,9 @@ async fn a_hashed_known_hosts_entry_verifies() {
     let (lab, m) = lab_with_member();
     let member = target(&lab, &m);
     let mut hash = Command::new("ssh-keygen");
-    hash.args(["-q", "-H", "-f"]).arg(&member.known_hosts);
+    hash.args(["-q", "-H", "-f"]).arg(&member.ssh.known_hosts);
     support::capture(hash, None, Duration::from_secs(30)).assert_exit(0);
-    let text = fs::read_to_string(&member.known_hosts).unwrap();
+    let text = fs::read_to_string(&member.ssh.known_hosts).unwrap();
     assert!(text.starts_with("|1|"), "{text}");
     assert!(!text.contains(&m.addr().to_string()), "{text}");
     connect(&member).await.unwrap().close().await;
@@ -471,9 +472,9 @@ async fn a_member_known_only_by_its_ecdsa_key_is_asked_for_that_key() {
     let mut member = target(&lab, &m);
     let ecdsa = m.host_public_key_of("ecdsa");
     assert!(ecdsa.starts_with("ecdsa-"), "{ecdsa}");
-    member.known_hosts = lab.dir().join("ecdsa_known_hosts");
+    member.ssh.known_hosts = lab.dir().join("ecdsa_known_hosts");
     fs::write(
-        &member.known_hosts,
+        &member.ssh.known_hosts,
         format!("[{}]:{PORT} {ecdsa}\n", m.addr()),
     )
     .unwrap();
@@ -485,7 +486,7 @@ async fn a_key_the_member_does_not_authorize_is_an_auth_error() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
     let stranger = lab.unauthorized_identity();
-    member.identity_file = Some(stranger.clone());
+    member.ssh.identity_file = Some(stranger.clone());
     let err = connect_err(connect(&member).await);
     assert!(matches!(err, SshError::Auth(_)), "{err:?}");
     assert!(
@@ -499,7 +500,7 @@ async fn a_key_the_member_does_not_authorize_is_an_auth_error() {
 fn member_with_encrypted_identity() -> (Lab, inventory::Member) {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
-    member.identity_file = Some(lab.extra_identity("id_encrypted", "open sesame"));
+    member.ssh.identity_file = Some(lab.extra_identity("id_encrypted", "open sesame"));
     (lab, member)
 }
 
@@ -515,7 +516,7 @@ async fn encrypted_identity_without_passphrase_is_a_setup_error() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("is encrypted"), "{err}");
-    let key = member.identity_file.as_ref().unwrap();
+    let key = member.ssh.identity_file.as_ref().unwrap();
     assert!(
         err.to_string().contains(&key.display().to_string()),
         "{err}"
@@ -574,7 +575,7 @@ async fn ssh_agent_keys_are_tried_until_one_is_accepted() {
     lab.with_agent_keys(&[&lab.unauthorized_identity(), &lab.identity()]);
 
     let mut member = target(&lab, &m);
-    member.identity_file = None;
+    member.ssh.identity_file = None;
     let transport = RusshTransport::new(
         &[member.target()],
         TransportOptions {
@@ -591,7 +592,7 @@ async fn ssh_agent_keys_are_tried_until_one_is_accepted() {
 async fn no_identity_file_and_no_agent_is_a_clear_auth_error() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
-    member.identity_file = None;
+    member.ssh.identity_file = None;
     let err = connect_err(connect(&member).await);
     assert!(matches!(err, SshError::Auth(_)), "{err:?}");
     assert!(err.to_string().contains("SSH_AUTH_SOCK"), "{err}");
@@ -627,7 +628,7 @@ async fn throttling_proxy(addr: Ipv4Addr, upstream: SocketAddr, drops: usize) ->
 async fn behind_proxy(lab: &Lab, m: &Member, drops: usize) -> inventory::Member {
     let mut member = target(lab, m);
     let upstream = SocketAddr::from((m.addr(), m.port()));
-    member.port = throttling_proxy(m.addr(), upstream, drops).await;
+    member.ssh.port = throttling_proxy(m.addr(), upstream, drops).await;
     member
 }
 
@@ -636,7 +637,7 @@ async fn connections_closed_before_the_banner_are_retried() {
     let (lab, m) = lab_with_member();
     let mut member = behind_proxy(&lab, &m, 3).await;
     // The key is recorded for the real port; the proxy listens on another one.
-    member.host_key_checking = HostKeyChecking::Off;
+    member.ssh.host_key_checking = HostKeyChecking::Off;
     let session = connect(&member).await.unwrap();
     assert_echo(session.as_ref(), "through").await;
 }
@@ -645,7 +646,7 @@ async fn connections_closed_before_the_banner_are_retried() {
 async fn a_port_that_always_hangs_up_fails_as_network_before_the_deadline() {
     let (lab, m) = lab_with_member();
     let mut member = behind_proxy(&lab, &m, usize::MAX).await;
-    member.connect_timeout = Duration::from_secs(2);
+    member.ssh.connect_timeout = Duration::from_secs(2);
     let start = Instant::now();
     let err = connect_err(connect(&member).await);
     assert!(

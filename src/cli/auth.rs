@@ -16,10 +16,7 @@ use crate::provider::{CredentialKind, Registry};
 use crate::store::{SetOutcome, Store};
 
 fn store() -> Result<Store, Failure> {
-    Store::open(fleetauth_home()).map_err(|e| Failure {
-        code: 1,
-        message: format!("error: {e}"),
-    })
+    Store::open(fleetauth_home()).map_err(|e| Failure::failed(format!("error: {e}")))
 }
 
 /// The store passphrase: `FLEETAUTH_PASSPHRASE`, else a hidden prompt (twice when it is new).
@@ -30,29 +27,20 @@ fn passphrase(store: &Store, confirm_new: bool) -> Result<SecretString, Failure>
         return Ok(SecretString::from(p));
     }
     if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
-        return Err(Failure {
-            code: 1,
-            message: format!(
-                "error: the credential store is encrypted with a passphrase: set {PASSPHRASE_ENV} or run on a terminal"
-            ),
-        });
+        return Err(Failure::failed(format!(
+            "error: the credential store is encrypted with a passphrase: set {PASSPHRASE_ENV} or run on a terminal"
+        )));
     }
     let read = |prompt: &str| {
         rpassword::prompt_password(prompt)
             .map(SecretString::from)
-            .map_err(|e| Failure {
-                code: 1,
-                message: format!("error: cannot read the passphrase: {e}"),
-            })
+            .map_err(|e| Failure::failed(format!("error: cannot read the passphrase: {e}")))
     };
     if confirm_new && !store.has_passphrase() {
         let first = read("new store passphrase: ")?;
         let again = read("repeat the passphrase: ")?;
         if first.expose_secret() != again.expose_secret() {
-            return Err(Failure {
-                code: 1,
-                message: "error: the passphrases differ".into(),
-            });
+            return Err(Failure::failed("error: the passphrases differ"));
         }
         return Ok(first);
     }
@@ -72,33 +60,22 @@ fn known(registry: &Registry, provider: &str) -> Result<(), Failure> {
 /// Read the key: `--from-env VAR`, else a hidden prompt on a terminal, else stdin.
 fn read_key(provider: &str, from_env: Option<&str>) -> Result<SecretString, Failure> {
     let raw = if let Some(var) = from_env {
-        std::env::var(var).map_err(|_| Failure {
-            code: 1,
-            message: format!("error: --from-env {var}: the variable is not set"),
+        std::env::var(var).map_err(|_| {
+            Failure::failed(format!("error: --from-env {var}: the variable is not set"))
         })?
     } else if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("{provider} key (input hidden): ")).map_err(|e| {
-            Failure {
-                code: 1,
-                message: format!("error: cannot read the key: {e}"),
-            }
-        })?
+        rpassword::prompt_password(format!("{provider} key (input hidden): "))
+            .map_err(|e| Failure::failed(format!("error: cannot read the key: {e}")))?
     } else {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| Failure {
-                code: 1,
-                message: format!("error: cannot read the key from stdin: {e}"),
-            })?;
+            .map_err(|e| Failure::failed(format!("error: cannot read the key from stdin: {e}")))?;
         s
     };
     let key = SecretString::from(raw.trim().to_string());
     if key.expose_secret().is_empty() {
-        return Err(Failure {
-            code: 1,
-            message: "error: no key given (empty input)".into(),
-        });
+        return Err(Failure::failed("error: no key given (empty input)"));
     }
     Ok(key)
 }
@@ -117,23 +94,19 @@ pub fn set(
         && let Some(pattern) = &p.key_pattern
         && !pattern.is_match(key.expose_secret())
     {
-        return Err(Failure {
-            code: 1,
-            message: format!(
-                "error: {} does not look like a {} key (expected {}); nothing stored",
-                mask::mask(&key),
-                p.display_name,
-                pattern.as_str()
-            ),
-        });
+        return Err(Failure::failed(format!(
+            "error: {} does not look like a {} key (expected {}); nothing stored",
+            mask::mask(&key),
+            p.display_name,
+            pattern.as_str()
+        )));
     }
     let store = store()?;
     let pass = passphrase(&store, true)?;
     let (masked, fp) = (mask::mask(&key), mask::fingerprint(&key));
-    let outcome = store.set(provider, kind, key, &pass).map_err(|e| Failure {
-        code: 1,
-        message: format!("error: {e}"),
-    })?;
+    let outcome = store
+        .set(provider, kind, key, &pass)
+        .map_err(|e| Failure::failed(format!("error: {e}")))?;
     let action = match outcome {
         SetOutcome::Added => "stored",
         SetOutcome::Replaced => "replaced",
@@ -162,10 +135,9 @@ pub fn unset(cli: &Cli, provider: &str) -> Result<i32, Failure> {
         return Ok(0);
     }
     let pass = passphrase(&store, false)?;
-    let removed = store.unset(provider, &pass).map_err(|e| Failure {
-        code: 1,
-        message: format!("error: {e}"),
-    })?;
+    let removed = store
+        .unset(provider, &pass)
+        .map_err(|e| Failure::failed(format!("error: {e}")))?;
     if removed {
         let entry = crate::audit::AuditEntry::new("-", provider, "unset", "store", None);
         if let Err(e) = crate::audit::append(store.dir(), &entry) {
@@ -192,19 +164,13 @@ struct StatusRow {
 pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
     let registry = load_registry(cli)?;
     let store = store()?;
-    let index = store.index().map_err(|e| Failure {
-        code: 1,
-        message: format!("error: {e}"),
-    })?;
+    let index = store
+        .index()
+        .map_err(|e| Failure::failed(format!("error: {e}")))?;
     // The masked value needs the passphrase; everything else does not.
     let unlocked = match std::env::var(PASSPHRASE_ENV) {
         Ok(p) if !p.is_empty() && !index.is_empty() => store.load(&SecretString::from(p)).ok(),
         _ => None,
-    };
-    let kind_str = |k: CredentialKind| match k {
-        CredentialKind::ApiKey => "api_key",
-        CredentialKind::OauthToken => "oauth_token",
-        CredentialKind::Backend => "backend",
     };
     let mut rows = Vec::new();
     for (p, _) in registry.iter() {
@@ -217,7 +183,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 .map(|c| c.masked());
             rows.push(StatusRow {
                 provider: p.name.clone(),
-                kind: kind_str(e.kind).into(),
+                kind: e.kind.as_str().into(),
                 status: "present".into(),
                 source: "store".into(),
                 detail: format!(
@@ -240,7 +206,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
             let v = SecretString::from(v);
             rows.push(StatusRow {
                 provider: p.name.clone(),
-                kind: kind_str(key_kind(p)).into(),
+                kind: key_kind(p).as_str().into(),
                 status: "present".into(),
                 source: "env".into(),
                 masked: Some(mask::mask(&v)),

@@ -15,9 +15,9 @@ pub fn run(cli: &Cli, path: &Path, limit: Option<&str>, format: Format) -> Resul
                 .iter()
                 .map(|m| {
                     serde_json::json!({
-                        "name": m.name, "host": m.host, "port": m.port, "user": m.user,
+                        "name": m.name, "host": m.ssh.host, "port": m.ssh.port, "user": m.ssh.user,
                         "providers": m.providers, "tags": m.tags, "env_file": m.env_file,
-                        "host_key_checking": m.host_key_checking,
+                        "host_key_checking": m.ssh.host_key_checking,
                     })
                 })
                 .collect();
@@ -32,8 +32,8 @@ pub fn run(cli: &Cli, path: &Path, limit: Option<&str>, format: Format) -> Resul
             for m in &members {
                 t.add_row([
                     m.name.clone(),
-                    format!("{}:{}", m.host, m.port),
-                    m.user.clone(),
+                    format!("{}:{}", m.ssh.host, m.ssh.port),
+                    m.ssh.user.clone(),
                     m.providers.join(","),
                     m.tags.join(","),
                 ]);

@@ -236,6 +236,14 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// The command could not do its work (status 1).
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
 }
 
 /// fleetauth's own directory on the operator's machine; one definition, in the store.

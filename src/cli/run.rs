@@ -34,10 +34,7 @@ pub async fn run(
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
-            .map_err(|e| Failure {
-                code: 1,
-                message: format!("error: reading stdin: {e}"),
-            })?;
+            .map_err(|e| Failure::failed(format!("error: reading stdin: {e}")))?;
         buf
     } else {
         Vec::new()

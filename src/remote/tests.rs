@@ -87,6 +87,14 @@ impl Home {
         Home { dir, shell }
     }
 
+    /// A member with the gemini stub and an env file holding `env` with `mode`.
+    fn gemini(shell: &'static [&'static str], env: &[u8], mode: u32) -> Home {
+        let home = Home::new(shell);
+        home.gemini_stub();
+        write_mode(&home.env_file(), env, mode);
+        home
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -246,6 +254,21 @@ fn request<'a>(p: &'a Provider, deep: bool) -> ProbeRequest<'a> {
     }
 }
 
+/// The env-file transaction that pushes `key` for gemini, with a verdict wait of `wait`.
+fn env_txn(p: &Provider, key: &str, wait: Duration) -> transaction::Transaction {
+    let value = secret(key);
+    transaction::build(
+        &request(p, true),
+        &Install::EnvFile {
+            var: "GEMINI_API_KEY",
+            value: &value,
+        },
+        false,
+        wait,
+    )
+    .unwrap()
+}
+
 /// Run one env-file transaction with `key`; the verdict is commit when the prompt answered.
 fn push(home: &Home, key: &str, keep_backup: bool) -> (Ran, transaction::Report) {
     let p = gemini();
@@ -279,10 +302,8 @@ fn the_probe_runs_under_every_sh() {
         if !available(shell[0]) {
             continue;
         }
-        let home = Home::new(shell);
-        home.gemini_stub();
-        write_mode(
-            &home.env_file(),
+        let home = Home::gemini(
+            shell,
             b"FOO=1\nexport GEMINI_API_KEY='AIza-good-1'\n",
             0o600,
         );
@@ -315,13 +336,7 @@ fn the_probe_runs_under_every_sh() {
 
 #[test]
 fn a_deep_probe_never_sources_an_env_file_others_can_write() {
-    let home = Home::new(&["dash"]);
-    home.gemini_stub();
-    write_mode(
-        &home.env_file(),
-        b"export GEMINI_API_KEY='AIza-good-1'\n",
-        0o620,
-    );
+    let home = Home::gemini(&["dash"], b"export GEMINI_API_KEY='AIza-good-1'\n", 0o620);
     let p = gemini();
     let script = build_script(&request(&p, true));
     let ran = converse(
@@ -341,10 +356,8 @@ fn a_verified_push_is_committed_and_leaves_no_copy_under_every_sh() {
         if !available(shell[0]) {
             continue;
         }
-        let home = Home::new(shell);
-        home.gemini_stub();
-        write_mode(
-            &home.env_file(),
+        let home = Home::gemini(
+            shell,
             b"# operator\nexport GEMINI_API_KEY='AIza-old'\n",
             0o600,
         );
@@ -415,13 +428,7 @@ fn a_first_push_that_does_not_verify_leaves_no_file() {
 
 #[test]
 fn keep_backup_keeps_the_replaced_file() {
-    let home = Home::new(&["dash"]);
-    home.gemini_stub();
-    write_mode(
-        &home.env_file(),
-        b"export GEMINI_API_KEY='AIza-old'\n",
-        0o600,
-    );
+    let home = Home::gemini(&["dash"], b"export GEMINI_API_KEY='AIza-old'\n", 0o600);
     let (_, report) = push(&home, "AIza-good-2", true);
     assert_eq!(report.ending, Some(Ending::Committed));
     let prev = home.env_file().with_file_name("env.fleetauth-prev");
@@ -438,17 +445,7 @@ fn keep_backup_keeps_the_replaced_file() {
 /// Start a transaction whose prompt hangs; return it once it is verifying.
 fn hanging_push(home: &Home) -> (Child, transaction::Transaction) {
     let p = gemini();
-    let value = secret("AIza-hang-1");
-    let txn = transaction::build(
-        &request(&p, true),
-        &Install::EnvFile {
-            var: "GEMINI_API_KEY",
-            value: &value,
-        },
-        false,
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let txn = env_txn(&p, "AIza-hang-1", Duration::from_secs(60));
     let mut child = home.spawn(home.sh(), &txn.command);
     child
         .stdin
@@ -482,13 +479,7 @@ fn a_killed_or_abandoned_transaction_restores_and_leaves_nothing() {
             continue;
         }
         for how in ["TERM", "INT", "HUP", "eof"] {
-            let home = Home::new(shell);
-            home.gemini_stub();
-            write_mode(
-                &home.env_file(),
-                b"export GEMINI_API_KEY='AIza-old'\n",
-                0o600,
-            );
+            let home = Home::gemini(shell, b"export GEMINI_API_KEY='AIza-old'\n", 0o600);
             let (mut child, _txn) = hanging_push(&home);
             match how {
                 "eof" => drop(child.stdin.take()),
@@ -517,10 +508,8 @@ fn a_killed_or_abandoned_transaction_restores_and_leaves_nothing() {
 
 #[test]
 fn a_transaction_left_unfinished_is_rolled_back_by_the_next() {
-    let home = Home::new(&["dash"]);
-    home.gemini_stub();
-    write_mode(
-        &home.env_file(),
+    let home = Home::gemini(
+        &["dash"],
         b"export GEMINI_API_KEY='AIza-unverified'\n",
         0o600,
     );
@@ -546,13 +535,7 @@ fn a_transaction_left_unfinished_is_rolled_back_by_the_next() {
 
 #[test]
 fn a_link_left_between_the_link_and_the_rename_is_recovered() {
-    let home = Home::new(&["dash"]);
-    home.gemini_stub();
-    write_mode(
-        &home.env_file(),
-        b"export GEMINI_API_KEY='AIza-old'\n",
-        0o600,
-    );
+    let home = Home::gemini(&["dash"], b"export GEMINI_API_KEY='AIza-old'\n", 0o600);
     // A member killed right after `ln env env.fleetauth-txn`: both names, one inode.
     fs::hard_link(
         home.env_file(),
@@ -566,25 +549,9 @@ fn a_link_left_between_the_link_and_the_rename_is_recovered() {
 
 #[test]
 fn a_client_that_goes_silent_gets_the_previous_file_back() {
-    let home = Home::new(&["dash"]);
-    home.gemini_stub();
-    write_mode(
-        &home.env_file(),
-        b"export GEMINI_API_KEY='AIza-old'\n",
-        0o600,
-    );
+    let home = Home::gemini(&["dash"], b"export GEMINI_API_KEY='AIza-old'\n", 0o600);
     let p = gemini();
-    let value = secret("AIza-good-silent");
-    let txn = transaction::build(
-        &request(&p, true),
-        &Install::EnvFile {
-            var: "GEMINI_API_KEY",
-            value: &value,
-        },
-        false,
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let txn = env_txn(&p, "AIza-good-silent", Duration::from_secs(1));
     let ask = verdict_request(&txn.nonce);
     let silent = |_: &[u8]| None;
     let started = Instant::now();
@@ -605,13 +572,7 @@ fn a_client_that_goes_silent_gets_the_previous_file_back() {
 
 #[test]
 fn provisioners_on_one_file_serialise_from_push_to_verdict() {
-    let home = Home::new(&["dash"]);
-    home.gemini_stub();
-    write_mode(
-        &home.env_file(),
-        b"export GEMINI_API_KEY='AIza-old'\n",
-        0o600,
-    );
+    let home = Home::gemini(&["dash"], b"export GEMINI_API_KEY='AIza-old'\n", 0o600);
     let (mut first, _) = hanging_push(&home);
     // A second provisioner, started while the first one verifies, waits for the lock.
     let (tx, rx) = mpsc::channel();
@@ -752,17 +713,7 @@ fn command_lines_parse_alike_under_every_login_shell() {
             ran.stderr
         );
         // A script followed by data: the env-file transaction.
-        let value = secret("AIza-good-login");
-        let txn = transaction::build(
-            &request(&p, true),
-            &Install::EnvFile {
-                var: "GEMINI_API_KEY",
-                value: &value,
-            },
-            false,
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let txn = env_txn(&p, "AIza-good-login", Duration::from_secs(60));
         let ask = verdict_request(&txn.nonce);
         let commit = |_: &[u8]| Some(transaction::verdict(true));
         let ran = converse(

@@ -3,25 +3,26 @@
 //! The transport takes this plain struct rather than an inventory member so that the ssh layer
 //! depends on nothing above it: whoever knows the destinations (the inventory, through
 //! `Member::target`; a test; a bench) builds targets, and the transport reads nothing but what
-//! is here. [`HostKeyChecking`] is the transport's own for the same reason: how the mode is
-//! spelled (`strict`, `accept-new`, `off` in TOML, JSON and help) is the inventory's business,
-//! and `Member::target` maps the inventory's value onto this one.
+//! is here; an inventory member holds one ([`crate::inventory::Member::ssh`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// What to do with a host key that known_hosts does not vouch for. A key revoked in known_hosts
-/// is refused whatever the mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HostKeyChecking {
-    /// Accept only keys known_hosts lists for the host.
-    #[default]
-    Strict,
-    /// Also accept the key of a host known_hosts has no line for, and record it there; a key
-    /// that differs from the recorded one is still refused.
-    AcceptNew,
-    /// Accept any key (a changed one with a warning); nothing is recorded.
-    Off,
+crate::spelled! {
+    /// What to do with a host key that known_hosts does not vouch for (a key revoked in
+    /// known_hosts is refused whatever the mode). Spelled once: the inventory's TOML value, the
+    /// JSON of `inventory check` and the "accepted values" help all use these words.
+    #[derive(Default)]
+    pub enum HostKeyChecking {
+        /// Accept only keys known_hosts lists for the host.
+        #[default]
+        Strict = "strict",
+        /// Also accept the key of a host known_hosts has no line for, and record it there; a key
+        /// that differs from the recorded one is still refused.
+        AcceptNew = "accept-new",
+        /// Accept any key (a changed one with a warning); nothing is recorded.
+        Off = "off",
+    }
 }
 
 /// Everything the transport needs to reach one destination and log in.
