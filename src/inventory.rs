@@ -509,50 +509,67 @@ fn expand_tilde(path: &str, home: Option<&Path>) -> Result<PathBuf, TildeError> 
 impl Inventory {
     /// The members chosen by a `--limit` value, in file order; `None` selects every member.
     ///
-    /// `limit` is a comma-separated list of selectors. A selector picks every member whose name
-    /// matches it as a glob (`build-*`, `gpu-0[1-3]`) and every member that has it as a tag. A
-    /// selector that picks nothing is an error listing the member names and tags, so a typo never
-    /// silently shrinks the fleet.
+    /// `limit` is a comma-separated list of patterns, as Ansible's `--limit`: a plain pattern
+    /// adds the members it picks, `&pattern` keeps only members it also picks, `!pattern` drops
+    /// the members it picks. They apply in Ansible's order whatever their order in the list:
+    /// the union of the plain patterns (every member when there is none), then each
+    /// intersection, then each exclusion. A pattern picks every member whose name matches it as
+    /// a glob (`build-*`, `gpu-0[1-3]`) and every member that has it as a tag. A pattern that
+    /// picks nothing is an error naming the closest member names and tags, so a typo never
+    /// silently shrinks (or, in an exclusion, grows) the fleet.
     pub fn select(&self, limit: Option<&str>) -> Result<Vec<&Member>, ConfigError> {
         let Some(limit) = limit else {
             return Ok(self.members.iter().collect());
         };
-        let selectors: Vec<&str> = limit
+        let patterns: Vec<&str> = limit
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
-        if selectors.is_empty() {
-            return Err(
-                ConfigError::new(&self.path, "--limit is empty").with_help(self.members_help())
-            );
+        if patterns.is_empty() {
+            return Err(ConfigError::new(&self.path, "--limit is empty")
+                .with_help("write member names, globs or tags, separated by commas"));
         }
-        let mut chosen = vec![false; self.members.len()];
-        for selector in selectors {
-            let glob = globset::GlobBuilder::new(selector)
-                .build()
-                .map_err(|e| {
-                    ConfigError::new(
-                        &self.path,
-                        format!("invalid --limit selector `{selector}`: {}", e.kind()),
-                    )
-                    .with_help("a selector is a member name, a glob such as `build-*`, or a tag")
-                })?
-                .compile_matcher();
-            let mut matched = false;
-            for (member, chosen) in self.members.iter().zip(chosen.iter_mut()) {
-                if glob.is_match(&member.name) || member.tags.iter().any(|t| t == selector) {
-                    *chosen = true;
-                    matched = true;
+        let mut unions: Vec<Vec<bool>> = Vec::new();
+        let mut intersections = Vec::new();
+        let mut exclusions = Vec::new();
+        for written in patterns {
+            let (list, pattern) = if let Some(p) = written.strip_prefix('!') {
+                (&mut exclusions, p.trim())
+            } else if let Some(p) = written.strip_prefix('&') {
+                (&mut intersections, p.trim())
+            } else {
+                (&mut unions, written)
+            };
+            list.push(self.picked_by(pattern)?);
+        }
+        let mut chosen = if unions.is_empty() {
+            vec![true; self.members.len()]
+        } else {
+            let mut any = vec![false; self.members.len()];
+            for picked in &unions {
+                for (c, p) in any.iter_mut().zip(picked) {
+                    *c |= p;
                 }
             }
-            if !matched {
-                return Err(ConfigError::new(
-                    &self.path,
-                    format!("--limit selector `{selector}` matches no member name or tag"),
-                )
-                .with_help(self.members_help()));
+            any
+        };
+        for picked in &intersections {
+            for (c, p) in chosen.iter_mut().zip(picked) {
+                *c &= p;
             }
+        }
+        for picked in &exclusions {
+            for (c, p) in chosen.iter_mut().zip(picked) {
+                *c &= !p;
+            }
+        }
+        if !chosen.contains(&true) {
+            return Err(ConfigError::new(
+                &self.path,
+                format!("--limit `{limit}` leaves no member"),
+            )
+            .with_help("`&pattern` keeps only members it also picks and `!pattern` drops members: together they removed every member the other patterns picked"));
         }
         Ok(self
             .members
@@ -562,21 +579,90 @@ impl Inventory {
             .collect())
     }
 
-    fn members_help(&self) -> String {
-        let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
-        let mut tags: Vec<&str> = self
+    /// Which members one pattern (without its `!`/`&`) picks; an error if none.
+    fn picked_by(&self, pattern: &str) -> Result<Vec<bool>, ConfigError> {
+        if pattern.is_empty() {
+            return Err(ConfigError::new(
+                &self.path,
+                "--limit has an empty pattern after `!` or `&`",
+            )
+            .with_help("write `!NAME` or `&TAG`, with the name, glob or tag right after it"));
+        }
+        let glob = globset::GlobBuilder::new(pattern)
+            .build()
+            .map_err(|e| {
+                ConfigError::new(
+                    &self.path,
+                    format!("invalid --limit pattern `{pattern}`: {}", e.kind()),
+                )
+                .with_help("a pattern is a member name, a glob such as `build-*`, or a tag")
+            })?
+            .compile_matcher();
+        let picked: Vec<bool> = self
             .members
             .iter()
-            .flat_map(|m| m.tags.iter().map(String::as_str))
+            .map(|m| glob.is_match(&m.name) || m.tags.iter().any(|t| t == pattern))
             .collect();
-        tags.sort_unstable();
-        tags.dedup();
-        let mut help = format!("members: {}", names.join(", "));
-        if !tags.is_empty() {
-            help.push_str(&format!("; tags: {}", tags.join(", ")));
+        if !picked.contains(&true) {
+            return Err(ConfigError::new(
+                &self.path,
+                format!("--limit pattern `{pattern}` matches no member name or tag"),
+            )
+            .with_help(self.closest_help(pattern)));
         }
-        help
+        Ok(picked)
     }
+
+    /// The few member names and tags closest to `pattern` (edit distance), not all of them.
+    fn closest_help(&self, pattern: &str) -> String {
+        const SHOWN: usize = 3;
+        let mut candidates: Vec<(usize, String)> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &self.members {
+            if seen.insert(("member", m.name.as_str())) {
+                candidates.push((
+                    edit_distance(pattern, &m.name),
+                    format!("{} (member)", m.name),
+                ));
+            }
+            for tag in &m.tags {
+                if seen.insert(("tag", tag.as_str())) {
+                    candidates.push((edit_distance(pattern, tag), format!("{tag} (tag)")));
+                }
+            }
+        }
+        candidates.sort();
+        let closest: Vec<String> = candidates
+            .into_iter()
+            .take(SHOWN)
+            .map(|(_, name)| name)
+            .collect();
+        format!(
+            "closest: {}; `fleetauth inventory check -i {}` lists every member and its tags",
+            closest.join(", "),
+            self.path.display()
+        )
+    }
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 impl Member {
@@ -1119,23 +1205,56 @@ tags = ["gpu", "edge"]
     }
 
     #[test]
-    fn selector_matching_nothing_lists_members_and_tags() {
+    fn selector_matching_nothing_names_the_closest_members_and_tags() {
         let inv = fleet();
         let e = inv.select(Some("build-*,bulid-03")).unwrap_err();
         assert_eq!(e.file, Path::new("inv.toml"));
         assert_eq!(
             e.message,
-            "--limit selector `bulid-03` matches no member name or tag"
+            "--limit pattern `bulid-03` matches no member name or tag"
         );
-        assert_eq!(
-            e.help.as_deref(),
-            Some("members: build-01, build-02, web-01; tags: edge, gpu")
+        let help = e.help.unwrap();
+        assert!(
+            help.starts_with("closest: build-01 (member), build-02 (member), web-01 (member);"),
+            "{help}"
         );
+        let e = inv.select(Some("!gpx")).unwrap_err();
+        assert!(e.help.unwrap().starts_with("closest: gpu (tag),"));
         assert!(inv.select(Some(" , ")).is_err());
+        assert!(inv.select(Some("!")).is_err());
         let e = inv.select(Some("build-[")).unwrap_err();
         assert!(
-            e.message.contains("invalid --limit selector `build-[`"),
+            e.message.contains("invalid --limit pattern `build-[`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn select_ansible_style_unions_then_intersections_then_exclusions() {
+        let inv = fleet();
+        assert_eq!(names(inv.select(Some("!gpu")).unwrap()), ["build-02"]);
+        assert_eq!(
+            names(inv.select(Some("build-*,&gpu")).unwrap()),
+            ["build-01"]
+        );
+        // Order in the list does not matter: unions first, then &, then !.
+        assert_eq!(
+            names(inv.select(Some("!build-01,&gpu,build-*,web-01")).unwrap()),
+            ["web-01"]
+        );
+        assert_eq!(
+            names(inv.select(Some("*,!edge")).unwrap()),
+            ["build-01", "build-02"]
+        );
+        let e = inv.select(Some("build-02,&gpu")).unwrap_err();
+        assert!(e.message.contains("leaves no member"), "{e}");
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("bulid", "build"), 2);
+        assert_eq!(edit_distance("gpu", "gpu"), 0);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -334,3 +334,42 @@ fn a_relative_xdg_config_home_is_ignored() {
         "the provider under ~/.config/fleetauth is read: {names:?}"
     );
 }
+
+#[test]
+fn ansible_style_limit_and_closest_names_when_nothing_matches() {
+    let lab = Lab::new();
+    let inv = write(
+        &lab,
+        "limit.toml",
+        "[defaults]\nproviders = [\"gemini\"]\n[members.build-01]\nhost = \"10.0.0.1\"\ntags = [\"gpu\"]\n[members.build-02]\nhost = \"10.0.0.2\"\n[members.web-01]\nhost = \"10.0.0.3\"\ntags = [\"gpu\"]\n[members.zz-other]\nhost = \"10.0.0.4\"\n",
+    );
+    let out = lab.fleetauth(&[
+        "inventory",
+        "check",
+        "-i",
+        &inv,
+        "--format",
+        "json",
+        "--limit",
+        "build-*,web-*,&gpu,!web-01",
+    ]);
+    out.assert_exit(0);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let names: Vec<&str> = json["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["build-01"]);
+
+    let out = lab.fleetauth(&["inventory", "check", "-i", &inv, "--limit", "!bulid-01"]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("`bulid-01` matches no member name or tag");
+    out.assert_stderr_contains("closest: build-01 (member)");
+    assert!(
+        !out.stderr.contains("zz-other"),
+        "only the closest names: {}",
+        out.stderr
+    );
+}
