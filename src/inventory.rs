@@ -49,6 +49,10 @@ pub struct Member {
     pub probe_timeout: Option<Duration>,
     /// Per provider; missing = `auto`.
     pub auth_mode: BTreeMap<String, AuthMode>,
+    /// A ProxyJump destination read from an Ansible inventory (`-J x` / `-o ProxyJump=x` in
+    /// `ansible_ssh_common_args`); kept as data and shown by `inventory check`, not yet used by
+    /// the transport.
+    pub proxy_jump: Option<String>,
 }
 
 impl Member {
@@ -138,13 +142,13 @@ pub fn parse(text: &str, path: &Path, known_providers: &[&str]) -> Result<Invent
 /// What the defaults depend on in the operator's environment, passed in so tests need not
 /// touch the process environment.
 #[derive(Debug, Clone, Default)]
-struct LocalEnv {
+pub(crate) struct LocalEnv {
     home: Option<PathBuf>,
     user: Option<String>,
 }
 
 impl LocalEnv {
-    fn from_process() -> LocalEnv {
+    pub(crate) fn from_process() -> LocalEnv {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         LocalEnv {
             home: std::env::var_os("HOME")
@@ -259,29 +263,30 @@ fn valid_member_name(name: &str) -> bool {
 
 /// Member settings as written in one table; `None` = not set there.
 #[derive(Debug, Clone, Default)]
-struct Settings {
-    port: Option<u16>,
-    user: Option<String>,
-    identity_file: Option<PathBuf>,
-    known_hosts: Option<PathBuf>,
-    host_key_checking: Option<HostKeyChecking>,
-    env_file: Option<String>,
+pub(crate) struct Settings {
+    pub(crate) port: Option<u16>,
+    pub(crate) user: Option<String>,
+    pub(crate) identity_file: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
+    pub(crate) host_key_checking: Option<HostKeyChecking>,
+    pub(crate) env_file: Option<String>,
     /// With the location of the list, for the "no providers" error.
-    providers: Option<(Vec<String>, std::ops::Range<usize>)>,
-    tags: Option<Vec<String>>,
-    connect_timeout: Option<Duration>,
-    command_timeout: Option<Duration>,
-    probe_timeout: Option<Duration>,
-    auth_mode: BTreeMap<String, AuthMode>,
+    pub(crate) providers: Option<(Vec<String>, std::ops::Range<usize>)>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) command_timeout: Option<Duration>,
+    pub(crate) probe_timeout: Option<Duration>,
+    pub(crate) auth_mode: BTreeMap<String, AuthMode>,
+    pub(crate) proxy_jump: Option<String>,
 }
 
-struct Ctx<'a> {
-    known_providers: &'a [&'a str],
-    env: &'a LocalEnv,
+pub(crate) struct Ctx<'a> {
+    pub(crate) known_providers: &'a [&'a str],
+    pub(crate) env: &'a LocalEnv,
 }
 
 impl Ctx<'_> {
-    fn known_providers_help(&self) -> String {
+    pub(crate) fn known_providers_help(&self) -> String {
         if self.known_providers.is_empty() {
             "no providers are defined: check the provider definitions".to_string()
         } else {
@@ -375,42 +380,88 @@ impl Ctx<'_> {
         table: &Table<'_, '_>,
         defaults: &Settings,
     ) -> Result<Member, ConfigError> {
-        let own = self.settings(table)?;
-        let host = table.required("host").map_err(|e| {
+        let mut own = self.settings(table)?;
+        let host_value = table.required("host").map_err(|e| {
             e.with_help(format!(
                 "add `host = \"…\"` (name or address) to {}",
                 table.name()
             ))
         })?;
-        let host = host.non_empty_str()?.to_string();
+        let written = host_value.non_empty_str()?;
+        let spec =
+            split_host(written).map_err(|bad| host_value.error(bad.message).with_help(bad.help))?;
+        let conflict =
+            |what: &str, theirs: String, ours: String| {
+                host_value
+                .error(format!(
+                    "`host = \"{written}\"` in {} says {what} {ours} but `{what}` says {theirs}",
+                    table.name()
+                ))
+                .with_help(format!("write the {what} once: drop it from `host` or drop `{what}`"))
+            };
+        if let (Some(port), Some(own_port)) = (spec.port, own.port)
+            && port != own_port
+        {
+            return Err(conflict("port", own_port.to_string(), port.to_string()));
+        }
+        if let (Some(user), Some(own_user)) = (&spec.user, &own.user)
+            && user != own_user
+        {
+            return Err(conflict("user", own_user.clone(), user.clone()));
+        }
+        own.port = spec.port.or(own.port);
+        own.user = spec.user.or(own.user);
+        if let Some((list, span)) = &own.providers
+            && list.is_empty()
+        {
+            return Err(table
+                .source()
+                .error(span.clone(), format!("member `{name}` has no providers"))
+                .with_help(format!(
+                    "list at least one; {}",
+                    self.known_providers_help()
+                )));
+        }
+        let where_providers = format!(
+            "set `providers = [\"…\"]` in {} or in [defaults]",
+            table.name()
+        );
+        self.assemble(
+            name,
+            spec.host,
+            own,
+            defaults,
+            &where_providers,
+            &|message| table.error(message),
+        )
+    }
 
-        let providers = match own.providers.as_ref().or(defaults.providers.as_ref()) {
-            Some((list, _)) if !list.is_empty() => list.clone(),
-            Some((_, span)) if own.providers.is_some() => {
-                return Err(table
-                    .source()
-                    .error(span.clone(), format!("member `{name}` has no providers"))
-                    .with_help(format!(
-                        "list at least one; {}",
-                        self.known_providers_help()
-                    )));
-            }
-            _ => {
-                return Err(table
-                    .error(format!("member `{name}` has no providers"))
-                    .with_help(format!(
-                        "set `providers = [\"…\"]` in {} or in [defaults]; {}",
-                        table.name(),
-                        self.known_providers_help()
-                    )));
-            }
-        };
+    /// A member from its own settings and the defaults, with fleetauth's defaults for what
+    /// neither sets; shared by the TOML and the Ansible readers. `at` locates errors about the
+    /// member as a whole; `where_providers` says where providers may be set.
+    pub(crate) fn assemble(
+        &self,
+        name: String,
+        host: String,
+        own: Settings,
+        defaults: &Settings,
+        where_providers: &str,
+        at: &dyn Fn(String) -> ConfigError,
+    ) -> Result<Member, ConfigError> {
+        let providers =
+            match own.providers.as_ref().or(defaults.providers.as_ref()) {
+                Some((list, _)) if !list.is_empty() => list.clone(),
+                _ => {
+                    return Err(at(format!("member `{name}` has no providers")).with_help(
+                        format!("{where_providers}; {}", self.known_providers_help()),
+                    ));
+                }
+            };
 
         let user = match own.user.clone().or_else(|| defaults.user.clone()) {
             Some(user) => user,
             None => self.env.user.clone().ok_or_else(|| {
-                table
-                    .error(format!("cannot tell which user to log in as on `{name}`"))
+                at(format!("cannot tell which user to log in as on `{name}`"))
                     .with_help("neither $USER nor $LOGNAME is set locally: set `user` in [defaults] or the member")
             })?,
         };
@@ -421,11 +472,10 @@ impl Ctx<'_> {
         {
             Some(path) => path,
             None => expand_tilde(DEFAULT_KNOWN_HOSTS, self.env.home.as_deref()).map_err(|why| {
-                table
-                    .error(format!(
-                        "cannot locate the default known_hosts for `{name}`: {why}"
-                    ))
-                    .with_help("set `known_hosts` to an absolute path in [defaults]")
+                at(format!(
+                    "cannot locate the default known_hosts for `{name}`: {why}"
+                ))
+                .with_help("set `known_hosts` to an absolute path in [defaults]")
             })?,
         };
         let mut auth_mode = defaults.auth_mode.clone();
@@ -464,8 +514,91 @@ impl Ctx<'_> {
                 .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
             probe_timeout: own.probe_timeout.or(defaults.probe_timeout),
             auth_mode,
+            proxy_jump: own.proxy_jump.or_else(|| defaults.proxy_jump.clone()),
         })
     }
+}
+
+/// A `host` value split into address, port and user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostSpec {
+    pub host: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+}
+
+/// Why a `host` value was refused, and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadHost {
+    pub message: String,
+    pub help: String,
+}
+
+/// Understands what people write in `host`: `name`, `10.0.0.5`, `::1`, `[::1]`, `user@name`,
+/// `name:2222`, `[fe80::1]:2222`, `ssh://user@name:2222`. Anything else with spaces, slashes,
+/// an empty part or a bad port is refused (it would otherwise fail at run time as a DNS error).
+pub(crate) fn split_host(written: &str) -> Result<HostSpec, BadHost> {
+    let bad = |why: &str| {
+        BadHost {
+        message: format!("invalid host \"{written}\": {why}"),
+        help: "write a name or address (`build-01.lan`, `10.0.0.5`, `::1`), optionally as `user@host`, `host:port`, `[v6]:port` or `ssh://user@host:port`".to_string(),
+    }
+    };
+    let trimmed = written.trim();
+    let mut rest = trimmed;
+    if let Some(url) = rest.strip_prefix("ssh://") {
+        rest = url.strip_suffix('/').unwrap_or(url);
+    } else if rest.contains("://") {
+        return Err(bad("only the ssh:// scheme is understood"));
+    }
+    let mut user = None;
+    if let Some((u, h)) = rest.rsplit_once('@') {
+        if u.is_empty() || u.contains('@') || u.contains(':') {
+            return Err(bad(
+                "the user part before `@` is empty or not a plain user name",
+            ));
+        }
+        user = Some(u.to_string());
+        rest = h;
+    }
+    let parse_port = |p: &str| -> Result<u16, BadHost> {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad(&format!("port `{p}` is not a number between 1 and 65535")))
+    };
+    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+        let Some((addr, after)) = inner.split_once(']') else {
+            return Err(bad("`[` without `]`"));
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("only an IPv6 address goes between `[` and `]`"));
+        }
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(parse_port(p)?),
+                None => return Err(bad("only `:port` may follow `]`")),
+            },
+        };
+        (addr.to_string(), port)
+    } else if rest.matches(':').count() > 1 {
+        if rest.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("not an IPv6 address; write `[v6]:port` for a port"));
+        }
+        (rest.to_string(), None)
+    } else if let Some((h, p)) = rest.split_once(':') {
+        (h.to_string(), Some(parse_port(p)?))
+    } else {
+        (rest.to_string(), None)
+    };
+    if host.is_empty() {
+        return Err(bad("no host name or address"));
+    }
+    if host.contains(['/', '[', ']', '@']) || host.chars().any(char::is_whitespace) {
+        return Err(bad("a host name contains no spaces, `/`, `@` or brackets"));
+    }
+    Ok(HostSpec { host, port, user })
 }
 
 fn tags(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
@@ -665,7 +798,47 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Something `inventory check` found wrong with a member's local files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// An error makes the member unusable (its identity file cannot be read); a warning is
+    /// a likely failure (strict host key checking with no known_hosts file).
+    pub error: bool,
+    pub message: String,
+}
+
 impl Member {
+    /// Checks the local files this member needs: the identity file must exist and be
+    /// readable (an error); a missing known_hosts file is a warning under strict checking (no
+    /// host would be accepted) and nothing under accept-new or off (the file is created on
+    /// the first connection, or not needed).
+    pub fn local_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Some(identity) = &self.ssh.identity_file
+            && let Err(e) = std::fs::File::open(identity)
+        {
+            problems.push(Problem {
+                error: true,
+                message: format!(
+                    "member `{}`: identity_file {} cannot be read: {e}",
+                    self.name,
+                    identity.display()
+                ),
+            });
+        }
+        if self.ssh.host_key_checking == HostKeyChecking::Strict && !self.ssh.known_hosts.exists() {
+            problems.push(Problem {
+                error: false,
+                message: format!(
+                    "member `{}`: known_hosts {} does not exist: with strict host key checking no host key will be accepted (add the host's key, or use host_key_checking = \"accept-new\" for a first connection)",
+                    self.name,
+                    self.ssh.known_hosts.display()
+                ),
+            });
+        }
+        problems
+    }
+
     /// What the ssh transport needs to reach this member.
     pub fn target(&self) -> crate::ssh::Target {
         self.ssh.clone()
@@ -1248,6 +1421,109 @@ tags = ["gpu", "edge"]
         );
         let e = inv.select(Some("build-02,&gpu")).unwrap_err();
         assert!(e.message.contains("leaves no member"), "{e}");
+    }
+
+    #[test]
+    fn host_values_are_split_or_refused() {
+        let spec = |h: &str, host: &str, port: Option<u16>, user: Option<&str>| {
+            assert_eq!(
+                split_host(h).unwrap_or_else(|e| panic!("{h}: {}", e.message)),
+                HostSpec {
+                    host: host.into(),
+                    port,
+                    user: user.map(Into::into)
+                },
+                "{h}"
+            );
+        };
+        spec("build-01.lan", "build-01.lan", None, None);
+        spec("agent@10.0.0.5", "10.0.0.5", None, Some("agent"));
+        spec("10.0.0.5:2222", "10.0.0.5", Some(2222), None);
+        spec("::1", "::1", None, None);
+        spec("fe80::1:22", "fe80::1:22", None, None);
+        spec("[::1]", "::1", None, None);
+        spec("[::1]:2200", "::1", Some(2200), None);
+        spec("ssh://ops@h.lan:2022", "h.lan", Some(2022), Some("ops"));
+        spec("ssh://h.lan/", "h.lan", None, None);
+        spec("ops@[::1]:22", "::1", Some(22), Some("ops"));
+        for bad in [
+            "h:0",
+            "h:99999",
+            "h:x",
+            "@h",
+            "a@",
+            "[h]:22",
+            "[::1",
+            "[::1]x",
+            "http://h",
+            "a b",
+            "ssh://h/path",
+            "1:2:zz",
+            "h:",
+        ] {
+            assert!(split_host(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn host_parts_fill_port_and_user_and_conflicts_are_located() {
+        let inv = ok(
+            "[defaults]\nport = 2200\nuser = \"d\"\n[members.a]\nhost = \"ops@[::1]:2222\"\nproviders = [\"claude\"]\n",
+        );
+        let m = &inv.members[0];
+        assert_eq!(
+            (m.ssh.host.as_str(), m.ssh.port, m.ssh.user.as_str()),
+            ("::1", 2222, "ops")
+        );
+        let inv = ok(
+            "[members.a]\nhost = \"ssh://h:22\"\nport = 22\nuser = \"x\"\nproviders = [\"claude\"]\n",
+        );
+        assert_eq!(inv.members[0].ssh.host, "h");
+        let e = err("[members.a]\nhost = \"h:2222\"\nport = 22\nproviders = [\"claude\"]\n");
+        assert_error(
+            &e,
+            2,
+            8,
+            "says port 2222 but `port` says 22",
+            "write the port once",
+        );
+        let e = err("[members.a]\nhost = \"bob@h\"\nuser = \"ann\"\nproviders = [\"claude\"]\n");
+        assert_error(&e, 2, 8, "says user bob but `user` says ann", "");
+        let e = err("[members.a]\nhost = \"h:port\"\nproviders = [\"claude\"]\n");
+        assert_error(&e, 2, 8, "invalid host \"h:port\"", "`[v6]:port`");
+    }
+
+    #[test]
+    fn local_problems_report_a_missing_identity_and_known_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        std::fs::write(&key, "k").unwrap();
+        let kh = dir.path().join("kh");
+        let text = |identity: &Path, checking: &str| {
+            format!(
+                "[members.a]\nhost = \"h\"\nproviders = [\"claude\"]\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nhost_key_checking = \"{checking}\"\n",
+                identity.display(),
+                kh.display()
+            )
+        };
+        let inv = ok(&text(&key, "strict"));
+        let problems = inv.members[0].local_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(!problems[0].error && problems[0].message.contains("known_hosts"));
+        assert!(
+            ok(&text(&key, "accept-new")).members[0]
+                .local_problems()
+                .is_empty()
+        );
+        std::fs::write(&kh, "").unwrap();
+        assert!(
+            ok(&text(&key, "strict")).members[0]
+                .local_problems()
+                .is_empty()
+        );
+        let problems = ok(&text(&dir.path().join("nope"), "off")).members[0].local_problems();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].error && problems[0].message.contains("identity_file"));
     }
 
     #[test]

@@ -373,3 +373,39 @@ fn ansible_style_limit_and_closest_names_when_nothing_matches() {
         out.stderr
     );
 }
+
+#[test]
+fn host_forms_are_split_or_refused_and_check_reports_missing_files() {
+    let lab = Lab::new();
+    let inv = write(
+        &lab,
+        "hosts.toml",
+        "[defaults]\nproviders = [\"gemini\"]\n[members.a]\nhost = \"ssh://ops@[::1]:2222\"\n[members.b]\nhost = \"b.lan:2022\"\nport = 22\n",
+    );
+    let out = lab.fleetauth(&["inventory", "check", "-i", &inv]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("hosts.toml:6:8");
+    out.assert_stderr_contains("says port 2022 but `port` says 22");
+
+    let missing = lab.dir().join("no-such-key");
+    let kh = lab.dir().join("no-such-known-hosts");
+    let inv = write(
+        &lab,
+        "files.toml",
+        &format!(
+            "[defaults]\nproviders = [\"gemini\"]\nknown_hosts = \"{}\"\n[members.a]\nhost = \"ops@[::1]:2222\"\nidentity_file = \"{}\"\n",
+            kh.display(),
+            missing.display()
+        ),
+    );
+    let out = lab.fleetauth(&["inventory", "check", "-i", &inv, "--format", "json"]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("error: member `a`: identity_file");
+    out.assert_stderr_contains("warning: member `a`: known_hosts");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let a = &json["members"][0];
+    assert_eq!(
+        (a["host"].as_str(), a["port"].as_u64(), a["user"].as_str()),
+        (Some("::1"), Some(2222), Some("ops"))
+    );
+}

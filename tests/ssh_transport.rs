@@ -58,6 +58,7 @@ fn target_at(lab: &Lab, name: &str, addr: Ipv4Addr, port: u16) -> inventory::Mem
         command_timeout: Duration::from_secs(30),
         probe_timeout: None,
         auth_mode: BTreeMap::new(),
+        proxy_jump: None,
     }
 }
 
