@@ -124,14 +124,44 @@ const DEFAULT_ENV_FILE: &str = "~/.config/fleetauth/env";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Which reader `-i` uses (`--inventory-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InventoryFormat {
+    /// By content: `[defaults]`/`[members.…]` is fleetauth's TOML; other `[group]` headers
+    /// are Ansible INI; a first line `---` or `name:` is Ansible YAML.
+    #[default]
+    Auto,
+    Toml,
+    /// Ansible INI or YAML (told apart by content).
+    Ansible,
+}
+
 /// Reads and validates the inventory at `path`. `known_providers` are the provider names an
 /// inventory may mention (the loaded provider registry).
 pub fn load(path: &Path, known_providers: &[&str]) -> Result<Inventory, ConfigError> {
+    load_as(path, known_providers, InventoryFormat::Auto)
+}
+
+/// [`load`] with the format given (or detected, for `Auto`).
+pub fn load_as(
+    path: &Path,
+    known_providers: &[&str],
+    format: InventoryFormat,
+) -> Result<Inventory, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(path, format!("cannot read the inventory: {e}"))
             .with_help("pass the inventory file with -i/--inventory")
     })?;
-    parse(&text, path, known_providers)
+    let ansible = match format {
+        InventoryFormat::Auto => crate::ansible::looks_like_ansible(&text),
+        InventoryFormat::Toml => false,
+        InventoryFormat::Ansible => true,
+    };
+    if ansible {
+        crate::ansible::parse_with(&text, path, known_providers, &LocalEnv::from_process())
+    } else {
+        parse(&text, path, known_providers)
+    }
 }
 
 /// Validates inventory `text`; `path` is used in messages and kept in [`Inventory::path`].
@@ -143,8 +173,8 @@ pub fn parse(text: &str, path: &Path, known_providers: &[&str]) -> Result<Invent
 /// touch the process environment.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LocalEnv {
-    home: Option<PathBuf>,
-    user: Option<String>,
+    pub(crate) home: Option<PathBuf>,
+    pub(crate) user: Option<String>,
 }
 
 impl LocalEnv {
@@ -255,7 +285,7 @@ fn parse_with(
     })
 }
 
-fn valid_member_name(name: &str) -> bool {
+pub(crate) fn valid_member_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -616,7 +646,7 @@ fn tags(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
 
 /// Why a local path could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum TildeError {
+pub(crate) enum TildeError {
     #[error("`~user` paths are not supported")]
     OtherUser,
     #[error("$HOME is not set")]
@@ -624,7 +654,7 @@ enum TildeError {
 }
 
 /// Expands a leading `~` or `~/` with `home`. Other paths are returned unchanged.
-fn expand_tilde(path: &str, home: Option<&Path>) -> Result<PathBuf, TildeError> {
+pub(crate) fn expand_tilde(path: &str, home: Option<&Path>) -> Result<PathBuf, TildeError> {
     let rest = match path.strip_prefix('~') {
         None => return Ok(PathBuf::from(path)),
         Some("") => "",

@@ -1,6 +1,7 @@
 //! fleetauth: make sure every member of a fleet can run its coding-agent CLI before work is
 //! dispatched to it. See README.md for the user-facing contract.
 
+mod ansible;
 pub mod assess;
 pub mod audit;
 pub mod cli;

@@ -5,9 +5,15 @@ use std::path::Path;
 use super::out::{errln, outln};
 use super::{Cli, Failure, Format, load_registry};
 
-pub fn run(cli: &Cli, path: &Path, limit: Option<&str>, format: Format) -> Result<i32, Failure> {
+pub fn run(
+    cli: &Cli,
+    path: &Path,
+    inventory_format: crate::inventory::InventoryFormat,
+    limit: Option<&str>,
+    format: Format,
+) -> Result<i32, Failure> {
     let registry = load_registry(cli)?;
-    let inventory = crate::inventory::load(path, &registry.names())?;
+    let inventory = crate::inventory::load_as(path, &registry.names(), inventory_format)?;
     let members = inventory.select(limit)?;
     match format {
         Format::Json => {

@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::sync::Arc;
 
 use crate::config_error::ConfigError;
-use crate::inventory::Member;
+use crate::inventory::{InventoryFormat, Member};
 use crate::provider::Registry;
 use crate::ssh::Transport;
 use crate::ssh::{RusshTransport, Target, TransportOptions};
@@ -76,9 +76,13 @@ pub enum Format {
 /// Options shared by every command that contacts members.
 #[derive(Args, Debug, Clone)]
 pub struct FleetArgs {
-    /// Inventory file (TOML).
+    /// Inventory file: fleetauth TOML, or an Ansible INI/YAML inventory.
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
+
+    /// How to read the inventory (auto: by content).
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Auto, value_name = "FMT")]
+    pub inventory_format: InventoryFormat,
 
     /// Only these members: comma-separated names, globs or tags.
     #[arg(long, value_name = "SEL")]
@@ -197,6 +201,9 @@ pub enum InventoryCommand {
     Check {
         #[arg(short, long, value_name = "FILE")]
         inventory: PathBuf,
+        /// How to read the inventory (auto: by content).
+        #[arg(long, value_enum, default_value_t = InventoryFormat::Auto, value_name = "FMT")]
+        inventory_format: InventoryFormat,
         #[arg(long, value_name = "SEL")]
         limit: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -278,7 +285,7 @@ pub struct Prepared {
 pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
     let registry = load_registry(cli)?;
     let names = registry.names();
-    let inventory = crate::inventory::load(&fleet.inventory, &names)?;
+    let inventory = crate::inventory::load_as(&fleet.inventory, &names, fleet.inventory_format)?;
     let members: Vec<Member> = inventory
         .select(fleet.limit.as_deref())?
         .into_iter()
@@ -341,10 +348,17 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
             command:
                 InventoryCommand::Check {
                     inventory,
+                    inventory_format,
                     limit,
                     format,
                 },
-        } => inventory_check::run(&cli, inventory, limit.as_deref(), *format),
+        } => inventory_check::run(
+            &cli,
+            inventory,
+            *inventory_format,
+            limit.as_deref(),
+            *format,
+        ),
         Command::Providers {
             command: ProvidersCommand::List { format },
         } => providers_list::run(&cli, *format),
