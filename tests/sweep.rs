@@ -351,3 +351,82 @@ fn refused_client_key_is_unreachable_auth() {
         "{row}"
     );
 }
+
+/// The same members described by an Ansible INI inventory: a host range, `:children`,
+/// `[all:vars]` with the lab's user, key and known_hosts, and per-host `ansible_host` /
+/// `ansible_port` are swept like the TOML inventory's, and groups work as `--limit` tags.
+#[test]
+fn ansible_ini_inventory_is_swept() {
+    let lab = Lab::new();
+    let members: Vec<_> = ["web01", "web02", "db-a"]
+        .iter()
+        .map(|name| {
+            lab.member(name)
+                .provider("gemini", State::EnvKey)
+                .provider("claude", State::OauthValid)
+                .start()
+        })
+        .collect();
+    let mut text = String::from("# Ansible INI\n");
+    for m in &members {
+        text.push_str(&format!(
+            "{} ansible_host={} ansible_port={}\n",
+            m.name(),
+            m.addr(),
+            m.port()
+        ));
+    }
+    text.push_str(&format!(
+        "\n[web]\nweb[01:02]\n\n[db]\ndb-[a:a]\n\n[fleet:children]\nweb\ndb\n\n[all:vars]\nansible_user={}\nansible_ssh_private_key_file={}\nfleetauth_known_hosts={}\nfleetauth_providers=gemini,claude\nansible_ssh_common_args='-o ProxyJump=nobody@bastion.invalid'\n\n[web:vars]\nansible_ssh_common_args=''\n",
+        lab.user(),
+        lab.identity().display(),
+        lab.known_hosts().display()
+    ));
+    let inv = lab.dir().join("hosts.ini");
+    std::fs::write(&inv, text).unwrap();
+    let inv = inv.to_str().unwrap();
+
+    let out = lab.fleetauth(&[
+        "sweep",
+        "-i",
+        inv,
+        "--format",
+        "json",
+        "--limit",
+        "fleet,&web",
+    ]);
+    out.assert_exit(0);
+    let mut rows: Vec<(String, String)> = out
+        .results()
+        .iter()
+        .map(|r| {
+            (
+                r["member"].as_str().unwrap().to_string(),
+                r["provider"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("web01".to_string(), "claude".to_string()),
+            ("web01".into(), "gemini".into()),
+            ("web02".into(), "claude".into()),
+            ("web02".into(), "gemini".into()),
+        ]
+    );
+
+    // The whole fleet: db-a has a ProxyJump on record, which the transport does not use yet.
+    let out = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
+    out.assert_exit(0);
+    assert_eq!(out.results().len(), 6);
+    let check = lab.fleetauth(&["inventory", "check", "-i", inv, "--format", "json"]);
+    check.assert_exit(0);
+    let json: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    let db = &json["members"][2];
+    assert_eq!(db["name"], "db-a");
+    assert_eq!(db["proxy_jump"], "nobody@bastion.invalid");
+    assert_eq!(db["tags"], serde_json::json!(["db", "fleet"]));
+    assert_eq!(json["members"][0]["proxy_jump"], serde_json::Value::Null);
+}

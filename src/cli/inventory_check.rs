@@ -65,7 +65,7 @@ pub fn run(
     let errors = problems.iter().filter(|p| p.error).count();
     if errors > 0 {
         return Err(Failure::usage(format!(
-            "{}: {errors} member file problem(s)",
+            "error: {}: {errors} member(s) with unusable local files (see above)",
             inventory.path.display()
         )));
     }
