@@ -14,8 +14,12 @@
 //! (`identity_file`, `known_hosts`) is expanded with `$HOME`; relative local paths are left
 //! relative to the working directory.
 //!
-//! [`Inventory::select`] implements `--limit`: comma-separated selectors, each a glob over member
-//! names or an exact tag.
+//! A `host` may carry its user and port (`user@host:port`, `[v6]:port`, `ssh://…`): see
+//! [`split_host`]. [`load_as`] also reads Ansible INI/YAML inventories (`crate::ansible`), which
+//! end in the same [`Ctx::assemble`] as TOML members, so defaults and validation are shared.
+//!
+//! [`Inventory::select`] implements `--limit` the way Ansible does: comma-separated patterns
+//! (globs over member names, or exact tags), `&pattern` intersects, `!pattern` excludes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -409,3 +409,54 @@ fn host_forms_are_split_or_refused_and_check_reports_missing_files() {
         (Some("::1"), Some(2222), Some("ops"))
     );
 }
+
+#[test]
+fn ansible_inventory_errors_name_file_and_line_and_the_format_can_be_forced() {
+    let lab = Lab::new();
+    let ini = write(
+        &lab,
+        "hosts",
+        "[web]\nweb[01:02]\n\n[all:vars]\nfleetauth_providers=gemini,gemnii\n",
+    );
+    let out = lab.fleetauth(&["inventory", "check", "-i", &ini]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("hosts:5:1");
+    out.assert_stderr_contains("unknown provider `gemnii`");
+
+    let yaml = write(
+        &lab,
+        "hosts.yml",
+        "all:\n  vars:\n    fleetauth_providers: [gemini]\n  hosts:\n    w1:\n      ansible_port: \"x\"\n",
+    );
+    let out = lab.fleetauth(&["inventory", "check", "-i", &yaml]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("hosts.yml:6:");
+    out.assert_stderr_contains("ansible_port");
+
+    // A TOML inventory read as Ansible (and the reverse) fails where the other reader stops.
+    let toml = write(
+        &lab,
+        "inv.toml",
+        "[defaults]\nproviders = [\"gemini\"]\n[members.a]\nhost = \"h\"\n",
+    );
+    let out = lab.fleetauth(&[
+        "inventory",
+        "check",
+        "-i",
+        &toml,
+        "--inventory-format",
+        "ansible",
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("inv.toml:2:");
+    let out = lab.fleetauth(&[
+        "inventory",
+        "check",
+        "-i",
+        &ini,
+        "--inventory-format",
+        "toml",
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_contains("invalid TOML");
+}
