@@ -212,11 +212,15 @@ fn parse_ini(src: &Src<'_>) -> Result<Model, ConfigError> {
             Kind::Hosts => {
                 let words = shell_words(l).map_err(|why| src.at(line, why))?;
                 let (pattern, vars) = words.split_first().expect("a non-empty line has a word");
+                let (pattern, port) = pattern_port(pattern);
                 let hosts = expand_range(pattern).map_err(|why| {
                     src.at(line, format!("invalid host pattern `{pattern}`: {why}"))
                         .with_help("ranges are `web[01:20]`, `web[1:9:2]` or `db-[a:c]`")
                 })?;
                 let mut parsed = Vec::new();
+                if let Some(port) = port {
+                    parsed.push(("ansible_port".to_string(), port.to_string()));
+                }
                 for word in vars {
                     let Some((k, v)) = word.split_once('=') else {
                         return Err(src
@@ -391,6 +395,36 @@ fn expand_range(pattern: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Ansible's `name:port` host pattern (one colon, digits after it) → (name, port).
+fn pattern_port(pattern: &str) -> (&str, Option<&str>) {
+    match pattern.rsplit_once(':') {
+        Some((name, port))
+            if name.matches('[').count() == name.matches(']').count()
+                && !outside_brackets(name).contains(':')
+                && !port.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            (name, Some(port))
+        }
+        _ => (pattern, None),
+    }
+}
+
+/// `name` without its `[…]` ranges.
+fn outside_brackets(name: &str) -> String {
+    let mut depth = 0usize;
+    name.chars()
+        .filter(|c| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                _ => return depth == 0,
+            }
+            false
+        })
+        .collect()
+}
+
 fn single_letter(s: &str) -> Option<char> {
     let mut chars = s.chars();
     let c = chars.next()?;
@@ -466,14 +500,21 @@ fn yaml_group(
                 for (pattern, vars) in hosts {
                     let pattern = scalar(pattern).unwrap_or_default();
                     let host_line = src.yaml_line(&pattern, key_line);
-                    let expanded = expand_range(&pattern).map_err(|why| {
+                    let (pattern, port) = pattern_port(&pattern);
+                    let expanded = expand_range(pattern).map_err(|why| {
                         src.at(
                             host_line,
                             format!("invalid host pattern `{pattern}`: {why}"),
                         )
                         .with_help("ranges are `web[01:20]`, `web[1:9:2]` or `db-[a:c]`")
                     })?;
-                    let vars = yaml_vars(src, vars, host_line, &format!("host `{pattern}`"))?;
+                    let mut vars = yaml_vars(src, vars, host_line, &format!("host `{pattern}`"))?;
+                    if let Some(port) = port {
+                        vars.entry("ansible_port".to_string()).or_insert(Var {
+                            val: Val::Str(port.to_string()),
+                            line: host_line,
+                        });
+                    }
                     for host in expanded {
                         model.add_host(name, &host, host_line);
                         model

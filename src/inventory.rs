@@ -15,8 +15,8 @@
 //! relative to the working directory.
 //!
 //! A `host` may carry its user and port (`user@host:port`, `[v6]:port`, `ssh://…`): see
-//! [`split_host`]. [`load_as`] also reads Ansible INI/YAML inventories (`crate::ansible`), which
-//! end in the same [`Ctx::assemble`] as TOML members, so defaults and validation are shared.
+//! `split_host`. [`load_as`] also reads Ansible INI/YAML inventories (`crate::ansible`), which
+//! end in the same `Ctx::assemble` as TOML members, so defaults and validation are shared.
 //!
 //! [`Inventory::select`] implements `--limit` the way Ansible does: comma-separated patterns
 //! (globs over member names, or exact tags), `&pattern` intersects, `!pattern` excludes.

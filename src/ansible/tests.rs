@@ -119,6 +119,24 @@ fn ini_ranges_children_and_vars_precedence() {
 }
 
 #[test]
+fn name_colon_port_patterns_set_the_port() {
+    let inv = ok(
+        "[web]\nw[1:2]:2222 fleetauth_providers=claude\nw3:2200 ansible_port=2201 fleetauth_providers=claude\n",
+    );
+    let ports: Vec<(&str, u16)> = inv
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.ssh.port))
+        .collect();
+    assert_eq!(ports, [("w1", 2222), ("w2", 2222), ("w3", 2201)]);
+    let inv = ok("all:\n  vars:\n    fleetauth_providers: claude\n  hosts:\n    y1:2022:\n");
+    assert_eq!(
+        (inv.members[0].name.as_str(), inv.members[0].ssh.port),
+        ("y1", 2022)
+    );
+}
+
+#[test]
 fn ranges_keep_padding_and_steps() {
     assert_eq!(
         expand_range("web[01:03]").unwrap(),
