@@ -843,10 +843,15 @@ pub struct Problem {
 
 impl Member {
     /// Checks the local files this member needs: the identity file must exist and be
-    /// readable (an error); a missing known_hosts file is a warning under strict checking (no
-    /// host would be accepted) and nothing under accept-new or off (the file is created on
-    /// the first connection, or not needed).
+    /// readable (an error); a missing known_hosts file is a warning under strict checking when
+    /// the global `/etc/ssh/ssh_known_hosts` is missing too (no host would be accepted), and
+    /// nothing under accept-new or off (the file is created on the first connection, or not
+    /// needed).
     pub fn local_problems(&self) -> Vec<Problem> {
+        self.local_problems_with(Path::new(crate::ssh::GLOBAL_KNOWN_HOSTS))
+    }
+
+    fn local_problems_with(&self, global_known_hosts: &Path) -> Vec<Problem> {
         let mut problems = Vec::new();
         if let Some(identity) = &self.ssh.identity_file
             && let Err(e) = std::fs::File::open(identity)
@@ -860,13 +865,17 @@ impl Member {
                 ),
             });
         }
-        if self.ssh.host_key_checking == HostKeyChecking::Strict && !self.ssh.known_hosts.exists() {
+        if self.ssh.host_key_checking == HostKeyChecking::Strict
+            && !self.ssh.known_hosts.exists()
+            && !global_known_hosts.exists()
+        {
             problems.push(Problem {
                 error: false,
                 message: format!(
-                    "member `{}`: known_hosts {} does not exist: with strict host key checking no host key will be accepted (add the host's key, or use host_key_checking = \"accept-new\" for a first connection)",
+                    "member `{}`: known_hosts {} does not exist (nor {}): with strict host key checking no host key will be accepted (add the host's key, or use host_key_checking = \"accept-new\" for a first connection)",
                     self.name,
-                    self.ssh.known_hosts.display()
+                    self.ssh.known_hosts.display(),
+                    global_known_hosts.display()
                 ),
             });
         }
@@ -1541,21 +1550,22 @@ tags = ["gpu", "edge"]
             )
         };
         let inv = ok(&text(&key, "strict"));
-        let problems = inv.members[0].local_problems();
+        let problems = inv.members[0].local_problems_with(&dir.path().join("global"));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(!problems[0].error && problems[0].message.contains("known_hosts"));
         assert!(
             ok(&text(&key, "accept-new")).members[0]
-                .local_problems()
+                .local_problems_with(&dir.path().join("global"))
                 .is_empty()
         );
         std::fs::write(&kh, "").unwrap();
         assert!(
             ok(&text(&key, "strict")).members[0]
-                .local_problems()
+                .local_problems_with(&dir.path().join("global"))
                 .is_empty()
         );
-        let problems = ok(&text(&dir.path().join("nope"), "off")).members[0].local_problems();
+        let problems = ok(&text(&dir.path().join("nope"), "off")).members[0]
+            .local_problems_with(&dir.path().join("global"));
         assert_eq!(problems.len(), 1);
         assert!(problems[0].error && problems[0].message.contains("identity_file"));
     }
