@@ -25,8 +25,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::config_error::ConfigError;
-use crate::inventory::Member;
-use crate::ssh::HostKeyChecking;
+use crate::ssh::{HostKeyChecking, Target};
 
 /// The default ssh_config file, `~` being `$HOME`.
 pub const DEFAULT_FILE: &str = "~/.ssh/config";
@@ -189,11 +188,11 @@ pub fn expand(
     Ok(PathBuf::from(out))
 }
 
-/// Apply ssh_config to `members` (whose inventory settings are described by `requests`, keyed
+/// Apply ssh_config to the targets of `members` (whose inventory settings are described by `requests`, keyed
 /// by member name). `cli_file` (`-F FILE`) replaces every member's file. Then give members
 /// without identities OpenSSH's default identities that exist. Returns warnings to show.
-pub fn apply(
-    members: &mut [Member],
+pub fn apply<'a>(
+    members: impl IntoIterator<Item = &'a mut Target>,
     requests: &BTreeMap<String, Request>,
     cli_file: Option<&Path>,
     inventory: &Path,
@@ -209,14 +208,15 @@ pub fn apply(
 }
 
 /// [`apply`] with the `ssh` program and local facts given (tests).
-pub fn apply_with(
-    members: &mut [Member],
+pub fn apply_with<'a>(
+    members: impl IntoIterator<Item = &'a mut Target>,
     requests: &BTreeMap<String, Request>,
     cli_file: Option<&Path>,
     inventory: &Path,
     ssh: &Path,
     local: &Local,
 ) -> Result<Vec<String>, ConfigError> {
+    let mut members: Vec<&mut Target> = members.into_iter().collect();
     let mut warnings = Vec::new();
     let error = |msg: String| ConfigError::new(inventory, msg);
     if let Some(file) = cli_file
@@ -245,10 +245,10 @@ pub fn apply_with(
             }
             (None, Some(f)) => f.clone(),
         };
-        if m.ssh.host.starts_with('-') {
+        if m.host.starts_with('-') {
             return Err(error(format!(
                 "member `{}`: host `{}` starts with `-`",
-                m.name, m.ssh.host
+                m.name, m.host
             )));
         }
         todo.push((i, file));
@@ -256,12 +256,12 @@ pub fn apply_with(
     if !todo.is_empty() {
         let mut jobs = Vec::new();
         for (i, file) in &todo {
-            let m = &members[*i];
+            let m = &*members[*i];
             let request = requests.get(&m.name).cloned().unwrap_or_default();
-            let user = request.user.then_some(m.ssh.user.as_str());
-            let port = request.port.then_some(m.ssh.port);
-            jobs.push(args(file, &m.ssh.host, user, port));
-            jobs.push(args(Path::new("/dev/null"), &m.ssh.host, user, port));
+            let user = request.user.then_some(m.user.as_str());
+            let port = request.port.then_some(m.port);
+            jobs.push(args(file, &m.host, user, port));
+            jobs.push(args(Path::new("/dev/null"), &m.host, user, port));
         }
         match run_all(ssh, &jobs) {
             None => warnings.push(format!(
@@ -271,14 +271,14 @@ pub fn apply_with(
             )),
             Some(outputs) => {
                 for ((i, file), pair) in todo.iter().zip(outputs.chunks(2)) {
-                    let m = &mut members[*i];
+                    let m = &mut *members[*i];
                     let request = requests.get(&m.name).cloned().unwrap_or_default();
                     for out in pair {
                         if !out.status.success() {
                             return Err(error(format!(
                                 "OpenSSH cannot resolve member `{}` (host {}) with {}: {}",
                                 m.name,
-                                m.ssh.host,
+                                m.host,
                                 file.display(),
                                 String::from_utf8_lossy(&out.stderr).trim()
                             ))
@@ -294,10 +294,10 @@ pub fn apply_with(
         }
     }
     for m in members.iter_mut() {
-        if m.ssh.identities.is_empty()
+        if m.identities.is_empty()
             && let Some(home) = &local.home
         {
-            m.ssh.default_identities = DEFAULT_IDENTITIES
+            m.default_identities = DEFAULT_IDENTITIES
                 .iter()
                 .map(|name| home.join(".ssh").join(name))
                 .filter(|p| p.is_file())
@@ -309,7 +309,7 @@ pub fn apply_with(
 
 /// Apply to `m` what `config` says beyond OpenSSH's `defaults`, where the inventory is silent.
 pub fn resolve(
-    m: &mut Member,
+    m: &mut Target,
     request: &Request,
     config: &Resolved,
     defaults: &Resolved,
@@ -320,26 +320,26 @@ pub fn resolve(
         return Err(format!(
             "ssh_config sets ProxyCommand `{command}` for host {}: ProxyCommand is not supported; \
              remove it for this host or set ssh_config = \"none\" for this member",
-            m.ssh.host
+            m.host
         ));
     }
-    let original = m.ssh.host.clone();
+    let original = m.host.clone();
     if let Some(hostname) = first("hostname") {
-        m.ssh.host = hostname;
+        m.host = hostname;
     }
     if !request.user
         && let Some(user) = first("user")
     {
-        m.ssh.user = user;
+        m.user = user;
     }
     if !request.port
         && let Some(port) = first("port")
     {
-        m.ssh.port = port
+        m.port = port
             .parse()
             .map_err(|_| format!("ssh_config port `{port}` is not a port number"))?;
     }
-    let (host, user, port) = (m.ssh.host.clone(), m.ssh.user.clone(), m.ssh.port);
+    let (host, user, port) = (m.host.clone(), m.user.clone(), m.port);
     let path = |p: &str| expand(p, local, &host, &original, &user, port);
     if !request.identity
         && let Some(files) = from_config(config, defaults, "identityfile")
@@ -353,11 +353,11 @@ pub fn resolve(
                 tracing::debug!(member = %m.name, "IdentityFile {} does not exist: skipped", p.display());
             }
         }
-        m.ssh.identities = found;
+        m.identities = found;
     }
-    m.ssh.identities_only = first("identitiesonly").is_some_and(|v| v == "yes");
+    m.identities_only = first("identitiesonly").is_some_and(|v| v == "yes");
     if let Some(files) = from_config(config, defaults, "certificatefile") {
-        m.ssh.certificate_files = files
+        m.certificate_files = files
             .iter()
             .map(|f| path(f).map_err(|why| format!("CertificateFile `{f}`: {why}")))
             .collect::<Result<_, _>>()?;
@@ -367,29 +367,28 @@ pub fn resolve(
     {
         let mut files = files.split_whitespace();
         if let Some(f) = files.next() {
-            m.ssh.known_hosts =
-                path(f).map_err(|why| format!("UserKnownHostsFile `{f}`: {why}"))?;
+            m.known_hosts = path(f).map_err(|why| format!("UserKnownHostsFile `{f}`: {why}"))?;
         }
         for f in files {
-            m.ssh.other_known_hosts.push(path(f)?);
+            m.other_known_hosts.push(path(f)?);
         }
     }
     if let Some(files) = first("globalknownhostsfile") {
         for f in files.split_whitespace() {
-            m.ssh.other_known_hosts.push(path(f)?);
+            m.other_known_hosts.push(path(f)?);
         }
     }
     if !request.host_key_checking
         && let Some(mode) = first("stricthostkeychecking")
     {
-        m.ssh.host_key_checking = match mode.as_str() {
+        m.host_key_checking = match mode.as_str() {
             "yes" | "true" | "ask" => HostKeyChecking::Strict,
             "accept-new" => HostKeyChecking::AcceptNew,
             "no" | "off" | "false" => HostKeyChecking::Off,
             other => return Err(format!("unknown StrictHostKeyChecking value `{other}`")),
         };
     }
-    m.ssh.host_key_alias = first("hostkeyalias");
+    m.host_key_alias = first("hostkeyalias");
     if !request.connect_timeout
         && let Some(secs) = first("connecttimeout").filter(|s| s != "none")
     {
@@ -397,9 +396,53 @@ pub fn resolve(
             .parse()
             .map_err(|_| format!("ConnectTimeout `{secs}` is not a number of seconds"))?;
         if secs > 0 {
-            m.ssh.connect_timeout = Duration::from_secs(secs);
+            m.connect_timeout = Duration::from_secs(secs);
         }
     }
-    m.ssh.proxy_jump = first("proxyjump").filter(|j| j != "none");
+    m.proxy_jump = first("proxyjump").filter(|j| j != "none");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_tilde_expand_like_openssh() {
+        let local = Local {
+            home: Some(PathBuf::from("/home/op")),
+            user: "op".into(),
+            hostname: "laptop".into(),
+        };
+        let x = |p: &str| expand(p, &local, "10.0.0.5", "web1", "ops", 2222);
+        assert_eq!(
+            x("~/.ssh/id_%h_%r_%p").unwrap(),
+            PathBuf::from("/home/op/.ssh/id_10.0.0.5_ops_2222")
+        );
+        assert_eq!(
+            x("%d/%u@%l/%n%%").unwrap(),
+            PathBuf::from("/home/op/op@laptop/web1%")
+        );
+        assert!(x("/k/%C").unwrap_err().contains("%C"));
+        assert!(x("/k/%").is_err());
+        assert_eq!(x("/a~b").unwrap(), PathBuf::from("/a~b"));
+    }
+
+    #[test]
+    fn only_values_that_differ_from_openssh_defaults_count() {
+        let config = parse_dump("user bob\nport 22\nidentityfile ~/a\nidentityfile ~/b\n");
+        let defaults = parse_dump("user root\nport 22\nidentityfile ~/.ssh/id_rsa\n");
+        assert_eq!(
+            from_config(&config, &defaults, "user"),
+            Some(&["bob".to_string()][..])
+        );
+        assert_eq!(from_config(&config, &defaults, "port"), None);
+        assert_eq!(
+            from_config(&config, &defaults, "identityfile")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(from_config(&config, &defaults, "proxyjump"), None);
+    }
 }

@@ -49,7 +49,7 @@ fn resolve(text: &str, config: &Path) -> Vec<Member> {
     let inv = inventory::parse(text, Path::new("inv.toml"), &["claude"]).unwrap();
     let mut members = inv.members.clone();
     let warnings = openssh_config::apply(
-        &mut members,
+        members.iter_mut().map(|m| &mut m.ssh),
         &inv.ssh_config,
         Some(config),
         Path::new("inv.toml"),
@@ -216,7 +216,13 @@ fn inventory_values_override_ssh_config() {
     let text = "[members.w]\nhost = \"web-01\"\nproviders = [\"claude\"]\nssh_config = \"none\"\n";
     let inv = inventory::parse(text, Path::new("inv.toml"), &["claude"]).unwrap();
     let mut members = inv.members.clone();
-    openssh_config::apply(&mut members, &inv.ssh_config, None, Path::new("inv.toml")).unwrap();
+    openssh_config::apply(
+        members.iter_mut().map(|m| &mut m.ssh),
+        &inv.ssh_config,
+        None,
+        Path::new("inv.toml"),
+    )
+    .unwrap();
     assert_eq!(members[0].ssh.host, "web-01");
 }
 
@@ -229,7 +235,7 @@ fn proxycommand_is_refused_and_a_missing_ssh_only_warns() {
     let inv = inventory::parse(text, Path::new("inv.toml"), &["claude"]).unwrap();
     let mut members = inv.members.clone();
     let e = openssh_config::apply(
-        &mut members,
+        members.iter_mut().map(|m| &mut m.ssh),
         &inv.ssh_config,
         Some(&config),
         Path::new("inv.toml"),
@@ -238,7 +244,7 @@ fn proxycommand_is_refused_and_a_missing_ssh_only_warns() {
     assert!(e.message.contains("ProxyCommand is not supported"), "{e}");
 
     let warnings = openssh_config::apply_with(
-        &mut members,
+        members.iter_mut().map(|m| &mut m.ssh),
         &inv.ssh_config,
         Some(&config),
         Path::new("inv.toml"),

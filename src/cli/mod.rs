@@ -314,7 +314,7 @@ pub fn apply_ssh_config(
     members: &mut [Member],
 ) -> Result<(), Failure> {
     let warnings = crate::openssh_config::apply(
-        members,
+        members.iter_mut().map(|m| &mut m.ssh),
         &inventory.ssh_config,
         cli.ssh_config.as_deref(),
         &inventory.path,
