@@ -673,6 +673,7 @@ fn resolve(src: &Src<'_>, model: &Model, ctx: &Ctx<'_>) -> Result<Inventory, Con
             .with_help("list hosts under a `[group]` (INI) or under `hosts:` (YAML)"));
     }
     let mut members = Vec::new();
+    let mut ssh_config = std::collections::BTreeMap::new();
     for (host, host_line) in &model.hosts {
         let host_line = *host_line;
         let at = |line: usize, m: String| src.at(line, m);
@@ -854,18 +855,21 @@ fn resolve(src: &Src<'_>, model: &Model, ctx: &Ctx<'_>) -> Result<Inventory, Con
                 .cloned()
                 .collect(),
         );
-        members.push(ctx.assemble(
+        let (member, request) = ctx.assemble(
             host.clone(),
             spec.host,
             own,
             &Settings::default(),
             "set `fleetauth_providers` in the host's variables, a group's or [all:vars]",
             &|m| src.at(host_line, m),
-        )?);
+        )?;
+        ssh_config.insert(member.name.clone(), request);
+        members.push(member);
     }
     Ok(Inventory {
         path: src.path.to_path_buf(),
         members,
+        ssh_config,
     })
 }
 

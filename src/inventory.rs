@@ -34,6 +34,9 @@ pub struct Inventory {
     pub path: PathBuf,
     /// In file order.
     pub members: Vec<Member>,
+    /// Per member name: its ssh_config file and which ssh settings the inventory set, for
+    /// [`crate::openssh_config::apply`].
+    pub ssh_config: BTreeMap<String, crate::openssh_config::Request>,
 }
 
 /// One member machine, with defaults applied.
@@ -53,10 +56,6 @@ pub struct Member {
     pub probe_timeout: Option<Duration>,
     /// Per provider; missing = `auto`.
     pub auth_mode: BTreeMap<String, AuthMode>,
-    /// A ProxyJump destination read from an Ansible inventory (`-J x` / `-o ProxyJump=x` in
-    /// `ansible_ssh_common_args`); kept as data and shown by `inventory check`, not yet used by
-    /// the transport.
-    pub proxy_jump: Option<String>,
 }
 
 impl Member {
@@ -119,6 +118,7 @@ const MEMBER_KEYS: &[&str] = &[
     "command_timeout",
     "probe_timeout",
     "auth_mode",
+    "ssh_config",
 ];
 const TOP_LEVEL_KEYS: &[&str] = &["defaults", "members"];
 
@@ -271,6 +271,7 @@ fn parse_with(
     }
 
     let mut members = Vec::new();
+    let mut ssh_config = BTreeMap::new();
     for entry in members_table.values() {
         let name = entry.key().to_string();
         if !valid_member_name(&name) {
@@ -281,11 +282,14 @@ fn parse_with(
                 ));
         }
         let table = entry.table(format!("[members.{name}]"))?;
-        members.push(ctx.member(name, &table, &defaults)?);
+        let (member, request) = ctx.member(name, &table, &defaults)?;
+        ssh_config.insert(member.name.clone(), request);
+        members.push(member);
     }
     Ok(Inventory {
         path: path.to_path_buf(),
         members,
+        ssh_config,
     })
 }
 
@@ -312,6 +316,8 @@ pub(crate) struct Settings {
     pub(crate) probe_timeout: Option<Duration>,
     pub(crate) auth_mode: BTreeMap<String, AuthMode>,
     pub(crate) proxy_jump: Option<String>,
+    /// `Some(None)`: `"none"`.
+    pub(crate) ssh_config: Option<Option<PathBuf>>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -351,6 +357,12 @@ impl Ctx<'_> {
                 "auth_mode" => {
                     let name = format!("`auth_mode` in {}", table.name());
                     s.auth_mode = self.auth_modes(&value.table(name)?)?
+                }
+                "ssh_config" => {
+                    s.ssh_config = Some(match value.non_empty_str()? {
+                        "none" => None,
+                        _ => Some(self.local_path(&value)?),
+                    })
                 }
                 other => unreachable!("deny_unknown let `{other}` through"),
             }
@@ -413,7 +425,7 @@ impl Ctx<'_> {
         name: String,
         table: &Table<'_, '_>,
         defaults: &Settings,
-    ) -> Result<Member, ConfigError> {
+    ) -> Result<(Member, crate::openssh_config::Request), ConfigError> {
         let mut own = self.settings(table)?;
         let host_value = table.required("host").map_err(|e| {
             e.with_help(format!(
@@ -481,7 +493,7 @@ impl Ctx<'_> {
         defaults: &Settings,
         where_providers: &str,
         at: &dyn Fn(String) -> ConfigError,
-    ) -> Result<Member, ConfigError> {
+    ) -> Result<(Member, crate::openssh_config::Request), ConfigError> {
         let providers =
             match own.providers.as_ref().or(defaults.providers.as_ref()) {
                 Some((list, _)) if !list.is_empty() => list.clone(),
@@ -514,14 +526,45 @@ impl Ctx<'_> {
         };
         let mut auth_mode = defaults.auth_mode.clone();
         auth_mode.extend(own.auth_mode.clone());
+        let ssh_config = match own
+            .ssh_config
+            .clone()
+            .or_else(|| defaults.ssh_config.clone())
+        {
+            Some(file) => (file, false),
+            None => (
+                expand_tilde(
+                    crate::openssh_config::DEFAULT_FILE,
+                    self.env.home.as_deref(),
+                )
+                .ok(),
+                true,
+            ),
+        };
+        let request = crate::openssh_config::Request {
+            file: ssh_config.0,
+            file_is_default: ssh_config.1,
+            user: own.user.is_some() || defaults.user.is_some(),
+            port: own.port.is_some() || defaults.port.is_some(),
+            identity: own.identity_file.is_some() || defaults.identity_file.is_some(),
+            known_hosts: own.known_hosts.is_some() || defaults.known_hosts.is_some(),
+            host_key_checking: own.host_key_checking.is_some()
+                || defaults.host_key_checking.is_some(),
+            connect_timeout: own.connect_timeout.is_some() || defaults.connect_timeout.is_some(),
+            proxy_jump: own.proxy_jump.is_some() || defaults.proxy_jump.is_some(),
+        };
 
-        Ok(Member {
+        let member = Member {
             ssh: crate::ssh::Target {
                 name: name.clone(),
                 host,
                 port: own.port.or(defaults.port).unwrap_or(DEFAULT_PORT),
                 user,
-                identity_file: own.identity_file.or_else(|| defaults.identity_file.clone()),
+                identities: own
+                    .identity_file
+                    .or_else(|| defaults.identity_file.clone())
+                    .into_iter()
+                    .collect(),
                 known_hosts,
                 host_key_checking: own
                     .host_key_checking
@@ -531,6 +574,8 @@ impl Ctx<'_> {
                     .connect_timeout
                     .or(defaults.connect_timeout)
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                proxy_jump: own.proxy_jump.or_else(|| defaults.proxy_jump.clone()),
+                ..crate::ssh::Target::default()
             },
             name,
             env_file: own
@@ -548,8 +593,8 @@ impl Ctx<'_> {
                 .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
             probe_timeout: own.probe_timeout.or(defaults.probe_timeout),
             auth_mode,
-            proxy_jump: own.proxy_jump.or_else(|| defaults.proxy_jump.clone()),
-        })
+        };
+        Ok((member, request))
     }
 }
 
@@ -853,17 +898,17 @@ impl Member {
 
     fn local_problems_with(&self, global_known_hosts: &Path) -> Vec<Problem> {
         let mut problems = Vec::new();
-        if let Some(identity) = &self.ssh.identity_file
-            && let Err(e) = std::fs::File::open(identity)
-        {
-            problems.push(Problem {
-                error: true,
-                message: format!(
-                    "member `{}`: identity_file {} cannot be read: {e}",
-                    self.name,
-                    identity.display()
-                ),
-            });
+        for identity in &self.ssh.identities {
+            if let Err(e) = std::fs::File::open(identity) {
+                problems.push(Problem {
+                    error: true,
+                    message: format!(
+                        "member `{}`: identity_file {} cannot be read: {e}",
+                        self.name,
+                        identity.display()
+                    ),
+                });
+            }
         }
         if self.ssh.host_key_checking == HostKeyChecking::Strict
             && !self.ssh.known_hosts.exists()
@@ -926,7 +971,7 @@ mod tests {
         assert_eq!(m.ssh.host, "10.0.0.1");
         assert_eq!(m.ssh.port, 22);
         assert_eq!(m.ssh.user, "op");
-        assert_eq!(m.ssh.identity_file, None);
+        assert!(m.ssh.identities.is_empty());
         assert_eq!(
             m.ssh.known_hosts,
             PathBuf::from("/home/op/.ssh/known_hosts")
@@ -978,8 +1023,8 @@ auth_mode = { gemini = "oauth" }
         let b = &inv.members[0];
         assert_eq!((b.ssh.user.as_str(), b.ssh.port), ("ops", 2200));
         assert_eq!(
-            b.ssh.identity_file,
-            Some(PathBuf::from("/home/op/.ssh/id_ed25519"))
+            b.ssh.identities,
+            [PathBuf::from("/home/op/.ssh/id_ed25519")]
         );
         assert_eq!(b.ssh.known_hosts, PathBuf::from("/etc/ssh/ssh_known_hosts"));
         assert_eq!(b.ssh.host_key_checking, HostKeyChecking::AcceptNew);
@@ -994,7 +1039,7 @@ auth_mode = { gemini = "oauth" }
 
         let a = &inv.members[1];
         assert_eq!((a.ssh.user.as_str(), a.ssh.port), ("root", 2222));
-        assert_eq!(a.ssh.identity_file, Some(PathBuf::from("/keys/a")));
+        assert_eq!(a.ssh.identities, [PathBuf::from("/keys/a")]);
         assert_eq!(a.ssh.host_key_checking, HostKeyChecking::Off);
         assert_eq!(a.providers, ["codex"]);
         assert_eq!(a.tags, ["gpu", "sprint-42"]);
@@ -1087,11 +1132,11 @@ auth_mode = { gemini = "oauth" }
             4,
             1,
             "unknown key `prot` in [members.build-01]",
-            "accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode",
+            "accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode, ssh_config",
         );
         assert_eq!(
             e.to_string(),
-            "error: unknown key `prot` in [members.build-01]\n --> inv.toml:4:1\n  |\n4 | prot = 22\n  | ^^^^\n  = help: accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode"
+            "error: unknown key `prot` in [members.build-01]\n --> inv.toml:4:1\n  |\n4 | prot = 22\n  | ^^^^\n  = help: accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode, ssh_config"
         );
     }
 

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod keys;
 pub mod mask;
+pub mod openssh_config;
 pub mod operator;
 pub mod plan;
 pub mod probe;

@@ -47,10 +47,11 @@ fn target_at(lab: &Lab, name: &str, addr: Ipv4Addr, port: u16) -> inventory::Mem
             host: addr.to_string(),
             port,
             user: lab.user().to_string(),
-            identity_file: Some(lab.identity()),
+            identities: vec![lab.identity()],
             known_hosts: lab.known_hosts(),
             host_key_checking: HostKeyChecking::Strict,
             connect_timeout: Duration::from_secs(10),
+            ..Default::default()
         },
         env_file: "~/.config/fleetauth/env".to_string(),
         providers: vec![],
@@ -58,7 +59,6 @@ fn target_at(lab: &Lab, name: &str, addr: Ipv4Addr, port: u16) -> inventory::Mem
         command_timeout: Duration::from_secs(30),
         probe_timeout: None,
         auth_mode: BTreeMap::new(),
-        proxy_jump: None,
     }
 }
 
@@ -487,7 +487,7 @@ async fn a_key_the_member_does_not_authorize_is_an_auth_error() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
     let stranger = lab.unauthorized_identity();
-    member.ssh.identity_file = Some(stranger.clone());
+    member.ssh.identities = vec![stranger.clone()];
     let err = connect_err(connect(&member).await);
     assert!(matches!(err, SshError::Auth(_)), "{err:?}");
     assert!(
@@ -501,7 +501,7 @@ async fn a_key_the_member_does_not_authorize_is_an_auth_error() {
 fn member_with_encrypted_identity() -> (Lab, inventory::Member) {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
-    member.ssh.identity_file = Some(lab.extra_identity("id_encrypted", "open sesame"));
+    member.ssh.identities = vec![lab.extra_identity("id_encrypted", "open sesame")];
     (lab, member)
 }
 
@@ -517,7 +517,7 @@ async fn encrypted_identity_without_passphrase_is_a_setup_error() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("is encrypted"), "{err}");
-    let key = member.ssh.identity_file.as_ref().unwrap();
+    let key = &member.ssh.identities[0];
     assert!(
         err.to_string().contains(&key.display().to_string()),
         "{err}"
@@ -576,7 +576,7 @@ async fn ssh_agent_keys_are_tried_until_one_is_accepted() {
     lab.with_agent_keys(&[&lab.unauthorized_identity(), &lab.identity()]);
 
     let mut member = target(&lab, &m);
-    member.ssh.identity_file = None;
+    member.ssh.identities.clear();
     let transport = RusshTransport::new(
         &[member.target()],
         TransportOptions {
@@ -593,7 +593,7 @@ async fn ssh_agent_keys_are_tried_until_one_is_accepted() {
 async fn no_identity_file_and_no_agent_is_a_clear_auth_error() {
     let (lab, m) = lab_with_member();
     let mut member = target(&lab, &m);
-    member.ssh.identity_file = None;
+    member.ssh.identities.clear();
     let err = connect_err(connect(&member).await);
     assert!(matches!(err, SshError::Auth(_)), "{err:?}");
     assert!(err.to_string().contains("SSH_AUTH_SOCK"), "{err}");

@@ -417,10 +417,22 @@ fn ansible_ini_inventory_is_swept() {
         ]
     );
 
-    // The whole fleet: db-a has a ProxyJump on record, which the transport does not use yet.
+    // The whole fleet: db-a has a ProxyJump, which the transport does not use yet: it is never
+    // contacted directly, and says why.
     let out = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
-    out.assert_exit(0);
+    out.assert_exit(1);
     assert_eq!(out.results().len(), 6);
+    for r in out.results() {
+        let jumped = r["member"] == "db-a";
+        assert_eq!(r["state"] == "unreachable", jumped, "{r}");
+        if jumped {
+            let detail = r["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("ProxyJump is not supported yet"),
+                "{detail}"
+            );
+        }
+    }
     let check = lab.fleetauth(&["inventory", "check", "-i", inv, "--format", "json"]);
     check.assert_exit(0);
     let json: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();

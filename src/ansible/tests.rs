@@ -81,7 +81,7 @@ fn ini_ranges_children_and_vars_precedence() {
     let b = member(&inv, "bastion.lan");
     assert!(b.tags.is_empty(), "ungrouped is not a tag");
     assert_eq!(b.env_file, "/srv/all.env");
-    assert_eq!(b.proxy_jump, None);
+    assert_eq!(b.ssh.proxy_jump, None);
     assert_eq!(b.providers, ["claude", "gemini"]);
 
     let w = member(&inv, "web02");
@@ -94,11 +94,8 @@ fn ini_ranges_children_and_vars_precedence() {
     );
     // web (child, deepest) > prod > eu > all.
     assert_eq!(w.env_file, "/srv/web.env");
-    assert_eq!(
-        w.ssh.identity_file,
-        Some(PathBuf::from("/home/op/.ssh/fleet"))
-    );
-    assert_eq!(w.proxy_jump.as_deref(), Some("jump@bastion.lan:22"));
+    assert_eq!(w.ssh.identities, vec![PathBuf::from("/home/op/.ssh/fleet")]);
+    assert_eq!(w.ssh.proxy_jump.as_deref(), Some("jump@bastion.lan:22"));
     assert_eq!(w.auth_mode("gemini"), AuthMode::ApiKey);
     assert_eq!(w.auth_mode("claude"), AuthMode::Oauth);
 
@@ -275,7 +272,7 @@ fn yaml_ranges_children_and_vars_precedence() {
     assert_eq!(w.tags, ["eu", "prod", "web"]);
     assert_eq!(w.env_file, "/srv/web.env");
     assert_eq!(w.providers, ["claude", "gemini"]);
-    assert_eq!(w.proxy_jump.as_deref(), Some("jump.lan"));
+    assert_eq!(w.ssh.proxy_jump.as_deref(), Some("jump.lan"));
     assert_eq!(w.auth_mode("gemini"), AuthMode::ApiKey);
     let d = member(&inv, "db-b");
     assert_eq!(d.env_file, "/srv/prod.env");

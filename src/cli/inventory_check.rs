@@ -1,9 +1,25 @@
-//! `fleetauth inventory check`
+//! `fleetauth inventory check`: validates the inventory and shows each member's resolved SSH
+//! target (inventory > ssh_config > defaults).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::out::{errln, outln};
-use super::{Cli, Failure, Format, load_registry};
+use super::{Cli, Failure, Format, apply_ssh_config, load_registry};
+use crate::inventory::Member;
+
+fn paths(list: &[PathBuf]) -> Vec<String> {
+    list.iter().map(|p| p.display().to_string()).collect()
+}
+
+/// The identities a member authenticates with, as shown.
+fn identities(m: &Member) -> Vec<String> {
+    if !m.ssh.identities.is_empty() {
+        return paths(&m.ssh.identities);
+    }
+    let mut shown = vec!["ssh-agent".to_string()];
+    shown.extend(paths(&m.ssh.default_identities));
+    shown
+}
 
 pub fn run(
     cli: &Cli,
@@ -14,7 +30,12 @@ pub fn run(
 ) -> Result<i32, Failure> {
     let registry = load_registry(cli)?;
     let inventory = crate::inventory::load_as(path, &registry.names(), inventory_format)?;
-    let members = inventory.select(limit)?;
+    let mut members: Vec<Member> = inventory.select(limit)?.into_iter().cloned().collect();
+    apply_ssh_config(cli, &inventory, &mut members)?;
+    let jumps = members
+        .iter()
+        .filter(|m| m.ssh.proxy_jump.is_some())
+        .count();
     match format {
         Format::Json => {
             let list: Vec<_> = members
@@ -24,8 +45,14 @@ pub fn run(
                         "name": m.name, "host": m.ssh.host, "port": m.ssh.port, "user": m.ssh.user,
                         "providers": m.providers, "tags": m.tags, "env_file": m.env_file,
                         "host_key_checking": m.ssh.host_key_checking,
-                        "identity_file": m.ssh.identity_file, "known_hosts": m.ssh.known_hosts,
-                        "proxy_jump": m.proxy_jump,
+                        "identities": identities(m),
+                        "identities_only": m.ssh.identities_only,
+                        "certificate_files": paths(&m.ssh.certificate_files),
+                        "known_hosts": m.ssh.known_hosts.display().to_string(),
+                        "other_known_hosts": paths(&m.ssh.other_known_hosts),
+                        "host_key_alias": m.ssh.host_key_alias,
+                        "proxy_jump": m.ssh.proxy_jump,
+                        "connect_timeout_secs": m.ssh.connect_timeout.as_secs_f64(),
                     })
                 })
                 .collect();
@@ -40,21 +67,33 @@ pub fn run(
                 "MEMBER",
                 "ADDRESS",
                 "USER",
+                "IDENTITIES",
                 "PROXY JUMP",
+                "KNOWN HOSTS",
                 "PROVIDERS",
                 "TAGS",
             ]);
             for m in &members {
+                let mut known = vec![m.ssh.known_hosts.display().to_string()];
+                known.extend(paths(&m.ssh.other_known_hosts));
                 t.add_row([
                     m.name.clone(),
-                    format!("{}:{}", m.ssh.host, m.ssh.port),
+                    m.ssh.addr(),
                     m.ssh.user.clone(),
-                    m.proxy_jump.clone().unwrap_or_else(|| "-".to_string()),
+                    identities(m).join(","),
+                    m.ssh.proxy_jump.clone().unwrap_or_else(|| "-".into()),
+                    known.join(","),
                     m.providers.join(","),
                     m.tags.join(","),
                 ]);
             }
             outln!("{t}");
+            if jumps > 0 {
+                outln!(
+                    "note: {jumps} member(s) have a ProxyJump; bastions are not used yet: \
+                     fleetauth will not contact them (they are reported unreachable)"
+                );
+            }
         }
     }
     let problems: Vec<_> = members.iter().flat_map(|m| m.local_problems()).collect();

@@ -58,6 +58,11 @@ pub struct Cli {
     /// Colour in the table: auto (when stdout is a terminal), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+
+    /// OpenSSH client configuration file for every member (replaces the inventory's
+    /// `ssh_config`, default ~/.ssh/config), resolved with `ssh -G`.
+    #[arg(short = 'F', long = "ssh-config", global = true, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -286,11 +291,12 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
     let registry = load_registry(cli)?;
     let names = registry.names();
     let inventory = crate::inventory::load_as(&fleet.inventory, &names, fleet.inventory_format)?;
-    let members: Vec<Member> = inventory
+    let mut members: Vec<Member> = inventory
         .select(fleet.limit.as_deref())?
         .into_iter()
         .cloned()
         .collect();
+    apply_ssh_config(cli, &inventory, &mut members)?;
     let targets: Vec<Target> = members.iter().map(Member::target).collect();
     let opts = TransportOptions {
         interactive: !fleet.no_input,
@@ -306,6 +312,25 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
         registry: Arc::new(registry),
         transport: Arc::new(transport),
     })
+}
+
+/// Resolve `members` through their ssh_config (or `-F`), printing any warning on stderr.
+pub fn apply_ssh_config(
+    cli: &Cli,
+    inventory: &crate::inventory::Inventory,
+    members: &mut [Member],
+) -> Result<(), Failure> {
+    let warnings = crate::openssh_config::apply(
+        members.iter_mut().map(|m| &mut m.ssh),
+        &inventory.ssh_config,
+        cli.ssh_config.as_deref(),
+        &inventory.path,
+    )?;
+    for w in warnings {
+        tracing::warn!("{w}");
+        out::errln!("{w}");
+    }
+    Ok(())
 }
 
 /// Run the parsed command; returns the process exit status.

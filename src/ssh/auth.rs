@@ -7,8 +7,10 @@
 //!   (three tries) when the options allow it and stdin is a terminal; a passphrase that worked is
 //!   tried first on the next encrypted file, so a fleet sharing one passphrase asks once. A file
 //!   that cannot be loaded is a [`SetupError`] saying what to do, before any member is contacted;
-//! - **a target without `identity_file` uses ssh-agent**, whose keys are offered in turn until
-//!   one is accepted.
+//! - **a target without identities uses ssh-agent**, whose keys are offered in turn until
+//!   one is accepted, then (as OpenSSH does) its default identities `~/.ssh/id_ed25519`,
+//!   `id_ecdsa`, `id_rsa` that exist ([`Target::default_identities`]); a default identity that
+//!   cannot be loaded (encrypted without a passphrase at hand) is skipped with a debug line.
 //!
 //! A connection that dies while keys are being tried is reported as a network fault, not a
 //! refused key, so the operator is not sent to authorized_keys for nothing.
@@ -57,11 +59,31 @@ impl Credentials {
     ) -> Result<Credentials, SetupError> {
         let mut identities = HashMap::new();
         let mut passphrases: Vec<SecretString> = Vec::new();
-        for path in targets.iter().filter_map(|t| t.identity_file.as_deref()) {
+        let explicit = targets
+            .iter()
+            .flat_map(|t| t.identities.iter().map(|p| (p, true)));
+        let defaults = targets
+            .iter()
+            .flat_map(|t| t.default_identities.iter().map(|p| (p, false)));
+        for (path, required) in explicit.chain(defaults) {
             if identities.contains_key(path) {
                 continue;
             }
-            let key = load_identity(path, opts, &mut passphrases)?;
+            let key = if required {
+                load_identity(path, opts, &mut passphrases)?
+            } else {
+                let quiet = TransportOptions {
+                    interactive: false,
+                    ..opts.clone()
+                };
+                match load_identity(path, &quiet, &mut passphrases) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        tracing::debug!("default identity skipped: {e}");
+                        continue;
+                    }
+                }
+            };
             tracing::debug!(
                 path = %path.display(),
                 algorithm = key.algorithm().as_str(),
@@ -83,12 +105,65 @@ impl Credentials {
         target: &Target,
         addr: &str,
     ) -> Result<(), SshError> {
-        match &target.identity_file {
-            Some(path) => {
-                self.authenticate_with_file(handle, target, addr, path)
-                    .await
+        if !target.identities.is_empty() {
+            return self
+                .authenticate_with_files(handle, target, addr, &target.identities)
+                .await;
+        }
+        let defaults: Vec<PathBuf> = target
+            .default_identities
+            .iter()
+            .filter(|p| self.identities.contains_key(*p))
+            .cloned()
+            .collect();
+        if defaults.is_empty() {
+            return self.authenticate_with_agent(handle, target, addr).await;
+        }
+        if self.agent_socket.is_some() {
+            match self.authenticate_with_agent(handle, target, addr).await {
+                Ok(()) => return Ok(()),
+                Err(SshError::Auth(why)) => {
+                    tracing::debug!(member = %target.name, "ssh-agent: {why}; trying default identities")
+                }
+                Err(e) => return Err(e),
             }
-            None => self.authenticate_with_agent(handle, target, addr).await,
+        }
+        self.authenticate_with_files(handle, target, addr, &defaults)
+            .await
+    }
+
+    /// Offer each of `paths` in turn until one is accepted.
+    async fn authenticate_with_files(
+        &self,
+        handle: &mut Handle<ClientHandler>,
+        target: &Target,
+        addr: &str,
+        paths: &[PathBuf],
+    ) -> Result<(), SshError> {
+        let mut last = None;
+        for path in paths {
+            match self
+                .authenticate_with_file(handle, target, addr, path)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(SshError::Auth(why)) => last = Some(why),
+                Err(e) => return Err(e),
+            }
+        }
+        match (paths.len(), last) {
+            (1, Some(why)) => Err(SshError::Auth(why)),
+            (_, _) => Err(SshError::Auth(format!(
+                "{}@{addr} refused all {} identities ({}); add one of them to the member's \
+                 ~/.ssh/authorized_keys or fix `user`/`identity_file` in the inventory",
+                target.user,
+                paths.len(),
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
         }
     }
 
@@ -136,8 +211,9 @@ impl Credentials {
     ) -> Result<(), SshError> {
         let socket = self.agent_socket.as_ref().ok_or_else(|| {
             SshError::Auth(format!(
-                "member {} has no identity_file and no ssh-agent is available (SSH_AUTH_SOCK is \
-                 not set); set identity_file in the inventory, or start ssh-agent and ssh-add your key",
+                "member {} has no identity_file, no default identity (~/.ssh/id_ed25519, id_ecdsa, \
+                 id_rsa) and no ssh-agent is available (SSH_AUTH_SOCK is not set); set \
+                 identity_file in the inventory, or start ssh-agent and ssh-add your key",
                 target.name
             ))
         })?;

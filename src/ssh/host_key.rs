@@ -56,8 +56,8 @@ impl ClientHandler {
             check: HostKeyCheck {
                 store,
                 known_hosts: target.known_hosts.clone(),
-                host: target.host.clone(),
-                port: target.port,
+                host: target.known_hosts_name().0.to_string(),
+                port: target.known_hosts_name().1,
                 mode: target.host_key_checking,
                 member: target.name.clone(),
             },
@@ -211,10 +211,10 @@ mod tests {
             host: "web1".into(),
             port: 22,
             user: "op".into(),
-            identity_file: None,
             known_hosts: path,
             host_key_checking: mode,
             connect_timeout: Duration::from_secs(1),
+            ..Target::default()
         };
         let handler = ClientHandler::new(store, &target, Refusal::default());
         handler

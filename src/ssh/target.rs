@@ -26,7 +26,7 @@ crate::spelled! {
 }
 
 /// Everything the transport needs to reach one destination and log in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
     /// What messages and logs call the destination (the inventory member's name).
     pub name: String,
@@ -34,10 +34,30 @@ pub struct Target {
     pub port: u16,
     /// The remote user to log in as.
     pub user: String,
-    /// Private key to authenticate with. None → the keys held by ssh-agent.
-    pub identity_file: Option<PathBuf>,
+    /// Private keys to authenticate with, tried in order (the inventory's `identity_file`, else
+    /// ssh_config's `IdentityFile`s that exist). Empty → the keys held by ssh-agent, then
+    /// [`Target::default_identities`].
+    pub identities: Vec<PathBuf>,
+    /// OpenSSH's default identities (`~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`, those that
+    /// exist), tried after the agent's keys when `identities` is empty. One that cannot be
+    /// loaded (encrypted without a passphrase, unreadable) is skipped, not an error.
+    pub default_identities: Vec<PathBuf>,
+    /// ssh_config `IdentitiesOnly yes`: with `identities`, never ask the agent (fleetauth never
+    /// does when identities are set, so this is recorded for `inventory check`).
+    pub identities_only: bool,
+    /// ssh_config `CertificateFile`s, recorded only: certificates are not offered yet.
+    pub certificate_files: Vec<PathBuf>,
     /// Local known_hosts file vouching for the host's key (and receiving it under `accept-new`).
     pub known_hosts: PathBuf,
+    /// Further user known_hosts files ssh_config names (`UserKnownHostsFile` after the first),
+    /// and its `GlobalKnownHostsFile`s: recorded for `inventory check`, not consulted.
+    pub other_known_hosts: Vec<PathBuf>,
+    /// ssh_config `HostKeyAlias`: the name host keys are looked up (and recorded) under in
+    /// known_hosts, instead of `host` and `port`.
+    pub host_key_alias: Option<String>,
+    /// ssh_config `ProxyJump` (as written, e.g. `bastion,jump2`). Recorded only: bastions are not
+    /// used yet, and the transport refuses to connect such a target directly.
+    pub proxy_jump: Option<String>,
     pub host_key_checking: HostKeyChecking,
     /// Deadline for connecting: TCP and the server's first byte, then key exchange and
     /// authentication, each within it (see `Transport::connect`).
@@ -48,5 +68,14 @@ impl Target {
     /// `host:port`, as messages name the endpoint.
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// The name and port under which known_hosts vouches for this target: `HostKeyAlias` (as
+    /// OpenSSH does, without the port) or the host and port.
+    pub fn known_hosts_name(&self) -> (&str, u16) {
+        match &self.host_key_alias {
+            Some(alias) => (alias, 22),
+            None => (&self.host, self.port),
+        }
     }
 }

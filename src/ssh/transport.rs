@@ -149,9 +149,10 @@ impl RusshTransport {
 
     /// The shared config whose host-key preference suits what known_hosts records for `target`.
     pub(super) fn config_for(&self, target: &Target) -> Arc<client::Config> {
-        let recorded =
-            self.known_hosts
-                .recorded_algorithms(&target.known_hosts, &target.host, target.port);
+        let (host, port) = target.known_hosts_name();
+        let recorded = self
+            .known_hosts
+            .recorded_algorithms(&target.known_hosts, host, port);
         self.configs.for_recorded(&recorded)
     }
 }
@@ -159,6 +160,13 @@ impl RusshTransport {
 #[async_trait]
 impl Transport for RusshTransport {
     async fn connect(&self, target: &Target) -> Result<Box<dyn Session>, SshError> {
+        if let Some(jump) = &target.proxy_jump {
+            return Err(SshError::Network(format!(
+                "ProxyJump is not supported yet (host {} via {jump}, from ssh_config); \
+                 fleetauth does not connect it directly",
+                target.host
+            )));
+        }
         match self.connect_retrying(target).await {
             Ok(session) => Ok(Box::new(session)),
             Err(e) => {
