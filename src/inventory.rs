@@ -934,12 +934,13 @@ impl Member {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const KNOWN: &[&str] = &["claude", "codex", "copilot", "gemini"];
+    pub(crate) const KNOWN: &[&str] = &["claude", "codex", "copilot", "gemini"];
 
-    fn env() -> LocalEnv {
+    /// The operator's side as the unit tests of every inventory reader see it.
+    pub(crate) fn env() -> LocalEnv {
         LocalEnv {
             home: Some(PathBuf::from("/home/op")),
             user: Some("op".to_string()),

@@ -1,14 +1,7 @@
 use super::*;
 use crate::inventory::Member;
 
-const KNOWN: &[&str] = &["claude", "codex", "copilot", "gemini"];
-
-fn env() -> LocalEnv {
-    LocalEnv {
-        home: Some(PathBuf::from("/home/op")),
-        user: Some("op".to_string()),
-    }
-}
+use crate::inventory::tests::{KNOWN, env};
 
 fn ok(text: &str) -> Inventory {
     parse_with(text, Path::new("hosts"), KNOWN, &env()).unwrap_or_else(|e| panic!("{e}"))
