@@ -209,57 +209,51 @@ fn harness_runs_each_login_shell_with_its_start_up_files() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-#[test]
-fn sweep_rows_are_the_same_under_every_login_shell() {
+/// `sweep` with `extra` args over the fleet in [`sweep_states`]: the plain member's rows are the
+/// `expected` states (or "the same" proves nothing), and every other member's rows equal them.
+fn assert_sweep_rows_match_plain(extra: &[&str], expected: [(&str, &str); 4]) {
     let f = fleet(sweep_states);
-    let out = f
-        .lab
-        .fleetauth(&["sweep", "-i", f.inv(), "--format", "json"]);
+    let mut args = vec!["sweep", "-i", f.inv(), "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = f.lab.fleetauth(&args);
     assert!(
         matches!(out.code, Some(0 | 1)),
-        "sweep must end 0 or 1\n{out}"
+        "sweep {extra:?} must end 0 or 1\n{out}"
     );
-    // The reference itself must be right, or "the same" proves nothing.
-    for (provider, want) in [
-        ("gemini", "ready"),
-        ("claude", "ready"),
-        ("codex", "not_installed"),
-        ("copilot", "ready"),
-    ] {
+    for (provider, want) in expected {
         assert_eq!(out.row(PLAIN, provider)["state"], want, "{provider}\n{out}");
     }
     let wrong = rows_unlike_plain(&out, &["state", "source", "version", "detail"]);
     assert!(
         wrong.is_empty(),
-        "sweep rows differ from {PLAIN}'s:\n{}\n\n{out}",
+        "sweep {extra:?} rows differ from {PLAIN}'s:\n{}\n\n{out}",
         wrong.join("\n")
     );
 }
 
 #[test]
-fn deep_sweep_rows_are_the_same_under_every_login_shell() {
-    let f = fleet(sweep_states);
-    let out = f
-        .lab
-        .fleetauth(&["sweep", "-i", f.inv(), "--format", "json", "--deep"]);
-    assert!(
-        matches!(out.code, Some(0 | 1)),
-        "sweep --deep must end 0 or 1\n{out}"
+fn sweep_rows_are_the_same_under_every_login_shell() {
+    assert_sweep_rows_match_plain(
+        &[],
+        [
+            ("gemini", "ready"),
+            ("claude", "ready"),
+            ("codex", "not_installed"),
+            ("copilot", "ready"),
+        ],
     );
-    // The reference itself must be right, or "the same" proves nothing.
-    for (provider, want) in [
-        ("gemini", "ready"),
-        ("claude", "ready"),
-        ("codex", "not_installed"),
-        ("copilot", "needs_auth"),
-    ] {
-        assert_eq!(out.row(PLAIN, provider)["state"], want, "{provider}\n{out}");
-    }
-    let wrong = rows_unlike_plain(&out, &["state", "source", "version", "detail"]);
-    assert!(
-        wrong.is_empty(),
-        "sweep --deep rows differ from {PLAIN}'s:\n{}\n\n{out}",
-        wrong.join("\n")
+}
+
+#[test]
+fn deep_sweep_rows_are_the_same_under_every_login_shell() {
+    assert_sweep_rows_match_plain(
+        &["--deep"],
+        [
+            ("gemini", "ready"),
+            ("claude", "ready"),
+            ("codex", "not_installed"),
+            ("copilot", "needs_auth"),
+        ],
     );
 }
 

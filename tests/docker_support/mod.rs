@@ -587,8 +587,9 @@ impl Member {
         fields.join(" ")
     }
 
-    /// A file's contents, from a running or a stopped (killed) container; None when absent.
-    pub fn read_file(&self, path: &str) -> Option<String> {
+    /// `docker cp` of `path` (a file or a directory) out of a running or a stopped (killed)
+    /// container, into a temporary directory; None when `path` is absent.
+    fn copy_out(&self, path: &str) -> Option<tempfile::TempDir> {
         let dest = tempfile::tempdir().expect("temp dir");
         let out = docker(&[
             "cp",
@@ -604,6 +605,12 @@ impl Member {
             );
             return None;
         }
+        Some(dest)
+    }
+
+    /// A file's contents, from a running or a stopped (killed) container; None when absent.
+    pub fn read_file(&self, path: &str) -> Option<String> {
+        let dest = self.copy_out(path)?;
         let name = Path::new(path).file_name().expect("file name");
         Some(std::fs::read_to_string(dest.path().join(name)).expect("copied file"))
     }
@@ -611,21 +618,9 @@ impl Member {
     /// The regular files directly in directory `path` (name → contents), from a running or a
     /// stopped (killed) container; empty when the directory is absent.
     pub fn read_dir(&self, path: &str) -> BTreeMap<String, String> {
-        let dest = tempfile::tempdir().expect("temp dir");
-        let out = docker(&[
-            "cp",
-            &format!("{}:{path}", self.container),
-            &dest.path().display().to_string(),
-        ]);
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.contains("Could not find") || err.contains("No such"),
-                "docker cp {}:{path}: {err}",
-                self.container
-            );
+        let Some(dest) = self.copy_out(path) else {
             return BTreeMap::new();
-        }
+        };
         let name = Path::new(path).file_name().expect("directory name");
         std::fs::read_dir(dest.path().join(name))
             .expect("copied directory")
