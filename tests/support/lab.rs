@@ -425,6 +425,8 @@ struct Opts {
     deny_client_key: bool,
     extra_host_keys: Vec<String>,
     login_shell: Option<String>,
+    extra_config: Vec<String>,
+    netns: Option<(String, Ipv4Addr)>,
 }
 
 /// Describes one member; `.start()` lays it out and starts its sshd, `.build()` only lays it out.
@@ -523,6 +525,20 @@ impl MemberBuilder<'_> {
         self
     }
 
+    /// An extra sshd_config line (`MaxSessions 1`, `AllowTcpForwarding no`, `HostCertificate
+    /// …`), taking precedence over the harness's own settings.
+    pub fn sshd_option(mut self, line: &str) -> Self {
+        self.opts.extra_config.push(line.to_string());
+        self
+    }
+    /// Run this member's sshd inside network namespace `ns`, listening on `addr` (an address
+    /// of that namespace: its loopback, or its end of a veth pair). known_hosts and the
+    /// inventory then name `addr`.
+    pub fn in_netns(mut self, ns: &str, addr: Ipv4Addr) -> Self {
+        self.opts.netns = Some((ns.to_string(), addr));
+        self
+    }
+
     /// Lay the member out (HOME, bin, vendor, host key, known_hosts entry, inventory entry)
     /// without starting its sshd; [`Member::start`] starts it later.
     pub fn build(mut self) -> Member {
@@ -554,7 +570,11 @@ impl MemberBuilder<'_> {
         let reservation = sshd::reserve(self.opts.port.unwrap_or(22));
         let server = ServerSpec {
             dir,
-            addr: reservation.addr,
+            addr: self
+                .opts
+                .netns
+                .as_ref()
+                .map_or(reservation.addr, |(_, a)| *a),
             port: reservation.port,
             home,
             bin,
@@ -563,6 +583,8 @@ impl MemberBuilder<'_> {
             ambient_env: self.opts.ambient_env,
             extra_host_keys: self.opts.extra_host_keys,
             login_shell: login.is_some(),
+            extra_config: self.opts.extra_config,
+            netns: self.opts.netns.map(|(ns, _)| ns),
         };
         if let Some(user) = &login {
             // The wrapper appends to commands.log as the user; the member dir stays root's.

@@ -177,6 +177,12 @@ pub(crate) struct ServerSpec {
     /// The member logs in as a dedicated user whose login shell runs the commands (see
     /// [`ServerSpec::write_config`]); false: `/bin/sh` runs them, as the lab's own user.
     pub login_shell: bool,
+    /// Extra sshd_config lines, written before the harness's own so that they win (sshd takes
+    /// the first value of a keyword).
+    pub extra_config: Vec<String>,
+    /// Run sshd inside this network namespace (`ip netns exec NS`): only what can route into
+    /// the namespace reaches it. Readiness is then read from sshd's log, not by connecting.
+    pub netns: Option<String>,
 }
 
 impl ServerSpec {
@@ -256,8 +262,10 @@ exec {shell} -c "$SSH_ORIGINAL_COMMAND"
             .chain(self.extra_host_keys.iter().map(String::as_str))
             .map(|kind| format!("HostKey {}\n", self.host_key_of(kind).display()))
             .collect();
+        let extra: String = self.extra_config.iter().map(|l| format!("{l}\n")).collect();
         let config = format!(
             "# fleetauth test member\n\
+             {extra}\
              ListenAddress {addr}:{port}\n\
              {host_keys}\
              PidFile none\n\
@@ -293,7 +301,16 @@ exec {shell} -c "$SSH_ORIGINAL_COMMAND"
             .append(true)
             .open(self.log())
             .expect("open sshd.log");
-        let mut child = Command::new(sshd_binary())
+        let listening_before = self.listening_lines();
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, sshd_binary()]);
+                c
+            }
+            None => Command::new(sshd_binary()),
+        };
+        let mut child = command
             .args(["-D", "-e", "-f"])
             .arg(&config)
             .stdin(Stdio::null())
@@ -310,7 +327,11 @@ exec {shell} -c "$SSH_ORIGINAL_COMMAND"
                     fs::read_to_string(self.log()).unwrap_or_default()
                 );
             }
-            if TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok() {
+            let ready = match &self.netns {
+                Some(_) => self.listening_lines() > listening_before,
+                None => TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok(),
+            };
+            if ready {
                 return child;
             }
             if Instant::now() > deadline {
@@ -322,6 +343,16 @@ exec {shell} -c "$SSH_ORIGINAL_COMMAND"
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+impl ServerSpec {
+    /// How many times sshd's log says it is listening (it says so once per start).
+    fn listening_lines(&self) -> usize {
+        fs::read_to_string(self.log())
+            .unwrap_or_default()
+            .matches("Server listening on")
+            .count()
     }
 }
 
