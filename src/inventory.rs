@@ -119,6 +119,7 @@ const MEMBER_KEYS: &[&str] = &[
     "probe_timeout",
     "auth_mode",
     "ssh_config",
+    "proxy_jump",
 ];
 const TOP_LEVEL_KEYS: &[&str] = &["defaults", "members"];
 
@@ -364,6 +365,18 @@ impl Ctx<'_> {
                         _ => Some(self.local_path(&value)?),
                     })
                 }
+                "proxy_jump" => {
+                    let text = value.non_empty_str()?;
+                    if text != "none" {
+                        crate::openssh_config::parse_proxy_jump(text).map_err(|why| {
+                            value.error(why).with_help(
+                                "write [user@]host[:port] or ssh://[user@]host[:port], \
+                                 comma-separated (first hop first), or \"none\"",
+                            )
+                        })?;
+                    }
+                    s.proxy_jump = Some(text.to_string())
+                }
                 other => unreachable!("deny_unknown let `{other}` through"),
             }
         }
@@ -574,7 +587,10 @@ impl Ctx<'_> {
                     .connect_timeout
                     .or(defaults.connect_timeout)
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                proxy_jump: own.proxy_jump.or_else(|| defaults.proxy_jump.clone()),
+                proxy_jump: own
+                    .proxy_jump
+                    .or_else(|| defaults.proxy_jump.clone())
+                    .filter(|j| j != "none"),
                 ..crate::ssh::Target::default()
             },
             name,
@@ -1133,11 +1149,11 @@ auth_mode = { gemini = "oauth" }
             4,
             1,
             "unknown key `prot` in [members.build-01]",
-            "accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode, ssh_config",
+            "accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode, ssh_config, proxy_jump",
         );
         assert_eq!(
             e.to_string(),
-            "error: unknown key `prot` in [members.build-01]\n --> inv.toml:4:1\n  |\n4 | prot = 22\n  | ^^^^\n  = help: accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode, ssh_config"
+            "error: unknown key `prot` in [members.build-01]\n --> inv.toml:4:1\n  |\n4 | prot = 22\n  | ^^^^\n  = help: accepted keys: host, port, user, identity_file, known_hosts, host_key_checking, env_file, providers, tags, connect_timeout, command_timeout, probe_timeout, auth_mode, ssh_config, proxy_jump"
         );
     }
 

@@ -255,6 +255,7 @@ pub fn apply_with<'a>(
         }
         todo.push((i, file));
     }
+    let mut ssh_usable = true;
     if !todo.is_empty() {
         let mut jobs = Vec::new();
         for (i, file) in &todo {
@@ -266,11 +267,14 @@ pub fn apply_with<'a>(
             jobs.push(args(Path::new("/dev/null"), &m.host, user, port));
         }
         match run_all(ssh, &jobs) {
-            None => warnings.push(format!(
+            None => {
+                ssh_usable = false;
+                warnings.push(format!(
                 "WARNING: `{}` (OpenSSH's client) cannot be run: ssh_config is ignored; members \
                  are reached with the inventory's settings only",
-                ssh.display()
-            )),
+                    ssh.display()
+                ))
+            }
             Some(outputs) => {
                 for ((i, file), pair) in todo.iter().zip(outputs.chunks(2)) {
                     let m = &mut *members[*i];
@@ -296,17 +300,214 @@ pub fn apply_with<'a>(
         }
     }
     for m in members.iter_mut() {
-        if m.identities.is_empty()
-            && let Some(home) = &local.home
-        {
-            m.default_identities = DEFAULT_IDENTITIES
-                .iter()
-                .map(|name| home.join(".ssh").join(name))
-                .filter(|p| p.is_file())
-                .collect();
-        }
+        give_default_identities(m, local);
+    }
+    let mut hops = Hops {
+        ssh: ssh_usable.then_some(ssh),
+        local,
+        resolved: BTreeMap::new(),
+    };
+    for (i, m) in members.iter_mut().enumerate() {
+        let Some(text) = m.proxy_jump.clone() else {
+            continue;
+        };
+        let file = todo.iter().find(|(j, _)| *j == i).map(|(_, f)| f.as_path());
+        m.jumps = hops.chain(&text, file, m, 0).map_err(|why| {
+            error(format!("member `{}`: ProxyJump `{text}`: {why}", m.name))
+                .with_help("write ProxyJump as [user@]host[:port] or ssh://[user@]host[:port], comma-separated")
+        })?;
     }
     Ok(warnings)
+}
+
+/// Members (and jump hosts) without identities get OpenSSH's default identities that exist.
+fn give_default_identities(m: &mut Target, local: &Local) {
+    if m.identities.is_empty()
+        && let Some(home) = &local.home
+    {
+        m.default_identities = DEFAULT_IDENTITIES
+            .iter()
+            .map(|name| home.join(".ssh").join(name))
+            .filter(|p| p.is_file())
+            .collect();
+    }
+}
+
+/// How deep a jump host's own ProxyJump may nest (a loop in ssh_config ends here).
+const MAX_JUMP_DEPTH: usize = 8;
+
+/// One hop of a ProxyJump, as written: `[user@]host[:port]` or `ssh://[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopSpec {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// Split a ProxyJump value into hops, first hop first.
+pub fn parse_proxy_jump(text: &str) -> Result<Vec<HopSpec>, String> {
+    text.split(',').map(parse_hop).collect()
+}
+
+fn parse_hop(hop: &str) -> Result<HopSpec, String> {
+    let bad = |why: &str| format!("hop `{hop}`: {why}");
+    let rest = hop.strip_prefix("ssh://").unwrap_or(hop);
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((user, rest)) if !user.is_empty() => (Some(user.to_string()), rest),
+        Some(_) => return Err(bad("empty user before `@`")),
+        None => (None, rest),
+    };
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, tail) = v6.split_once(']').ok_or_else(|| bad("`[` without `]`"))?;
+        match tail {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(
+                    tail.strip_prefix(':')
+                        .ok_or_else(|| bad("expected `:port` after `]`"))?,
+                ),
+            ),
+        }
+    } else {
+        match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+        return Err(bad("not a host name"));
+    }
+    let port = port
+        .map(|p| match p.parse::<u16>() {
+            Ok(p) if p > 0 => Ok(p),
+            _ => Err(bad(&format!("`{p}` is not a port number"))),
+        })
+        .transpose()?;
+    Ok(HopSpec {
+        user,
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// Resolves jump hosts as OpenSSH does for `ssh -J h1,…,hn host`: each hop is a destination of
+/// its own (`ssh -G` with the member's ssh_config, `-l`/`-p` from the hop as written), a hop
+/// being reached through the hops before it, and the first hop through its own ProxyJump from
+/// ssh_config, if any. A hop's known_hosts file, host key checking and connect deadline are
+/// the member's unless ssh_config says otherwise for the hop; its identities are its own
+/// (ssh_config's, else the agent and default identities), never the member's, as with OpenSSH.
+struct Hops<'a> {
+    /// None: `ssh` cannot be run, hops are taken as written.
+    ssh: Option<&'a Path>,
+    local: &'a Local,
+    /// Hops already resolved, by what determines them.
+    resolved: BTreeMap<String, Target>,
+}
+
+impl Hops<'_> {
+    /// The jump hosts of a member (or hop) `via` whose ProxyJump is `text`, first hop first.
+    fn chain(
+        &mut self,
+        text: &str,
+        file: Option<&Path>,
+        via: &Target,
+        depth: usize,
+    ) -> Result<Vec<Target>, String> {
+        if depth >= MAX_JUMP_DEPTH {
+            return Err(format!(
+                "jump hosts nest more than {MAX_JUMP_DEPTH} deep (a ProxyJump loop in ssh_config?)"
+            ));
+        }
+        let mut chain = Vec::new();
+        for (k, spec) in parse_proxy_jump(text)?.into_iter().enumerate() {
+            let mut hop = self.hop(&spec, file, via, k == 0)?;
+            if let Some(own) = hop.proxy_jump.take() {
+                chain.extend(
+                    self.chain(&own, file, &hop, depth + 1)
+                        .map_err(|why| format!("jump host `{}`: {why}", hop.name))?,
+                );
+            }
+            chain.push(hop);
+        }
+        Ok(chain)
+    }
+
+    /// One hop as a target. `first`: its own ProxyJump from ssh_config counts (later hops are
+    /// reached through the chain).
+    fn hop(
+        &mut self,
+        spec: &HopSpec,
+        file: Option<&Path>,
+        via: &Target,
+        first: bool,
+    ) -> Result<Target, String> {
+        let written = format!(
+            "{}{}{}",
+            spec.user
+                .as_ref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
+            spec.host,
+            spec.port.map(|p| format!(":{p}")).unwrap_or_default()
+        );
+        let key = format!(
+            "{written}|{file:?}|{first}|{:?}|{}|{:?}",
+            via.known_hosts, via.host_key_checking, via.connect_timeout
+        );
+        if let Some(hop) = self.resolved.get(&key) {
+            return Ok(hop.clone());
+        }
+        let mut hop = Target {
+            name: written.clone(),
+            host: spec.host.clone(),
+            port: spec.port.unwrap_or(22),
+            user: spec.user.clone().unwrap_or_else(|| self.local.user.clone()),
+            known_hosts: via.known_hosts.clone(),
+            host_key_checking: via.host_key_checking,
+            connect_timeout: via.connect_timeout,
+            ..Target::default()
+        };
+        if let (Some(ssh), Some(file)) = (self.ssh, file) {
+            let (user, port) = (spec.user.as_deref(), spec.port);
+            let outputs = run_all(
+                ssh,
+                &[
+                    args(file, &spec.host, user, port),
+                    args(Path::new("/dev/null"), &spec.host, user, port),
+                ],
+            )
+            .ok_or("`ssh -G` cannot be run")?;
+            if let Some(out) = outputs.iter().find(|o| !o.status.success()) {
+                return Err(format!(
+                    "OpenSSH cannot resolve jump host `{written}` with {}: {}",
+                    file.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            let request = Request {
+                user: spec.user.is_some(),
+                port: spec.port.is_some(),
+                proxy_jump: !first,
+                ..Request::default()
+            };
+            let config = parse_dump(&String::from_utf8_lossy(&outputs[0].stdout));
+            let defaults = parse_dump(&String::from_utf8_lossy(&outputs[1].stdout));
+            resolve(&mut hop, &request, &config, &defaults, self.local)
+                .map_err(|why| format!("jump host `{written}`: {why}"))?;
+            // No inventory speaks for a hop: OpenSSH's own default user (the local account, as
+            // `ssh -G` found it) applies where ssh_config and the hop are silent.
+            if spec.user.is_none()
+                && let Some(user) = config.get("user").and_then(|u| u.first())
+            {
+                hop.user = user.clone();
+            }
+        }
+        give_default_identities(&mut hop, self.local);
+        self.resolved.insert(key, hop.clone());
+        Ok(hop)
+    }
 }
 
 /// Apply to `m` what `config` says beyond OpenSSH's `defaults`, where the inventory is silent.
@@ -448,5 +649,47 @@ mod tests {
             2
         );
         assert_eq!(from_config(&config, &defaults, "proxyjump"), None);
+    }
+
+    #[test]
+    fn proxy_jump_hops_are_parsed_like_openssh() {
+        let hop = |user: Option<&str>, host: &str, port: Option<u16>| HopSpec {
+            user: user.map(str::to_string),
+            host: host.to_string(),
+            port,
+        };
+        assert_eq!(
+            parse_proxy_jump("bastion,ops@jump2:2222").unwrap(),
+            [
+                hop(None, "bastion", None),
+                hop(Some("ops"), "jump2", Some(2222))
+            ]
+        );
+        assert_eq!(
+            parse_proxy_jump("ssh://a@b:22/,[fd00::1]:2200,[::1]").unwrap(),
+            [
+                hop(Some("a"), "b", Some(22)),
+                hop(None, "fd00::1", Some(2200)),
+                hop(None, "::1", None)
+            ]
+        );
+        assert_eq!(
+            parse_proxy_jump("we@ird@host").unwrap(),
+            [hop(Some("we@ird"), "host", None)],
+            "the last `@` splits, as OpenSSH does"
+        );
+        for bad in [
+            "",
+            "a,,b",
+            "@h",
+            "h:0",
+            "h:x",
+            "h:70000",
+            "-oProxyCommand=x",
+            "[::1",
+            "[::1]x",
+        ] {
+            assert!(parse_proxy_jump(bad).is_err(), "{bad:?} must be refused");
+        }
     }
 }

@@ -145,6 +145,9 @@ spelled! {
         HostKey = "host_key",
         /// The connection broke, or the SSH protocol failed.
         Network = "network",
+        /// A jump host (ProxyJump) was down, refused fleetauth, or would not forward to the
+        /// member; the detail names the hop. The member itself was not reached.
+        Jump = "jump",
     }
 }
 

@@ -311,12 +311,13 @@ fn sweep_reaches_members_named_by_ssh_config_aliases() {
     assert_eq!(first["port"], one.port());
     assert_eq!(first["identities"][0], lab.identity().display().to_string());
     assert_eq!(listed["members"][2]["proxy_jump"], "nowhere.invalid");
+    assert_eq!(
+        listed["members"][2]["jumps"][0]["host"], "nowhere.invalid",
+        "{listed}"
+    );
     let table = lab.fleetauth(&["inventory", "check", "-i", inv, "-F", cfg]);
     table.assert_exit(0);
-    assert!(
-        table.stdout.contains("bastions are not used yet"),
-        "{table}"
-    );
+    assert!(table.stdout.contains("@nowhere.invalid:22"), "{table}");
 
     let sweep = lab.fleetauth(&["sweep", "-i", inv, "-F", cfg, "--format", "json"]);
     for name in ["one", "two"] {
@@ -325,12 +326,13 @@ fn sweep_reaches_members_named_by_ssh_config_aliases() {
     }
     let behind = sweep.row("behind", "claude");
     assert_eq!(behind["state"], "unreachable", "{behind}");
+    assert_eq!(behind["reason"], "jump", "{behind}");
     assert!(
         behind["detail"]
             .as_str()
             .unwrap()
-            .contains("ProxyJump is not supported yet (host 127.0.0.1"),
-        "{behind}"
+            .contains(&format!("jump host {}@nowhere.invalid:22", lab.user())),
+        "the detail names the hop: {behind}"
     );
 }
 

@@ -417,8 +417,8 @@ fn ansible_ini_inventory_is_swept() {
         ]
     );
 
-    // The whole fleet: db-a has a ProxyJump, which the transport does not use yet: it is never
-    // contacted directly, and says why.
+    // The whole fleet: db-a's jump host does not resolve: db-a is unreachable (reason `jump`,
+    // the hop named), and never contacted directly.
     let out = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
     out.assert_exit(1);
     assert_eq!(out.results().len(), 6);
@@ -427,9 +427,10 @@ fn ansible_ini_inventory_is_swept() {
         assert_eq!(r["state"] == "unreachable", jumped, "{r}");
         if jumped {
             let detail = r["detail"].as_str().unwrap();
+            assert_eq!(r["reason"], "jump", "{r}");
             assert!(
-                detail.contains("ProxyJump is not supported yet"),
-                "{detail}"
+                detail.contains("jump host nobody@bastion.invalid"),
+                "the detail names the hop: {detail}"
             );
         }
     }

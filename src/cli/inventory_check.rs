@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::out::{errln, outln};
 use super::{Cli, Failure, Format, apply_ssh_config, load_registry};
 use crate::inventory::Member;
+use crate::ssh::Target;
 
 fn paths(list: &[PathBuf]) -> Vec<String> {
     list.iter().map(|p| p.display().to_string()).collect()
@@ -13,12 +14,28 @@ fn paths(list: &[PathBuf]) -> Vec<String> {
 
 /// The identities a member authenticates with, as shown.
 fn identities(m: &Member) -> Vec<String> {
-    if !m.ssh.identities.is_empty() {
-        return paths(&m.ssh.identities);
+    target_identities(&m.ssh)
+}
+
+fn target_identities(t: &Target) -> Vec<String> {
+    if !t.identities.is_empty() {
+        return paths(&t.identities);
     }
     let mut shown = vec!["ssh-agent".to_string()];
-    shown.extend(paths(&m.ssh.default_identities));
+    shown.extend(paths(&t.default_identities));
     shown
+}
+
+/// The jump hosts, first hop first (`-`: direct).
+fn jump_chain(t: &Target) -> String {
+    if t.jumps.is_empty() {
+        return "-".into();
+    }
+    t.jumps
+        .iter()
+        .map(Target::user_addr)
+        .collect::<Vec<_>>()
+        .join(" > ")
 }
 
 pub fn run(
@@ -32,10 +49,6 @@ pub fn run(
     let inventory = crate::inventory::load_as(path, &registry.names(), inventory_format)?;
     let mut members: Vec<Member> = inventory.select(limit)?.into_iter().cloned().collect();
     apply_ssh_config(cli, &inventory, &mut members)?;
-    let jumps = members
-        .iter()
-        .filter(|m| m.ssh.proxy_jump.is_some())
-        .count();
     match format {
         Format::Json => {
             let list: Vec<_> = members
@@ -52,6 +65,12 @@ pub fn run(
                         "other_known_hosts": paths(&m.ssh.other_known_hosts),
                         "host_key_alias": m.ssh.host_key_alias,
                         "proxy_jump": m.ssh.proxy_jump,
+                        "jumps": m.ssh.jumps.iter().map(|hop| serde_json::json!({
+                            "name": hop.name, "host": hop.host, "port": hop.port, "user": hop.user,
+                            "identities": target_identities(hop),
+                            "known_hosts": hop.known_hosts.display().to_string(),
+                            "host_key_checking": hop.host_key_checking,
+                        })).collect::<Vec<_>>(),
                         "connect_timeout_secs": m.ssh.connect_timeout.as_secs_f64(),
                     })
                 })
@@ -68,7 +87,7 @@ pub fn run(
                 "ADDRESS",
                 "USER",
                 "IDENTITIES",
-                "PROXY JUMP",
+                "JUMP HOSTS",
                 "KNOWN HOSTS",
                 "PROVIDERS",
                 "TAGS",
@@ -81,19 +100,13 @@ pub fn run(
                     m.ssh.addr(),
                     m.ssh.user.clone(),
                     identities(m).join(","),
-                    m.ssh.proxy_jump.clone().unwrap_or_else(|| "-".into()),
+                    jump_chain(&m.ssh),
                     known.join(","),
                     m.providers.join(","),
                     m.tags.join(","),
                 ]);
             }
             outln!("{t}");
-            if jumps > 0 {
-                outln!(
-                    "note: {jumps} member(s) have a ProxyJump; bastions are not used yet: \
-                     fleetauth will not contact them (they are reported unreachable)"
-                );
-            }
         }
     }
     let problems: Vec<_> = members.iter().flat_map(|m| m.local_problems()).collect();

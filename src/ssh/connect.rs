@@ -28,23 +28,30 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::host_key::{ClientHandler, Refusal};
-use super::session::RusshSession;
 use super::{HostKeyChecking, RusshTransport, SshError, Target};
 
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// Why one connection attempt failed.
-enum Attempt {
+pub(super) enum Attempt {
     /// The server hung up before sending its SSH identification: worth another try.
     ClosedBeforeBanner(String),
     Fatal(SshError),
 }
 
+/// A byte stream to a target's sshd: a TCP connection, or a channel through a jump host.
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
 impl RusshTransport {
     /// Connect attempts until one succeeds, fails for good, or no retry fits (the deadlines are
-    /// described in the module docs).
-    pub(super) async fn connect_retrying(&self, target: &Target) -> Result<RusshSession, SshError> {
+    /// described in the module docs). A target with jump hosts is dialled through them
+    /// (`jump.rs`), whose own deadlines bound reaching the last hop.
+    pub(super) async fn connect_retrying(
+        &self,
+        target: &Target,
+    ) -> Result<client::Handle<ClientHandler>, SshError> {
         let timed_out = || SshError::Timeout {
             phase: "connect",
             after: target.connect_timeout,
@@ -54,11 +61,17 @@ impl RusshTransport {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let dialed = tokio::time::timeout(target.connect_timeout, self.dial(target)).await;
+            let dialed = if target.jumps.is_empty() {
+                tokio::time::timeout(target.connect_timeout, self.dial(target))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map(|s| Box::new(s) as Box<dyn Stream>)
+            } else {
+                Box::pin(self.tunnel(target)).await.map_err(Attempt::Fatal)
+            };
             let result = match dialed {
-                Err(_) => return Err(timed_out()),
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(stream)) => {
+                Err(e) => Err(e),
+                Ok(stream) => {
                     let _slot = match &self.handshakes {
                         Some(limit) => Some(
                             limit
@@ -69,19 +82,13 @@ impl RusshTransport {
                         ),
                         None => None,
                     };
-                    match tokio::time::timeout(
-                        target.connect_timeout,
-                        self.handshake(target, stream),
-                    )
-                    .await
-                    {
-                        Err(_) => return Err(timed_out()),
-                        Ok(r) => r,
-                    }
+                    tokio::time::timeout(target.connect_timeout, self.handshake(target, stream))
+                        .await
+                        .map_err(|_| timed_out())?
                 }
             };
             match result {
-                Ok(session) => return Ok(session),
+                Ok(handle) => return Ok(handle),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::ClosedBeforeBanner(why)) => {
                     let wait = jittered(delay);
@@ -132,8 +139,12 @@ impl RusshTransport {
         }
     }
 
-    /// Key exchange, host key check and authentication on a dialed connection.
-    async fn handshake(&self, target: &Target, stream: TcpStream) -> Result<RusshSession, Attempt> {
+    /// Key exchange, host key check and authentication on a dialled stream.
+    pub(super) async fn handshake(
+        &self,
+        target: &Target,
+        stream: Box<dyn Stream>,
+    ) -> Result<client::Handle<ClientHandler>, Attempt> {
         let addr = target.addr();
         let banner_seen = Arc::new(AtomicBool::new(false));
         let stream = BannerWatch::new(stream, banner_seen.clone());
@@ -160,7 +171,20 @@ impl RusshTransport {
             .authenticate(&mut handle, target, &addr)
             .await
             .map_err(Attempt::Fatal)?;
-        Ok(RusshSession::new(handle, target, addr))
+        Ok(handle)
+    }
+}
+
+impl Attempt {
+    /// The error of an attempt that will not be retried.
+    pub(super) fn into_error(self, target: &Target) -> SshError {
+        match self {
+            Attempt::Fatal(e) => e,
+            Attempt::ClosedBeforeBanner(why) => SshError::Network(format!(
+                "{} closed the connection before the SSH banner ({why})",
+                target.addr()
+            )),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `connect.rs`: dialling, retry with backoff, banner watch, handshake, error translation;
 //! - `config.rs`: the russh config, pinned algorithms and host-key preference;
 //! - `auth.rs`: identity files, passphrases, ssh-agent;
+//! - `jump.rs`: jump hosts (ProxyJump): tunnels through bastions, shared bastion connections;
 //! - `host_key.rs`: the connection handler judging (and learning) host keys;
 //! - `session.rs`: the [`Session`] impl: exec, dialogs, output collection;
 //! - `known_hosts.rs`: parses known_hosts files once per run and answers lookups.
@@ -25,6 +26,7 @@ mod auth;
 mod config;
 mod connect;
 mod host_key;
+mod jump;
 pub mod known_hosts;
 mod session;
 mod target;
@@ -91,6 +93,10 @@ pub enum SshError {
     HostKeyUnknown { host: String, fingerprint: String },
     #[error("host key for {host} is revoked in known_hosts ({fingerprint})")]
     HostKeyRevoked { host: String, fingerprint: String },
+    /// Reaching a jump host (or opening a channel through it) failed; `hop` names it as
+    /// written in ProxyJump and where it resolved to.
+    #[error("jump host {hop}: {error}")]
+    Jump { hop: String, error: Box<SshError> },
     #[error("network error: {0}")]
     Network(String),
     #[error("ssh protocol error: {0}")]
@@ -107,6 +113,7 @@ impl SshError {
             SshError::HostKeyChanged { .. }
             | SshError::HostKeyUnknown { .. }
             | SshError::HostKeyRevoked { .. } => Reason::HostKey,
+            SshError::Jump { .. } => Reason::Jump,
             SshError::Network(_) | SshError::Protocol(_) => Reason::Network,
         }
     }

@@ -55,9 +55,14 @@ pub struct Target {
     /// ssh_config `HostKeyAlias`: the name host keys are looked up (and recorded) under in
     /// known_hosts, instead of `host` and `port`.
     pub host_key_alias: Option<String>,
-    /// ssh_config `ProxyJump` (as written, e.g. `bastion,jump2`). Recorded only: bastions are not
-    /// used yet, and the transport refuses to connect such a target directly.
+    /// The `ProxyJump` as written (inventory or ssh_config, e.g. `bastion,ops@jump2:2222`); what
+    /// the transport uses is [`Target::jumps`], resolved from it.
     pub proxy_jump: Option<String>,
+    /// The jump hosts this target is reached through, first hop first (empty: direct). Each hop
+    /// is a complete target of its own (address, user, identities, known_hosts, checking mode,
+    /// deadline); its own `jumps` are empty, the chain being this list. A target with a
+    /// `proxy_jump` but no `jumps` was never resolved, and the transport refuses it.
+    pub jumps: Vec<Target>,
     pub host_key_checking: HostKeyChecking,
     /// Deadline for connecting: TCP and the server's first byte, then key exchange and
     /// authentication, each within it (see `Transport::connect`).
@@ -65,6 +70,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// This target and every jump host it is reached through.
+    pub fn with_hops(&self) -> impl Iterator<Item = &Target> {
+        std::iter::once(self).chain(self.jumps.iter())
+    }
+
+    /// `user@host:port`, as a hop is named in messages.
+    pub fn user_addr(&self) -> String {
+        format!("{}@{}", self.user, self.addr())
+    }
+
     /// `host:port`, as messages name the endpoint.
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)

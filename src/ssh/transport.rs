@@ -16,7 +16,9 @@ use russh::client;
 
 use super::auth::Credentials;
 use super::config::Configs;
+use super::jump::JumpPools;
 use super::known_hosts::KnownHostsStore;
+use super::session::RusshSession;
 use super::{HostKeyChecking, Session, SshError, Target, Transport};
 
 /// Environment variable read for identity-file passphrases unless overridden.
@@ -42,7 +44,16 @@ pub struct TransportOptions {
     /// connection). A connection waits for the server's first byte *before* taking a slot, so
     /// a member that never speaks holds no slot. None: unbounded.
     pub max_handshakes: Option<usize>,
+    /// At most this many members at once over one connection to a jump host; more open another
+    /// connection (see `jump.rs`). Default [`DEFAULT_JUMP_CHANNELS`].
+    pub jump_channels: usize,
 }
+
+/// Members carried at once by one connection to a jump host, by default. A bastion's sshd
+/// serves each connection with one process (one core), which relays every byte of every member
+/// behind it: a few dozen members per connection keep that process from being the bottleneck
+/// while a fleet of hundreds still costs the bastion a handful of connections.
+pub const DEFAULT_JUMP_CHANNELS: usize = 32;
 
 impl Default for TransportOptions {
     fn default() -> TransportOptions {
@@ -54,6 +65,7 @@ impl Default for TransportOptions {
                 .map(PathBuf::from),
             global_known_hosts: Some(PathBuf::from(GLOBAL_KNOWN_HOSTS)),
             max_handshakes: None,
+            jump_channels: DEFAULT_JUMP_CHANNELS,
         }
     }
 }
@@ -85,6 +97,9 @@ pub struct RusshTransport {
     warned_checking_off: AtomicBool,
     /// Free handshake slots (`TransportOptions::max_handshakes`).
     pub(super) handshakes: Option<Arc<tokio::sync::Semaphore>>,
+    /// Connections to jump hosts, shared by the members behind them.
+    pub(super) jump_pools: JumpPools,
+    pub(super) jump_channels: usize,
 }
 
 impl std::fmt::Debug for RusshTransport {
@@ -101,6 +116,14 @@ impl RusshTransport {
     /// if one is encrypted, see [`TransportOptions`]), and warn once if any target has host key
     /// checking off.
     pub fn new(targets: &[Target], opts: TransportOptions) -> Result<RusshTransport, SetupError> {
+        // Jump hosts are targets too: their known_hosts files and identities are prepared with
+        // the members'.
+        let all: Vec<Target> = targets
+            .iter()
+            .flat_map(Target::with_hops)
+            .cloned()
+            .collect();
+        let targets = all.as_slice();
         let global = opts.global_known_hosts.as_deref().filter(|p| p.exists());
         let known_hosts =
             KnownHostsStore::load(targets.iter().map(|t| t.known_hosts.as_path()), global)
@@ -114,6 +137,8 @@ impl RusshTransport {
             handshakes: opts
                 .max_handshakes
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+            jump_pools: JumpPools::default(),
+            jump_channels: opts.jump_channels.max(1),
         };
         transport.warn_if_checking_off(targets);
         for target in targets {
@@ -160,15 +185,18 @@ impl RusshTransport {
 #[async_trait]
 impl Transport for RusshTransport {
     async fn connect(&self, target: &Target) -> Result<Box<dyn Session>, SshError> {
-        if let Some(jump) = &target.proxy_jump {
-            return Err(SshError::Network(format!(
-                "ProxyJump is not supported yet (host {} via {jump}, from ssh_config); \
+        if let Some(jump) = &target.proxy_jump
+            && target.jumps.is_empty()
+        {
+            // Never dial directly what the operator routes through a bastion.
+            return Err(SshError::Protocol(format!(
+                "ProxyJump `{jump}` of host {} was not resolved to jump hosts; \
                  fleetauth does not connect it directly",
                 target.host
             )));
         }
         match self.connect_retrying(target).await {
-            Ok(session) => Ok(Box::new(session)),
+            Ok(handle) => Ok(Box::new(RusshSession::new(handle, target, target.addr()))),
             Err(e) => {
                 tracing::debug!(member = %target.name, "connect failed: {e}");
                 Err(e)

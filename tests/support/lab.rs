@@ -426,7 +426,8 @@ struct Opts {
     extra_host_keys: Vec<String>,
     login_shell: Option<String>,
     extra_config: Vec<String>,
-    netns: Option<(String, Ipv4Addr)>,
+    netns: Option<String>,
+    listen: Option<Ipv4Addr>,
 }
 
 /// Describes one member; `.start()` lays it out and starts its sshd, `.build()` only lays it out.
@@ -531,11 +532,16 @@ impl MemberBuilder<'_> {
         self.opts.extra_config.push(line.to_string());
         self
     }
-    /// Run this member's sshd inside network namespace `ns`, listening on `addr` (an address
-    /// of that namespace: its loopback, or its end of a veth pair). known_hosts and the
-    /// inventory then name `addr`.
-    pub fn in_netns(mut self, ns: &str, addr: Ipv4Addr) -> Self {
-        self.opts.netns = Some((ns.to_string(), addr));
+    /// Run this member's sshd inside network namespace `ns` (see `netns.rs`): on its own
+    /// `127.a.b.c` as usual, but that namespace's loopback, which only the namespace reaches.
+    pub fn in_netns(mut self, ns: &str) -> Self {
+        self.opts.netns = Some(ns.to_string());
+        self
+    }
+    /// Listen on `addr` instead of a reserved loopback address (with [`Self::in_netns`], that
+    /// namespace's end of a veth pair); known_hosts and the inventory then name `addr`.
+    pub fn listen_on(mut self, addr: Ipv4Addr) -> Self {
+        self.opts.listen = Some(addr);
         self
     }
 
@@ -570,11 +576,7 @@ impl MemberBuilder<'_> {
         let reservation = sshd::reserve(self.opts.port.unwrap_or(22));
         let server = ServerSpec {
             dir,
-            addr: self
-                .opts
-                .netns
-                .as_ref()
-                .map_or(reservation.addr, |(_, a)| *a),
+            addr: self.opts.listen.unwrap_or(reservation.addr),
             port: reservation.port,
             home,
             bin,
@@ -584,7 +586,7 @@ impl MemberBuilder<'_> {
             extra_host_keys: self.opts.extra_host_keys,
             login_shell: login.is_some(),
             extra_config: self.opts.extra_config,
-            netns: self.opts.netns.map(|(ns, _)| ns),
+            netns: self.opts.netns,
         };
         if let Some(user) = &login {
             // The wrapper appends to commands.log as the user; the member dir stays root's.
@@ -645,7 +647,12 @@ struct MemberInner {
 
 impl Drop for MemberInner {
     fn drop(&mut self) {
-        if let Some(mut child) = self.sshd.get_mut().unwrap().take() {
+        if let Some(mut child) = self
+            .sshd
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             sshd::kill(&mut child, &self.server.vendor);
         }
     }
@@ -792,7 +799,7 @@ impl Member {
     /// Kill its sshd, its connections and everything they started. The address stays reserved,
     /// so afterwards connections are refused.
     pub fn stop(&self) {
-        if let Some(mut child) = self.0.sshd.lock().unwrap().take() {
+        if let Some(mut child) = self.0.sshd.lock().unwrap_or_else(|p| p.into_inner()).take() {
             sshd::kill(&mut child, &self.0.server.vendor);
         }
     }

@@ -34,6 +34,7 @@
 pub mod fake;
 mod home;
 mod lab;
+pub mod netns;
 mod procs;
 mod run;
 mod sshd;
