@@ -172,11 +172,8 @@ pub(crate) fn parse_with(
     } else {
         parse_ini(&src)?
     };
-    let beside = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let dirs = vars_dirs::read(beside, &model)?;
+    // `hosts` → `group_vars/…` (relative, as the inventory was named).
+    let dirs = vars_dirs::read(path.parent().unwrap_or(Path::new("")), &model)?;
     let mut sources = vec![src];
     sources.extend(dirs.files.iter().enumerate().map(|(i, f)| Src {
         path: &f.path,
