@@ -2,8 +2,11 @@
 //!
 //! Each Ansible host becomes a member named by its inventory hostname. Its groups, with every
 //! group above them through `:children` / `children:`, become its tags (`all` and `ungrouped`
-//! are not tags). Variables are merged as Ansible does: `all`, then groups from the shallowest
-//! to the deepest (by name within a depth), then the host's own; a later one wins. Honoured:
+//! are not tags; a host in no other group is in `ungrouped`, as Ansible reconciles). Variables
+//! are merged as Ansible does, a later one winning: the inventory file's group vars (`all`,
+//! then groups from the shallowest to the deepest, by name within a depth), then the
+//! `group_vars/` files beside the inventory in the same order, then the host's own vars in the
+//! inventory file, then its `host_vars/` files (found and read in `vars_dirs`). Honoured:
 //! `ansible_host`, `ansible_port`, `ansible_user` (and their `ansible_ssh_*` spellings),
 //! `ansible_ssh_private_key_file`, a ProxyJump in `ansible_ssh_common_args` /
 //! `ansible_ssh_extra_args` (`-J x`, `-o ProxyJump=x`: kept on the member as data), and
@@ -14,7 +17,10 @@
 //! is an error. Host ranges `web[01:20]` (zero padding kept), `web[1:9:2]` and `db-[a:c]` are
 //! expanded. Defaults and validation after that are the TOML loader's ([`Ctx::assemble`]).
 //! Errors name the file and line: INI errors point at the line, YAML errors at the line of the
-//! host or variable name (found by its text: the YAML parser keeps no positions past syntax).
+//! host or variable name (found by its text: the YAML parser keeps no positions past syntax),
+//! in the inventory or in the `group_vars/` / `host_vars/` file the value came from. A value
+//! fleetauth reads that is an inline Ansible Vault ciphertext is an error; a vaulted file is
+//! skipped with a warning ([`Inventory::warnings`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -34,6 +40,9 @@ enum Val {
 #[derive(Debug, Clone)]
 struct Var {
     val: Val,
+    /// Where it was written: `file` indexes the sources (0 = the inventory, then the
+    /// `group_vars/` and `host_vars/` files in reading order), `line` is 1-based.
+    file: usize,
     line: usize,
 }
 
@@ -72,6 +81,8 @@ impl Model {
 struct Src<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Its index among the sources ([`Var::file`]).
+    file: usize,
 }
 
 impl Src<'_> {
@@ -151,15 +162,28 @@ pub(crate) fn parse_with(
     known_providers: &[&str],
     env: &LocalEnv,
 ) -> Result<Inventory, ConfigError> {
-    let src = Src { path, text };
+    let src = Src {
+        path,
+        text,
+        file: 0,
+    };
     let model = if is_yaml(text) {
         parse_yaml(&src)?
     } else {
         parse_ini(&src)?
     };
+    // `hosts` → `group_vars/…` (relative, as the inventory was named).
+    let dirs = vars_dirs::read(path.parent().unwrap_or(Path::new("")), &model)?;
+    let mut sources = vec![src];
+    sources.extend(dirs.files.iter().enumerate().map(|(i, f)| Src {
+        path: &f.path,
+        text: &f.text,
+        file: i + 1,
+    }));
     resolve(
-        &src,
+        &sources,
         &model,
+        &dirs,
         &Ctx {
             known_providers,
             env,
@@ -237,6 +261,7 @@ fn parse_ini(src: &Src<'_>) -> Result<Model, ConfigError> {
                             k.clone(),
                             Var {
                                 val: Val::Str(v.clone()),
+                                file: src.file,
                                 line,
                             },
                         );
@@ -254,6 +279,7 @@ fn parse_ini(src: &Src<'_>) -> Result<Model, ConfigError> {
                     k.trim().to_string(),
                     Var {
                         val: Val::Str(v),
+                        file: src.file,
                         line,
                     },
                 );
@@ -433,8 +459,9 @@ fn single_letter(s: &str) -> Option<char> {
 
 // ---------------------------------------------------------------- YAML
 
-fn parse_yaml(src: &Src<'_>) -> Result<Model, ConfigError> {
-    let docs = YamlLoader::load_from_str(src.text).map_err(|e| {
+/// The YAML documents of `src`; a syntax error points where the parser stopped.
+fn load_yaml(src: &Src<'_>) -> Result<Vec<Yaml>, ConfigError> {
+    YamlLoader::load_from_str(src.text).map_err(|e| {
         let m = e.marker();
         let byte = src
             .text
@@ -450,7 +477,11 @@ fn parse_yaml(src: &Src<'_>) -> Result<Model, ConfigError> {
         .with_help(
             "see https://docs.ansible.com/ansible/latest/inventory_guide/intro_inventory.html",
         )
-    })?;
+    })
+}
+
+fn parse_yaml(src: &Src<'_>) -> Result<Model, ConfigError> {
+    let docs = load_yaml(src)?;
     let mut model = Model::default();
     let Some(Yaml::Hash(top)) = docs.first() else {
         return Err(
@@ -512,6 +543,7 @@ fn yaml_group(
                     if let Some(port) = port {
                         vars.entry("ansible_port".to_string()).or_insert(Var {
                             val: Val::Str(port.to_string()),
+                            file: src.file,
                             line: host_line,
                         });
                     }
@@ -606,7 +638,14 @@ fn yaml_vars(
             ),
             other => Val::Str(scalar(other).unwrap_or_default()),
         };
-        vars.insert(key, Var { val, line });
+        vars.insert(
+            key,
+            Var {
+                val,
+                file: src.file,
+                line,
+            },
+        );
     }
     Ok(vars)
 }
@@ -635,6 +674,13 @@ fn groups_of(model: &Model, host: &str) -> BTreeSet<String> {
         if found.insert(g.to_string()) {
             todo.extend(parents.get(g).into_iter().flatten());
         }
+    }
+    // As Ansible reconciles: a host is in `ungrouped` exactly when it is in no other group
+    // (also a YAML host right under `all: hosts:`).
+    if found.iter().any(|g| g != "all" && g != "ungrouped") {
+        found.remove("ungrouped");
+    } else {
+        found.insert("ungrouped".to_string());
     }
     found
 }
@@ -667,7 +713,15 @@ const FLEETAUTH_VARS: &[&str] = &[
     "fleetauth_probe_timeout",
 ];
 
-fn resolve(src: &Src<'_>, model: &Model, ctx: &Ctx<'_>) -> Result<Inventory, ConfigError> {
+/// Members from the parsed inventory (`sources[0]`) and its `group_vars/` / `host_vars/`
+/// files (`sources[1..]`, read into `dirs`).
+fn resolve(
+    sources: &[Src<'_>],
+    model: &Model,
+    dirs: &vars_dirs::Dirs,
+    ctx: &Ctx<'_>,
+) -> Result<Inventory, ConfigError> {
+    let src = &sources[0];
     if model.hosts.is_empty() {
         return Err(ConfigError::new(src.path, "the inventory has no hosts")
             .with_help("list hosts under a `[group]` (INI) or under `hosts:` (YAML)"));
@@ -687,21 +741,48 @@ fn resolve(src: &Src<'_>, model: &Model, ctx: &Ctx<'_>) -> Result<Inventory, Con
             .map(|g| (depth(model, g, &mut Vec::new()), g))
             .collect();
         ordered.sort();
+        // Ansible's order, the later wins: the inventory file's group vars, then the
+        // group_vars/ files (each by depth), the inventory's host vars, the host_vars/ files.
         let mut vars: BTreeMap<String, Var> = BTreeMap::new();
         for (_, g) in &ordered {
             if let Some(group) = model.groups.get(*g) {
                 vars.extend(group.vars.clone());
             }
         }
+        for (_, g) in &ordered {
+            if let Some(file_vars) = dirs.groups.get(*g) {
+                vars.extend(file_vars.clone());
+            }
+        }
         if let Some(hv) = model.host_vars.get(host) {
             vars.extend(hv.clone());
+        }
+        if let Some(file_vars) = dirs.hosts.get(host) {
+            vars.extend(file_vars.clone());
         }
 
         let mut own = Settings::default();
         let mut address = host.clone();
-        let mut address_line = host_line;
+        let mut address_at = (0, host_line);
         for (key, var) in &vars {
             let line = var.line;
+            let at = |line: usize, m: String| sources[var.file].at(line, m);
+            if is_read(key)
+                && match &var.val {
+                    Val::Str(s) => is_vaulted(s),
+                    Val::List(l) => l.iter().any(|s| is_vaulted(s)),
+                }
+            {
+                return Err(at(
+                    line,
+                    format!(
+                        "`{key}` is encrypted with Ansible Vault, which fleetauth cannot decrypt"
+                    ),
+                )
+                .with_help(format!(
+                    "write `{key}` in plain text (the variables fleetauth reads are not secrets)"
+                )));
+            }
             let text = || match &var.val {
                 Val::Str(s) => Ok(s.clone()),
                 Val::List(_) => Err(at(
@@ -712,7 +793,7 @@ fn resolve(src: &Src<'_>, model: &Model, ctx: &Ctx<'_>) -> Result<Inventory, Con
             match key.as_str() {
                 "ansible_host" | "ansible_ssh_host" => {
                     address = text()?;
-                    address_line = line;
+                    address_at = (var.file, line);
                 }
                 "ansible_port" | "ansible_ssh_port" => {
                     let t = text()?;
@@ -828,23 +909,22 @@ fn resolve(src: &Src<'_>, model: &Model, ctx: &Ctx<'_>) -> Result<Inventory, Con
             }
         }
 
+        let at_address = |m: String| sources[address_at.0].at(address_at.1, m);
         let spec = crate::inventory::split_host(&address)
-            .map_err(|bad| at(address_line, bad.message).with_help(bad.help))?;
+            .map_err(|bad| at_address(bad.message).with_help(bad.help))?;
         if let (Some(p), Some(own_port)) = (spec.port, own.port)
             && p != own_port
         {
-            return Err(at(
-                address_line,
-                format!("`{address}` says port {p} but ansible_port says {own_port}"),
-            ));
+            return Err(at_address(format!(
+                "`{address}` says port {p} but ansible_port says {own_port}"
+            )));
         }
         if let (Some(u), Some(own_user)) = (&spec.user, &own.user)
             && u != own_user
         {
-            return Err(at(
-                address_line,
-                format!("`{address}` says user {u} but ansible_user says {own_user}"),
-            ));
+            return Err(at_address(format!(
+                "`{address}` says user {u} but ansible_user says {own_user}"
+            )));
         }
         own.port = spec.port.or(own.port);
         own.user = spec.user.or(own.user);
@@ -870,7 +950,31 @@ fn resolve(src: &Src<'_>, model: &Model, ctx: &Ctx<'_>) -> Result<Inventory, Con
         path: src.path.to_path_buf(),
         members,
         ssh_config,
+        warnings: dirs.warnings.clone(),
     })
+}
+
+/// The `ansible_*` variables fleetauth reads (every `fleetauth_*` one is read too).
+const ANSIBLE_VARS: &[&str] = &[
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+];
+
+/// Does fleetauth read variable `key`?
+fn is_read(key: &str) -> bool {
+    key.starts_with("fleetauth_") || ANSIBLE_VARS.contains(&key)
+}
+
+/// An Ansible Vault ciphertext (a whole vaulted file, or an inline `!vault` value).
+fn is_vaulted(text: &str) -> bool {
+    text.trim_start().starts_with("$ANSIBLE_VAULT;")
 }
 
 fn expand(path: &str, ctx: &Ctx<'_>) -> Result<PathBuf, String> {
@@ -931,6 +1035,8 @@ fn option_jump(option: &str) -> Option<String> {
         .eq_ignore_ascii_case("ProxyJump")
         .then(|| value.trim().to_string())
 }
+
+mod vars_dirs;
 
 #[cfg(test)]
 mod tests;

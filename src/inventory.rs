@@ -37,6 +37,9 @@ pub struct Inventory {
     /// Per member name: its ssh_config file and which ssh settings the inventory set, for
     /// [`crate::openssh_config::apply`].
     pub ssh_config: BTreeMap<String, crate::openssh_config::Request>,
+    /// What the reader skipped and the operator should know (an Ansible Vault file it cannot
+    /// decrypt), each a full line for stderr.
+    pub warnings: Vec<String>,
 }
 
 /// One member machine, with defaults applied.
@@ -291,6 +294,7 @@ fn parse_with(
         path: path.to_path_buf(),
         members,
         ssh_config,
+        warnings: Vec::new(),
     })
 }
 

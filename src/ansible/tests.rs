@@ -303,3 +303,196 @@ fn detection_by_content() {
     assert!(!looks_like_ansible("# c\n[members.a]\nhost = \"h\"\n"));
     assert!(!looks_like_ansible("[members]\n"));
 }
+
+// ---------------------------------------------------------------- group_vars/, host_vars/
+
+/// Writes `files` (path relative to a fresh directory → content) and reads `hosts` there.
+fn with_files(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Inventory, ConfigError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+    }
+    let inventory = dir.path().join("hosts");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    let result = parse_with(&text, &inventory, KNOWN, &env());
+    (dir, result)
+}
+
+const DIRS_INI: &str = "\
+[web]
+web01 fleetauth_env_file=/srv/inv-host.env
+web02
+
+[prod:children]
+web
+
+[all:vars]
+fleetauth_providers=claude
+ansible_user=inv-all
+
+[web:vars]
+fleetauth_env_file=/srv/inv-web.env
+ansible_user=inv-web
+fleetauth_connect_timeout=5s
+";
+
+#[test]
+fn group_vars_and_host_vars_rank_as_ansible_does() {
+    let (_dir, inv) = with_files(&[
+        ("hosts", DIRS_INI),
+        ("group_vars/all.yml", "---\nansible_user: gv-all\n"),
+        // A directory: every file, sorted; later files win; other extensions, hidden and
+        // backup files are not read.
+        ("group_vars/prod/10-base.yml", "ansible_port: 2200\n"),
+        ("group_vars/prod/20-over.yaml", "ansible_port: 2201\n"),
+        ("group_vars/prod/30-notes.txt", "ansible_port: 9\n"),
+        ("group_vars/prod/.hidden.yml", "fleetauth_nonsense: 1\n"),
+        ("group_vars/prod/40-old~", "fleetauth_nonsense: 1\n"),
+        (
+            "group_vars/prod/sub/50-deeper",
+            "fleetauth_probe_timeout: 7s\n",
+        ),
+        // The bare name is found first: web.json is not read.
+        ("group_vars/web", "fleetauth_env_file: /srv/gv-web.env\n"),
+        (
+            "group_vars/web.json",
+            "{\"fleetauth_env_file\": \"/srv/json.env\"}\n",
+        ),
+        (
+            "host_vars/web02.json",
+            "{\"ansible_host\": \"10.0.0.2\",\n \"fleetauth_env_file\": \"/srv/hv.env\"}\n",
+        ),
+        // Names nothing in the inventory uses are not read (this one would be an error).
+        ("host_vars/web99.yml", "fleetauth_nonsense: 1\n"),
+    ]);
+    let inv = inv.unwrap_or_else(|e| panic!("{e}"));
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+    let w1 = member(&inv, "web01");
+    // The inventory's host vars beat group_vars/ files; group_vars/all beats every group's
+    // vars in the inventory file (Ansible's order), a deeper group_vars/ file beats it.
+    assert_eq!(w1.env_file, "/srv/inv-host.env");
+    assert_eq!(w1.ssh.user, "gv-all");
+    assert_eq!(w1.ssh.port, 2201);
+    assert_eq!(w1.ssh.connect_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(w1.probe_timeout, Some(std::time::Duration::from_secs(7)));
+    assert_eq!(w1.ssh.host, "web01");
+    let w2 = member(&inv, "web02");
+    assert_eq!(
+        (w2.ssh.host.as_str(), w2.env_file.as_str()),
+        ("10.0.0.2", "/srv/hv.env")
+    );
+    assert_eq!(w2.tags, ["prod", "web"]);
+}
+
+#[test]
+fn group_vars_ungrouped_reaches_hosts_in_no_group() {
+    let (_dir, inv) = with_files(&[
+        (
+            "hosts",
+            "all:\n  vars:\n    fleetauth_providers: claude\n  hosts:\n    lone:\n  children:\n    web:\n      hosts:\n        w1:\n",
+        ),
+        (
+            "group_vars/ungrouped.yml",
+            "fleetauth_env_file: /srv/ungrouped.env\n",
+        ),
+    ]);
+    let inv = inv.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(member(&inv, "lone").env_file, "/srv/ungrouped.env");
+    assert_ne!(member(&inv, "w1").env_file, "/srv/ungrouped.env");
+    assert!(member(&inv, "lone").tags.is_empty());
+}
+
+const VAULT: &str = "$ANSIBLE_VAULT;1.1;AES256\n61626364656667686970\n";
+
+#[test]
+fn a_vaulted_file_is_skipped_with_a_warning() {
+    let (dir, inv) = with_files(&[
+        ("hosts", "[web]\nweb01\n"),
+        ("group_vars/all/vars.yml", "fleetauth_providers: [claude]\n"),
+        ("group_vars/all/vault.yml", VAULT),
+    ]);
+    let inv = inv.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(member(&inv, "web01").providers, ["claude"]);
+    let vault = dir.path().join("group_vars/all/vault.yml");
+    assert_eq!(
+        inv.warnings,
+        [format!(
+            "warning: {}: skipped: it is encrypted with Ansible Vault, which fleetauth cannot \
+             decrypt; keep the variables fleetauth reads in a plain file beside it",
+            vault.display()
+        )]
+    );
+}
+
+#[test]
+fn an_inline_vault_value_fleetauth_reads_is_an_error() {
+    let inline = "fleetauth_providers: claude\nansible_become_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\nansible_user: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n";
+    let (dir, inv) = with_files(&[("hosts", "[web]\nweb01\n"), ("host_vars/web01.yml", inline)]);
+    let e = inv.expect_err("an error");
+    assert_eq!(e.file, dir.path().join("host_vars/web01.yml"));
+    assert_eq!(e.line, Some(5), "{e}");
+    assert!(
+        e.message
+            .contains("`ansible_user` is encrypted with Ansible Vault"),
+        "{e}"
+    );
+    // A vaulted variable fleetauth does not read is fine.
+    let ok_inline = "fleetauth_providers: claude\nansible_become_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n";
+    let (_dir, inv) = with_files(&[
+        ("hosts", "[web]\nweb01\n"),
+        ("host_vars/web01.yml", ok_inline),
+    ]);
+    inv.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn errors_in_vars_files_name_the_file_and_line() {
+    let (dir, inv) = with_files(&[
+        (
+            "hosts",
+            "[web]\nweb01\n[all:vars]\nfleetauth_providers=claude\n",
+        ),
+        ("group_vars/web/a.yml", "# web\nansible_user: deploy\n"),
+        ("group_vars/web/b.yml", "---\n# ports\nansible_port: nope\n"),
+    ]);
+    let e = inv.expect_err("an error");
+    assert_eq!(e.file, dir.path().join("group_vars/web/b.yml"));
+    assert_eq!((e.line, e.col), (Some(3), Some(1)), "{e}");
+    assert!(e.message.contains("`ansible_port` must be a port"), "{e}");
+
+    let (dir, inv) = with_files(&[
+        ("hosts", "[web]\nweb01\n"),
+        ("host_vars/web01", "# list, not a mapping\n- a\n- b\n"),
+    ]);
+    let e = inv.expect_err("an error");
+    assert_eq!(e.file, dir.path().join("host_vars/web01"));
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(e.message.contains("must be a mapping"), "{e}");
+
+    let (dir, inv) = with_files(&[
+        ("hosts", "[web]\nweb01\n"),
+        ("group_vars/all.yaml", "fleetauth_providers: [claude\n"),
+    ]);
+    let e = inv.expect_err("an error");
+    assert_eq!(e.file, dir.path().join("group_vars/all.yaml"));
+    assert!(e.message.starts_with("invalid YAML"), "{e}");
+
+    let (dir, inv) = with_files(&[
+        ("hosts", "[web]\nweb01\n"),
+        (
+            "group_vars/all.yml",
+            "\nfleetauth_providers: claude\nfleetauth_env: x\n",
+        ),
+    ]);
+    let e = inv.expect_err("an error");
+    assert_eq!(
+        (e.file.clone(), e.line),
+        (dir.path().join("group_vars/all.yml"), Some(3))
+    );
+    assert!(
+        e.message.contains("unknown variable `fleetauth_env`"),
+        "{e}"
+    );
+}

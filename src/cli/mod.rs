@@ -320,6 +320,9 @@ pub fn apply_ssh_config(
     inventory: &crate::inventory::Inventory,
     members: &mut [Member],
 ) -> Result<(), Failure> {
+    for w in &inventory.warnings {
+        out::errln!("{w}");
+    }
     let warnings = crate::openssh_config::apply(
         members.iter_mut().map(|m| &mut m.ssh),
         &inventory.ssh_config,
