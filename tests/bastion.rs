@@ -409,3 +409,52 @@ fn each_hop_has_its_own_host_key_check() {
     }
     assert_eq!(sweep.row("b2", "gemini")["state"], "needs_auth", "{sweep}");
 }
+
+/// The same fleet as an Ansible YAML inventory (ProxyJump in `ansible_ssh_common_args`, the
+/// two-hop chain in one host's `ansible_ssh_extra_args`) gives the same rows as the TOML one.
+#[test]
+fn an_ansible_inventory_reaches_the_same_members_through_the_same_bastions() {
+    let f = fleet(&[]);
+    let (lab, user) = (&f.lab, f.lab.user());
+    let yaml = lab.dir().join("bastion.yml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "all:\n  vars:\n    ansible_user: {user}\n    ansible_ssh_private_key_file: {id}\n\
+             \x20   fleetauth_known_hosts: {kh}\n    fleetauth_providers: gemini\n\
+             \x20   fleetauth_probe_timeout: 10s\n\
+             \x20 children:\n    outer:\n      vars:\n        ansible_ssh_common_args: -o ProxyJump=jump1\n\
+             \x20     hosts:\n        b1: {{ansible_host: \"{b1}\"}}\n        b2: {{ansible_host: \"{b2}\"}}\n\
+             \x20       alias-b3:\n    inner:\n      hosts:\n\
+             \x20       c1: {{ansible_host: \"{c1}\", ansible_ssh_common_args: -J jump2}}\n\
+             \x20       c2: {{ansible_host: \"{c2}\", ansible_ssh_extra_args: -J jump1,jump2}}\n",
+            id = lab.identity().display(),
+            kh = lab.known_hosts().display(),
+            b1 = f.behind1[0].addr(),
+            b2 = f.behind1[1].addr(),
+            c1 = f.behind2[0].addr(),
+            c2 = f.behind2[1].addr(),
+        ),
+    )
+    .unwrap();
+    let (yaml, cfg) = (yaml.to_str().unwrap(), f.config.to_str().unwrap());
+    let toml = f.inventory.to_str().unwrap();
+    let states = |out: &support::Output, names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| out.row(n, "gemini")["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let from_yaml = lab.fleetauth(&["sweep", "-i", yaml, "-F", cfg, "--format", "json"]);
+    let from_toml = lab.fleetauth(&["sweep", "-i", toml, "--format", "json"]);
+    assert_eq!(
+        states(&from_yaml, &["b1", "b2", "alias-b3", "c1", "c2"]),
+        states(&from_toml, &["b1", "b2", "b3", "c1", "c2"]),
+        "{from_yaml}"
+    );
+    assert_eq!(
+        states(&from_yaml, &["b1", "b2", "alias-b3", "c1", "c2"]),
+        ["ready", "needs_auth", "needs_auth", "needs_auth", "ready"],
+        "{from_yaml}"
+    );
+}
