@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use russh::client;
 use russh::keys::PublicKeyOrCertificate;
-use russh::keys::ssh_key::PublicKey;
+use russh::keys::ssh_key::{Certificate, PublicKey};
 
-use super::known_hosts::{self, KnownHostsStore, Verdict};
+use super::known_hosts::{self, CertRefusal, KnownHostsStore, Verdict};
 use super::{HostKeyChecking, SshError, Target};
 
 /// Why the host key was refused, shared by a connection's handler and `connect`.
@@ -73,7 +73,13 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        match self.check.judge(&server_key.public_key()) {
+        let judged = match server_key {
+            PublicKeyOrCertificate::Certificate(cert) => {
+                self.check.judge_certificate(cert, unix_now())
+            }
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.check.judge(key),
+        };
+        match judged {
             Ok(()) => Ok(true),
             Err(why) => {
                 tracing::debug!(member = %self.check.member, "host key refused: {why}");
@@ -98,6 +104,13 @@ impl client::Handler for ClientHandler {
         );
         Ok(())
     }
+}
+
+/// Seconds since the epoch, for certificate validity.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Everything needed to judge one member's host key.
@@ -144,11 +157,87 @@ impl HostKeyCheck {
                 got,
             }),
             (Verdict::Unknown, HostKeyChecking::Off) => Ok(()),
-            (Verdict::Unknown, HostKeyChecking::Strict) => Err(SshError::HostKeyUnknown {
+            (Verdict::Unknown, mode) => {
+                // A host a CA vouches for must present a certificate: its raw key is neither
+                // accepted nor, under accept-new, recorded (that would bypass the CA).
+                let authorities = self
+                    .store
+                    .authorities(&self.known_hosts, &self.host, self.port);
+                if let Some((path, line, _)) = authorities.first() {
+                    return Err(SshError::HostKeyUnknown {
+                        host: name,
+                        fingerprint: got,
+                        cert_authority: Some(format!("@cert-authority at {}:{line}", path.display())),
+                    });
+                }
+                if mode == HostKeyChecking::AcceptNew {
+                    return self.learn(key, name, got);
+                }
+                Err(SshError::HostKeyUnknown {
+                    host: name,
+                    fingerprint: got,
+                    cert_authority: None,
+                })
+            }
+        }
+    }
+
+    /// A host certificate is accepted when a `@cert-authority` line vouches for it (see
+    /// `known_hosts::check_certificate`); it is never recorded. One that fails is, as in
+    /// OpenSSH, judged again as its plain key: accepted if known_hosts lists that key (with a
+    /// warning saying why the certificate was not enough), refused otherwise; revocation of
+    /// the key or of its CA refuses it in every mode, and `off` accepts the rest with a warning.
+    fn judge_certificate(&self, cert: &Certificate, now: u64) -> Result<(), SshError> {
+        let name = known_hosts::lookup_name(&self.host, self.port);
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        let got = known_hosts::fingerprint(&key);
+        let refusal = match self
+            .store
+            .check_certificate(&self.known_hosts, &self.host, self.port, cert, now)
+        {
+            Ok((path, line)) => {
+                tracing::debug!(
+                    member = %self.member,
+                    "host certificate {got} (id {:?}) accepted: signed by the CA at {}:{line}",
+                    cert.key_id(),
+                    path.display()
+                );
+                return Ok(());
+            }
+            Err(refusal) => refusal,
+        };
+        let revoked = |fingerprint: String| {
+            Err(SshError::HostKeyRevoked {
+                host: name.clone(),
+                fingerprint,
+            })
+        };
+        match (&refusal, self.store.check(&self.known_hosts, &self.host, self.port, &key)) {
+            (CertRefusal::KeyRevoked { .. }, _) | (_, Verdict::Revoked { .. }) => revoked(got),
+            (CertRefusal::AuthorityRevoked { .. }, _) => Err(SshError::HostCertificate {
                 host: name,
                 fingerprint: got,
+                why: refusal.to_string(),
             }),
-            (Verdict::Unknown, HostKeyChecking::AcceptNew) => self.learn(key, name, got),
+            (_, Verdict::Known) => {
+                tracing::warn!(
+                    "member {}: host certificate refused ({refusal}); accepted its key {got}, which known_hosts lists for {name}",
+                    self.member
+                );
+                Ok(())
+            }
+            (_, _) if self.mode == HostKeyChecking::Off => {
+                tracing::warn!(
+                    "member {}: host certificate refused ({refusal}); accepted because host_key_checking = \"off\"",
+                    self.member
+                );
+                Ok(())
+            }
+            (_, _) => Err(SshError::HostCertificate {
+                host: name,
+                fingerprint: got,
+                why: refusal.to_string(),
+            }),
         }
     }
 
@@ -177,6 +266,7 @@ impl HostKeyCheck {
             Ok(Verdict::Unknown) => Err(SshError::HostKeyUnknown {
                 host: name,
                 fingerprint: got,
+                cert_authority: None,
             }),
             Err(why) => {
                 tracing::warn!(
