@@ -290,10 +290,9 @@ mod tests {
     const KEY_B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOyGyDXyR+5t8eVMmlVSLGAK3C3FqqBh2AdDylwbi1Du";
 
-    /// The verdict on `offered` for web1:22 under `mode`, known_hosts holding `recorded`.
-    fn judge(recorded: &str, mode: HostKeyChecking, offered: &str) -> Result<(), SshError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("known_hosts");
+    /// The handler for web1:22 under `mode`, known_hosts (`dir/known_hosts`) holding `recorded`.
+    fn handler(dir: &std::path::Path, recorded: &str, mode: HostKeyChecking) -> ClientHandler {
+        let path = dir.join("known_hosts");
         std::fs::write(&path, recorded).unwrap();
         let store = Arc::new(KnownHostsStore::load([path.as_path()], None).unwrap());
         let target = Target {
@@ -306,10 +305,115 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             ..Target::default()
         };
-        let handler = ClientHandler::new(store, &target, Refusal::default());
-        handler
+        ClientHandler::new(store, &target, Refusal::default())
+    }
+
+    /// The verdict on `offered` for web1:22 under `mode`, known_hosts holding `recorded`.
+    fn judge(recorded: &str, mode: HostKeyChecking, offered: &str) -> Result<(), SshError> {
+        let dir = tempfile::tempdir().unwrap();
+        handler(dir.path(), recorded, mode)
             .check
             .judge(&PublicKey::from_openssh(offered).unwrap())
+    }
+
+    #[test]
+    fn a_plain_key_of_a_host_under_a_cert_authority_is_never_accepted_new_nor_recorded() {
+        use HostKeyChecking::{AcceptNew, Off, Strict};
+        let recorded = format!("@cert-authority web* {KEY_B}\n");
+        for mode in [Strict, AcceptNew] {
+            let dir = tempfile::tempdir().unwrap();
+            let h = handler(dir.path(), &recorded, mode);
+            let err = h
+                .check
+                .judge(&PublicKey::from_openssh(KEY_A).unwrap())
+                .unwrap_err();
+            let message = err.to_string();
+            assert_eq!(
+                message,
+                format!(
+                    "host key for web1 is not in known_hosts (server offered the plain key {}, no certificate); known_hosts trusts a certificate authority for web1 (@cert-authority at {}:1), so the server should present a host certificate signed by it (`HostCertificate` in its sshd_config)",
+                    known_hosts::fingerprint(&PublicKey::from_openssh(KEY_A).unwrap()),
+                    dir.path().join("known_hosts").display()
+                ),
+                "{mode:?}"
+            );
+            assert!(!message.contains("accept-new"), "{message}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("known_hosts")).unwrap(),
+                recorded,
+                "{mode:?} must record nothing"
+            );
+        }
+        // Without a CA line the advice still offers accept-new.
+        let plain = judge("", Strict, KEY_A).unwrap_err().to_string();
+        assert!(plain.ends_with("or opt in with host_key_checking = \"accept-new\""), "{plain}");
+        // A plain line for the host still vouches for its key; `off` accepts anything.
+        assert!(judge(&format!("{recorded}web1 {KEY_A}\n"), Strict, KEY_A).is_ok());
+        assert!(judge(&recorded, Off, KEY_A).is_ok());
+    }
+
+    #[test]
+    fn host_certificates_are_judged_against_the_cert_authority_and_never_recorded() {
+        use super::super::known_hosts::tests::{NOW, Signer, VALIDITY};
+        use HostKeyChecking::{AcceptNew, Off, Strict};
+        let s = Signer::new();
+        let ca = s.key("ca");
+        let host = s.key("host");
+        let good = s.sign("ca", "host", &["-h", "-n", "web1", "-V", VALIDITY]);
+        let recorded = format!("@cert-authority web1 {ca}\n");
+        for mode in [Strict, AcceptNew, Off] {
+            let dir = tempfile::tempdir().unwrap();
+            let h = handler(dir.path(), &recorded, mode);
+            assert!(h.check.judge_certificate(&good, NOW).is_ok(), "{mode:?}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("known_hosts")).unwrap(),
+                recorded,
+                "{mode:?}: an accepted certificate is not recorded"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let judge_cert = |recorded: &str, mode, now| {
+            handler(dir.path(), recorded, mode)
+                .check
+                .judge_certificate(&good, now)
+        };
+        let late = good.valid_before() + 1;
+        match judge_cert(&recorded, Strict, late) {
+            Err(SshError::HostCertificate {
+                host: name,
+                fingerprint,
+                why,
+            }) => {
+                assert_eq!(name, "web1");
+                assert_eq!(
+                    fingerprint,
+                    known_hosts::fingerprint(&PublicKey::from_openssh(&host).unwrap())
+                );
+                assert!(why.starts_with("it expired at 2026-01-01T"), "{why}");
+            }
+            other => panic!("expected HostCertificate, got {other:?}"),
+        }
+        assert!(matches!(
+            judge_cert(&recorded, AcceptNew, late),
+            Err(SshError::HostCertificate { .. })
+        ));
+        // As in OpenSSH: a certificate that fails is judged as its plain key.
+        assert!(judge_cert(&format!("{recorded}web1 {host}\n"), Strict, late).is_ok());
+        assert!(judge_cert(&recorded, Off, late).is_ok());
+        // Revocation refuses in every mode, plain line or not.
+        let revoked_ca = format!("{recorded}web1 {host}\n@revoked * {ca}\n");
+        let revoked_key = format!("{recorded}@revoked * {host}\n");
+        for mode in [Strict, AcceptNew, Off] {
+            let err = judge_cert(&revoked_ca, mode, NOW).unwrap_err().to_string();
+            assert!(err.contains("which is revoked at"), "{mode:?}: {err}");
+            assert!(
+                matches!(
+                    judge_cert(&revoked_key, mode, NOW),
+                    Err(SshError::HostKeyRevoked { .. })
+                ),
+                "{mode:?}"
+            );
+        }
     }
 
     #[test]

@@ -776,7 +776,7 @@ fn append_line(path: &Path, line: &str) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const KEY_A: &str =
@@ -980,19 +980,19 @@ mod tests {
     }
 
     /// Certificates made by `ssh-keygen -s`, in a temp dir.
-    struct Signer {
-        dir: tempfile::TempDir,
+    pub(crate) struct Signer {
+        pub(crate) dir: tempfile::TempDir,
     }
 
     impl Signer {
-        fn new() -> Signer {
+        pub(crate) fn new() -> Signer {
             Signer {
                 dir: tempfile::tempdir().unwrap(),
             }
         }
 
         /// A fresh ed25519 key pair named `name`; returns its public key line.
-        fn key(&self, name: &str) -> String {
+        pub(crate) fn key(&self, name: &str) -> String {
             let path = self.dir.path().join(name);
             let status = std::process::Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
@@ -1007,7 +1007,7 @@ mod tests {
         }
 
         /// `ssh-keygen -s CA -I id args… SUBJECT.pub`: SUBJECT's certificate.
-        fn sign(&self, ca: &str, subject: &str, args: &[&str]) -> Certificate {
+        pub(crate) fn sign(&self, ca: &str, subject: &str, args: &[&str]) -> Certificate {
             let out = std::process::Command::new("ssh-keygen")
                 .arg("-q")
                 .arg("-s")
@@ -1024,8 +1024,8 @@ mod tests {
     }
 
     /// 2025-06-01T00:00:00Z, inside `VALIDITY`.
-    const NOW: u64 = 1_748_736_000;
-    const VALIDITY: &str = "20250101:20260101";
+    pub(crate) const NOW: u64 = 1_748_736_000;
+    pub(crate) const VALIDITY: &str = "20250101:20260101";
 
     #[test]
     fn authority_lines_match_like_plain_lines_and_vouch_for_no_plain_key() {
