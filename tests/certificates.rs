@@ -36,10 +36,14 @@ fn run(cmd: &mut Command) -> String {
 /// certificate's path (`SUBJECT-cert.pub`).
 fn sign(ca: &Path, subject_pub: &Path, host: bool, principals: &str, validity: &str) -> PathBuf {
     let mut cmd = Command::new("ssh-keygen");
-    cmd.arg("-q")
-        .arg("-s")
-        .arg(ca)
-        .args(["-I", "fleetauth-test", "-n", principals, "-V", validity]);
+    cmd.arg("-q").arg("-s").arg(ca).args([
+        "-I",
+        "fleetauth-test",
+        "-n",
+        principals,
+        "-V",
+        validity,
+    ]);
     if host {
         cmd.arg("-h");
     }
@@ -116,7 +120,11 @@ fn a_host_certificate_is_accepted_on_a_cert_authority_line_alone_and_not_recorde
     let inv = lab.inventory("");
     let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
     for name in ["exact", "wild"] {
-        assert_eq!(out.row(name, "claude")["state"], "needs_auth", "{name}\n{out}");
+        assert_eq!(
+            out.row(name, "claude")["state"],
+            "needs_auth",
+            "{name}\n{out}"
+        );
     }
     assert_eq!(
         fs::read_to_string(lab.known_hosts()).unwrap(),
@@ -220,7 +228,10 @@ fn a_plain_host_key_under_a_cert_authority_is_refused_without_suggesting_accept_
         .untrusted_host_key()
         .inventory_line("host_key_checking = \"accept-new\"")
         .start();
-    append(&lab.known_hosts(), &format!("@cert-authority 127.* {ca_pub}"));
+    append(
+        &lab.known_hosts(),
+        &format!("@cert-authority 127.* {ca_pub}"),
+    );
     let before = fs::read_to_string(lab.known_hosts()).unwrap();
 
     let inv = lab.inventory("");
@@ -267,21 +278,35 @@ fn a_user_certificate_beside_the_identity_is_offered_before_the_plain_key() {
     let (ca, ca_only) = user_ca_member(&lab, "ca-only");
     // Authorized everywhere by key; `ca-only` accepts nothing but certificates.
     let identity = lab.extra_identity("certified", "");
-    let keys_only = lab.member("keys-only").provider("claude", State::NoAuth).start();
+    let keys_only = lab
+        .member("keys-only")
+        .provider("claude", State::NoAuth)
+        .start();
     let inv = lab.inventory("");
     let text = fs::read_to_string(&inv).unwrap();
     let lab_key = lab.identity().display().to_string();
     assert!(text.contains(&lab_key), "{text}");
-    fs::write(&inv, text.replace(&lab_key, &identity.display().to_string())).unwrap();
+    fs::write(
+        &inv,
+        text.replace(&lab_key, &identity.display().to_string()),
+    )
+    .unwrap();
     let inv = inv.to_str().unwrap();
 
     let out = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
     let row = out.row("ca-only", "claude");
     assert_eq!(row["reason"], "auth", "without a certificate: {row}\n{out}");
-    assert_eq!(out.row("keys-only", "claude")["state"], "needs_auth", "{out}");
+    assert_eq!(
+        out.row("keys-only", "claude")["state"],
+        "needs_auth",
+        "{out}"
+    );
 
     let cert = sign(&ca, &public(&identity), false, lab.user(), "-5m:+1h");
-    assert_eq!(cert, PathBuf::from(format!("{}-cert.pub", identity.display())));
+    assert_eq!(
+        cert,
+        PathBuf::from(format!("{}-cert.pub", identity.display()))
+    );
     let out = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
     assert_eq!(out.row("ca-only", "claude")["state"], "needs_auth", "{out}");
     assert!(
@@ -290,7 +315,24 @@ fn a_user_certificate_beside_the_identity_is_offered_before_the_plain_key() {
         ca_only.sshd_log()
     );
     // A member that does not trust the CA refuses the certificate; the plain key follows.
-    assert_eq!(out.row("keys-only", "claude")["state"], "needs_auth", "{out}");
+    assert_eq!(
+        out.row("keys-only", "claude")["state"],
+        "needs_auth",
+        "{out}"
+    );
+    // In the second sweep's connection: the certificate refused, then the plain key accepted.
+    let log = keys_only.sshd_log();
+    let lines: Vec<&str> = log.lines().collect();
+    let cert_refused = lines
+        .iter()
+        .position(|l| l.starts_with("Failed publickey for ") && l.contains(": ED25519-CERT "))
+        .unwrap_or_else(|| panic!("the certificate was not offered:\n{log}"));
+    assert!(
+        lines[cert_refused..]
+            .iter()
+            .any(|l| l.starts_with("Accepted publickey for ") && l.contains(": ED25519 ")),
+        "the plain key is offered after the certificate:\n{log}"
+    );
 }
 
 #[test]

@@ -47,7 +47,10 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("identities", &self.identities.keys().collect::<Vec<_>>())
-            .field("certificates", &self.certificates.keys().collect::<Vec<_>>())
+            .field(
+                "certificates",
+                &self.certificates.keys().collect::<Vec<_>>(),
+            )
             .field("agent_socket", &self.agent_socket)
             .finish()
     }

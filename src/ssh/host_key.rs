@@ -167,7 +167,10 @@ impl HostKeyCheck {
                     return Err(SshError::HostKeyUnknown {
                         host: name,
                         fingerprint: got,
-                        cert_authority: Some(format!("@cert-authority at {}:{line}", path.display())),
+                        cert_authority: Some(format!(
+                            "@cert-authority at {}:{line}",
+                            path.display()
+                        )),
                     });
                 }
                 if mode == HostKeyChecking::AcceptNew {
@@ -191,28 +194,33 @@ impl HostKeyCheck {
         let name = known_hosts::lookup_name(&self.host, self.port);
         let key = PublicKey::new(cert.public_key().clone(), "");
         let got = known_hosts::fingerprint(&key);
-        let refusal = match self
-            .store
-            .check_certificate(&self.known_hosts, &self.host, self.port, cert, now)
-        {
-            Ok((path, line)) => {
-                tracing::debug!(
-                    member = %self.member,
-                    "host certificate {got} (id {:?}) accepted: signed by the CA at {}:{line}",
-                    cert.key_id(),
-                    path.display()
-                );
-                return Ok(());
-            }
-            Err(refusal) => refusal,
-        };
+        let refusal =
+            match self
+                .store
+                .check_certificate(&self.known_hosts, &self.host, self.port, cert, now)
+            {
+                Ok((path, line)) => {
+                    tracing::debug!(
+                        member = %self.member,
+                        "host certificate {got} (id {:?}) accepted: signed by the CA at {}:{line}",
+                        cert.key_id(),
+                        path.display()
+                    );
+                    return Ok(());
+                }
+                Err(refusal) => refusal,
+            };
         let revoked = |fingerprint: String| {
             Err(SshError::HostKeyRevoked {
                 host: name.clone(),
                 fingerprint,
             })
         };
-        match (&refusal, self.store.check(&self.known_hosts, &self.host, self.port, &key)) {
+        match (
+            &refusal,
+            self.store
+                .check(&self.known_hosts, &self.host, self.port, &key),
+        ) {
             (CertRefusal::KeyRevoked { .. }, _) | (_, Verdict::Revoked { .. }) => revoked(got),
             (CertRefusal::AuthorityRevoked { .. }, _) => Err(SshError::HostCertificate {
                 host: name,
@@ -346,7 +354,10 @@ mod tests {
         }
         // Without a CA line the advice still offers accept-new.
         let plain = judge("", Strict, KEY_A).unwrap_err().to_string();
-        assert!(plain.ends_with("or opt in with host_key_checking = \"accept-new\""), "{plain}");
+        assert!(
+            plain.ends_with("or opt in with host_key_checking = \"accept-new\""),
+            "{plain}"
+        );
         // A plain line for the host still vouches for its key; `off` accepts anything.
         assert!(judge(&format!("{recorded}web1 {KEY_A}\n"), Strict, KEY_A).is_ok());
         assert!(judge(&recorded, Off, KEY_A).is_ok());

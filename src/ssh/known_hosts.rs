@@ -421,15 +421,13 @@ pub fn authorities<'a>(
 }
 
 /// The first `@revoked` line of `files` for `host`:`port` listing `key`.
-fn revocation<'a>(
-    files: &[&'a KnownHostsFile],
-    name: &str,
-    key: &KeyData,
-) -> Option<(PathBuf, usize)> {
+fn revocation(files: &[&KnownHostsFile], name: &str, key: &KeyData) -> Option<(PathBuf, usize)> {
     files.iter().find_map(|file| {
         file.entries
             .iter()
-            .find(|e| e.marker == Some(Marker::Revoked) && e.key.key_data() == key && e.matches(name))
+            .find(|e| {
+                e.marker == Some(Marker::Revoked) && e.key.key_data() == key && e.matches(name)
+            })
             .map(|e| (file.path.clone(), e.line))
     })
 }
@@ -569,7 +567,7 @@ pub fn check_certificate<'a>(
     if principals.is_empty() {
         return Err(CertRefusal::NoPrincipals { name: principal });
     }
-    if !principals.iter().any(|p| *p == principal) {
+    if !principals.contains(&principal) {
         return Err(CertRefusal::WrongPrincipal {
             name: principal,
             principals: principals.to_vec(),
@@ -1119,7 +1117,11 @@ pub(crate) mod tests {
                 .starts_with("it is not valid before 2025-01-01T")
         );
 
-        let wrong = s.sign("ca", "host", &["-h", "-n", "db1,db1.example.com", "-V", VALIDITY]);
+        let wrong = s.sign(
+            "ca",
+            "host",
+            &["-h", "-n", "db1,db1.example.com", "-V", VALIDITY],
+        );
         assert_eq!(
             check_certificate([&f], "web1", 22, &wrong, NOW)
                 .unwrap_err()
