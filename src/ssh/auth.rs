@@ -11,6 +11,13 @@
 //!   one is accepted, then (as OpenSSH does) its default identities `~/.ssh/id_ed25519`,
 //!   `id_ecdsa`, `id_rsa` that exist ([`Target::default_identities`]); a default identity that
 //!   cannot be loaded (encrypted without a passphrase at hand) is skipped with a debug line.
+//!   Certificates the agent holds are offered like its keys;
+//! - **user certificates** are read once per run too: `K-cert.pub` beside each loaded identity
+//!   file `K` (OpenSSH's rule) and every target's `CertificateFile`. With identity `K`, the
+//!   certificates certifying `K`'s public key are offered first, then the plain key. A
+//!   `CertificateFile` that is missing or unparseable is skipped with a warning (as OpenSSH
+//!   does; `inventory check` reports it), and RSA certificates are not offered (see
+//!   `load_certificates`).
 //!
 //! A connection that dies while keys are being tried is reported as a network fault, not a
 //! refused key, so the operator is not sent to authorized_keys for nothing.

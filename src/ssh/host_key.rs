@@ -5,8 +5,15 @@
 //! generic "unknown key" error; the handler therefore records the precise [`SshError`] in a
 //! [`Refusal`] slot it shares with `connect`, which returns that instead.
 //!
-//! The verdict itself (which lines match, revocation, changed keys) is `known_hosts.rs`'s
-//! business; this module only maps verdict and mode to accept or refuse, and says why.
+//! The verdict itself (which lines match, revocation, changed keys, whether a host certificate
+//! is vouched for by a `@cert-authority` line) is `known_hosts.rs`'s business; this module only
+//! maps verdict and mode to accept or refuse, and says why.
+//!
+//! **Hosts under a certificate authority** (a `@cert-authority` line matches them; only they
+//! are asked for certificates, see `config.rs`): a certificate the CA vouches for is accepted
+//! and never recorded; a plain key that no plain line lists is refused in `strict` *and*
+//! `accept-new` (recording it would bypass the CA), with advice to give the server a
+//! `HostCertificate` rather than to use `accept-new`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

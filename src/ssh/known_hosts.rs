@@ -15,8 +15,11 @@
 //! - `|1|salt|hash` is a hashed name (`ssh-keygen -H`): HMAC-SHA1 of that lookup name keyed by
 //!   the salt;
 //! - `@revoked` refuses the key for the hosts it matches, whatever else the files say;
-//! - `@cert-authority` lines are parsed and **ignored**: fleetauth does not advertise host
-//!   certificate algorithms, so members always present plain host keys.
+//! - `@cert-authority` lines match hosts like plain lines but vouch for no plain key: they name
+//!   the CAs whose host certificates are accepted for those hosts ([`authorities`],
+//!   [`check_certificate`]: host type, revocation of the key or the CA, a trusted CA, validity,
+//!   the CA's signature through ssh-key's `Certificate::validate_at`, no critical options,
+//!   principals naming the host). Certificates are never recorded.
 //!
 //! A line that cannot be parsed is skipped with a warning (as OpenSSH does) rather than making
 //! the whole file, and so the whole fleet, unusable: why is a [`LineError`]. Only failing to

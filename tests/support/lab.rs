@@ -4,7 +4,8 @@
 //! ```text
 //! operator/                 HOME for fleetauth runs
 //!   .ssh/id_ed25519{,.pub}  client key, authorized on every member (lab.identity())
-//!   .ssh/known_hosts        every member's host key (lab.known_hosts())
+//!   .ssh/known_hosts        every member's host key (lab.known_hosts()), except members built
+//!                           with MemberBuilder::untrusted_host_key
 //!   .config/                XDG_CONFIG_HOME
 //!   fleetauth/              FLEETAUTH_HOME (not created: fleetauth creates it)
 //! authorized_keys           what the members accept (AuthorizedKeysFile)
