@@ -414,3 +414,35 @@ fn a_certificate_held_by_ssh_agent_is_offered() {
     assert_eq!(out.row("m", "claude")["state"], "needs_auth", "{out}");
     assert!(m.sshd_log().contains("ED25519-CERT"), "{}", m.sshd_log());
 }
+
+/// OpenSSH (≥ 8.8) refuses `ssh-rsa-cert-v01@openssh.com`, the only form fleetauth could
+/// offer an RSA certificate in: it is skipped with a warning and the plain key is offered.
+#[test]
+fn an_rsa_user_certificate_is_skipped_with_a_warning() {
+    let lab = Lab::new();
+    let (ca, m) = user_ca_member(&lab, "m");
+    let identity = lab.dir().join("id_rsa_certified");
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&identity));
+    let cert = sign(&ca, &public(&identity), false, lab.user(), "-5m:+1h");
+    let inv = lab.inventory("");
+    let text = fs::read_to_string(&inv).unwrap();
+    fs::write(
+        &inv,
+        text.replace(
+            &lab.identity().display().to_string(),
+            &identity.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+    let row = out.row("m", "claude");
+    assert_eq!(row["reason"], "auth", "{row}\n{out}");
+    assert!(!detail(&row).contains("certificate"), "{row}");
+    out.assert_stderr_contains(&format!(
+        "certificate {} is for an RSA key: not offered",
+        cert.display()
+    ));
+    assert!(!m.sshd_log().contains("RSA-CERT"), "{}", m.sshd_log());
+}
