@@ -517,6 +517,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn certificates_for_an_identity_beside_it_first_then_configured_ones_that_certify_it() {
+        use super::super::known_hosts::tests::{Signer, VALIDITY};
+        let s = Signer::new();
+        s.key("ca");
+        s.key("id");
+        s.key("other");
+        let dir = s.dir.path();
+        let id = dir.join("id");
+        s.sign("ca", "id", &["-n", "op", "-V", VALIDITY]); // id-cert.pub, beside id
+        s.sign("ca", "other", &["-n", "op", "-V", VALIDITY]); // certifies another key
+        let configured = dir.join("configured-cert.pub");
+        std::fs::copy(dir.join("id-cert.pub"), &configured).unwrap();
+        let target = Target {
+            identities: vec![id.clone()],
+            certificate_files: vec![
+                dir.join("missing-cert.pub"),
+                dir.join("other-cert.pub"),
+                configured.clone(),
+                dir.join("id-cert.pub"),
+            ],
+            ..Target::default()
+        };
+        let opts = TransportOptions {
+            agent_socket: None,
+            ..TransportOptions::default()
+        };
+        let creds = Credentials::load(std::slice::from_ref(&target), &opts).unwrap();
+        // The missing file is skipped; the others are loaded once each.
+        assert_eq!(creds.certificates.len(), 3, "{creds:?}");
+        let key = creds.identities[&id].clone();
+        let offered: Vec<&Path> = creds
+            .certificates_for(&target, &id, &key)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            offered,
+            [dir.join("id-cert.pub").as_path(), configured.as_path()]
+        );
+        // Another target without CertificateFiles still gets the one beside the identity.
+        let bare = Target {
+            identities: vec![id.clone()],
+            ..Target::default()
+        };
+        assert_eq!(creds.certificates_for(&bare, &id, &key).len(), 1);
+    }
+
+    #[test]
     fn missing_encrypted_or_plain_identity_errors_say_what_to_do() {
         let dir = std::env::temp_dir().join(format!("fleetauth-id-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

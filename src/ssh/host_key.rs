@@ -467,6 +467,39 @@ mod tests {
     }
 
     #[test]
+    fn under_a_host_key_alias_the_alias_is_the_name_and_the_principal() {
+        use super::super::known_hosts::tests::{NOW, Signer, VALIDITY};
+        let s = Signer::new();
+        let ca = s.key("ca");
+        s.key("host");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, format!("@cert-authority web1 {ca}\n")).unwrap();
+        let store = Arc::new(KnownHostsStore::load([path.as_path()], None).unwrap());
+        let target = Target {
+            name: "w".into(),
+            host: "10.0.0.9".into(),
+            port: 2222,
+            host_key_alias: Some("web1".into()),
+            known_hosts: path,
+            ..Target::default()
+        };
+        let h = ClientHandler::new(store, &target, Refusal::default());
+        let for_alias = s.sign("ca", "host", &["-h", "-n", "web1", "-V", VALIDITY]);
+        assert!(h.check.judge_certificate(&for_alias, NOW).is_ok());
+        let for_address = s.sign("ca", "host", &["-h", "-n", "10.0.0.9", "-V", VALIDITY]);
+        let err = h
+            .check
+            .judge_certificate(&for_address, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("refused: it is valid for 10.0.0.9, not for web1"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_refusal_is_handed_to_connect_once() {
         let refusal = Refusal::default();
         refusal.clone().record(SshError::Auth("x".into()));
