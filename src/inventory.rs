@@ -930,6 +930,17 @@ impl Member {
                 });
             }
         }
+        for certificate in &self.ssh.certificate_files {
+            if let Err(why) = crate::ssh::read_certificate(certificate) {
+                problems.push(Problem {
+                    error: false,
+                    message: format!(
+                        "member `{}`: CertificateFile: {why}; it is skipped (as OpenSSH does) and the plain keys are offered",
+                        self.name
+                    ),
+                });
+            }
+        }
         if self.ssh.host_key_checking == HostKeyChecking::Strict
             && !self.ssh.known_hosts.exists()
             && !global_known_hosts.exists()
@@ -1634,6 +1645,29 @@ tags = ["gpu", "edge"]
             .local_problems_with(&dir.path().join("global"));
         assert_eq!(problems.len(), 1);
         assert!(problems[0].error && problems[0].message.contains("identity_file"));
+
+        // A CertificateFile that is missing or not a certificate is only a warning.
+        let mut m = ok(&text(&key, "off")).members[0].clone();
+        let garbage = dir.path().join("garbage-cert.pub");
+        std::fs::write(&garbage, "ssh-ed25519-cert-v01@openssh.com AAAA\n").unwrap();
+        m.ssh.certificate_files = vec![dir.path().join("absent-cert.pub"), garbage.clone()];
+        let problems = m.local_problems_with(&dir.path().join("global"));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().all(|p| !p.error), "{problems:?}");
+        assert_eq!(
+            problems[0].message,
+            format!(
+                "member `a`: CertificateFile: cannot read certificate {}: No such file or directory (os error 2); it is skipped (as OpenSSH does) and the plain keys are offered",
+                dir.path().join("absent-cert.pub").display()
+            )
+        );
+        assert!(
+            problems[1].message.starts_with(&format!(
+                "member `a`: CertificateFile: {} is not an OpenSSH certificate (",
+                garbage.display()
+            )),
+            "{problems:?}"
+        );
     }
 
     #[test]

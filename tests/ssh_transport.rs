@@ -332,7 +332,9 @@ async fn unknown_host_key_is_refused_under_strict() {
     member.ssh.known_hosts = lab.dir().join("absent_known_hosts");
     let err = connect_err(connect(&member).await);
     match err {
-        SshError::HostKeyUnknown { host, fingerprint } => {
+        SshError::HostKeyUnknown {
+            host, fingerprint, ..
+        } => {
             assert_eq!(host, format!("[{}]:{PORT}", m.addr()));
             assert_eq!(fingerprint, m.host_key_fingerprint());
             assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");

@@ -11,6 +11,13 @@
 //!   one is accepted, then (as OpenSSH does) its default identities `~/.ssh/id_ed25519`,
 //!   `id_ecdsa`, `id_rsa` that exist ([`Target::default_identities`]); a default identity that
 //!   cannot be loaded (encrypted without a passphrase at hand) is skipped with a debug line.
+//!   Certificates the agent holds are offered like its keys;
+//! - **user certificates** are read once per run too: `K-cert.pub` beside each loaded identity
+//!   file `K` (OpenSSH's rule) and every target's `CertificateFile`. With identity `K`, the
+//!   certificates certifying `K`'s public key are offered first, then the plain key. A
+//!   `CertificateFile` that is missing or unparseable is skipped with a warning (as OpenSSH
+//!   does; `inventory check` reports it), and RSA certificates are not offered (see
+//!   `load_certificates`).
 //!
 //! A connection that dies while keys are being tried is reported as a network fault, not a
 //! refused key, so the operator is not sent to authorized_keys for nothing.
@@ -24,7 +31,7 @@ use russh::client::Handle;
 use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::ssh_key::{Algorithm, HashAlg, PrivateKey};
+use russh::keys::ssh_key::{Algorithm, Certificate, HashAlg, PrivateKey};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::config::is_rsa;
@@ -37,6 +44,9 @@ use super::{SetupError, SshError, Target, TransportOptions};
 /// one.
 pub(super) struct Credentials {
     identities: HashMap<PathBuf, Arc<PrivateKey>>,
+    /// User certificates by file: `K-cert.pub` beside each loaded identity `K`, and ssh_config's
+    /// `CertificateFile`s (those that could be read).
+    certificates: HashMap<PathBuf, Certificate>,
     agent_socket: Option<PathBuf>,
 }
 
@@ -44,6 +54,10 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("identities", &self.identities.keys().collect::<Vec<_>>())
+            .field(
+                "certificates",
+                &self.certificates.keys().collect::<Vec<_>>(),
+            )
             .field("agent_socket", &self.agent_socket)
             .finish()
     }
@@ -92,10 +106,34 @@ impl Credentials {
             );
             identities.insert(path.to_path_buf(), Arc::new(key));
         }
+        let certificates = load_certificates(targets, identities.keys());
         Ok(Credentials {
             identities,
+            certificates,
             agent_socket: opts.agent_socket.clone(),
         })
+    }
+
+    /// The certificates to offer with the identity in `path` for `target`, in order: `path`'s
+    /// `-cert.pub`, then the target's `CertificateFile`s, each only if it certifies `key` (and is
+    /// not RSA, see [`load_certificates`]).
+    fn certificates_for<'a>(
+        &'a self,
+        target: &'a Target,
+        path: &Path,
+        key: &PrivateKey,
+    ) -> Vec<(&'a Path, &'a Certificate)> {
+        let beside = certificate_beside(path);
+        let mut out: Vec<(&Path, &Certificate)> = Vec::new();
+        for candidate in std::iter::once(&beside).chain(&target.certificate_files) {
+            if let Some((stored, cert)) = self.certificates.get_key_value(candidate)
+                && cert.public_key() == key.public_key().key_data()
+                && !out.iter().any(|(p, _)| *p == stored.as_path())
+            {
+                out.push((stored.as_path(), cert));
+            }
+        }
+        out
     }
 
     /// Log in as `target.user` on the connection `handle` to `addr` (`host:port`, for messages).
@@ -182,6 +220,32 @@ impl Credentials {
                 target.name
             ))
         })?;
+        let certificates = self.certificates_for(target, path, key);
+        for (cert_path, cert) in &certificates {
+            let result = handle
+                .authenticate_openssh_cert(&target.user, key.clone(), (*cert).clone())
+                .await
+                .map_err(|e| russh_error(addr, e))?;
+            if result.success() {
+                tracing::debug!(
+                    member = %target.name,
+                    method = "publickey",
+                    key = %path.display(),
+                    certificate = %cert_path.display(),
+                    "authenticated"
+                );
+                return Ok(());
+            }
+            if handle.is_closed() {
+                return Err(lost_during_auth(addr));
+            }
+            tracing::debug!(
+                member = %target.name,
+                "{}@{addr} refused the certificate {}; trying the plain key",
+                target.user,
+                cert_path.display()
+            );
+        }
         let hash = rsa_hash_for(handle, &key.algorithm(), addr).await?;
         let result = handle
             .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(key.clone(), hash))
@@ -194,8 +258,19 @@ impl Credentials {
         if handle.is_closed() {
             return Err(lost_during_auth(addr));
         }
+        let certified = match certificates.as_slice() {
+            [] => String::new(),
+            list => format!(
+                " and its certificate{} {}",
+                if list.len() == 1 { "" } else { "s" },
+                list.iter()
+                    .map(|(p, _)| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         Err(SshError::Auth(format!(
-            "{}@{addr} refused the key in {} ({}); add its public key to the member's \
+            "{}@{addr} refused the key in {} ({}){certified}; add its public key to the member's \
              ~/.ssh/authorized_keys or fix `user`/`identity_file` in the inventory",
             target.user,
             path.display(),
@@ -280,6 +355,70 @@ impl Credentials {
             identities.len()
         )))
     }
+}
+
+/// `K-cert.pub` for the identity file `K` (OpenSSH's rule).
+fn certificate_beside(identity: &Path) -> PathBuf {
+    let mut name = identity.as_os_str().to_owned();
+    name.push("-cert.pub");
+    PathBuf::from(name)
+}
+
+/// Read an OpenSSH certificate file (`ssh-keygen -s` output, `*-cert.pub`). The error says
+/// which file and why.
+pub fn read_certificate(path: &Path) -> Result<Certificate, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+    Certificate::from_openssh(text.trim()).map_err(|e| {
+        format!(
+            "{} is not an OpenSSH certificate ({e}); expected the `*-cert.pub` file `ssh-keygen -s` writes",
+            path.display()
+        )
+    })
+}
+
+/// Load each distinct certificate file once: `K-cert.pub` beside each of `identities` (when it
+/// exists), then every target's `CertificateFile`. As OpenSSH does, one that is missing or
+/// unparseable is skipped with a warning (silently, for a `K-cert.pub` that does not exist).
+/// RSA certificates are skipped too: russh can only offer them as `ssh-rsa-cert-v01@openssh.com`,
+/// which OpenSSH's `PubkeyAcceptedAlgorithms` leaves out by default since 8.8.
+fn load_certificates<'a>(
+    targets: &[Target],
+    identities: impl Iterator<Item = &'a PathBuf>,
+) -> HashMap<PathBuf, Certificate> {
+    let beside = identities.map(|p| (certificate_beside(p), false));
+    let configured = targets
+        .iter()
+        .flat_map(|t| t.certificate_files.iter().map(|p| (p.clone(), true)));
+    let mut seen = std::collections::HashSet::new();
+    let mut out = HashMap::new();
+    for (path, configured) in beside.collect::<Vec<_>>().into_iter().chain(configured) {
+        if !seen.insert(path.clone()) || (!configured && !path.exists()) {
+            continue;
+        }
+        match read_certificate(&path) {
+            Ok(cert) if is_rsa(&cert.algorithm()) => tracing::warn!(
+                "certificate {} is for an RSA key: not offered (fleetauth can only offer it as \
+                 ssh-rsa-cert-v01@openssh.com, which OpenSSH refuses by default since 8.8); \
+                 certify an Ed25519 or ECDSA key instead",
+                path.display()
+            ),
+            Ok(cert) => {
+                tracing::debug!(
+                    path = %path.display(),
+                    id = cert.key_id(),
+                    principals = ?cert.valid_principals(),
+                    "loaded certificate"
+                );
+                out.insert(path, cert);
+            }
+            Err(why) if configured => {
+                tracing::warn!("CertificateFile skipped: {why}")
+            }
+            Err(why) => tracing::warn!("certificate skipped: {why}"),
+        }
+    }
+    out
 }
 
 /// A connection that died while keys were being tried: a network fault, not a refused key,
@@ -376,6 +515,54 @@ fn load_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificates_for_an_identity_beside_it_first_then_configured_ones_that_certify_it() {
+        use super::super::known_hosts::tests::{Signer, VALIDITY};
+        let s = Signer::new();
+        s.key("ca");
+        s.key("id");
+        s.key("other");
+        let dir = s.dir.path();
+        let id = dir.join("id");
+        s.sign("ca", "id", &["-n", "op", "-V", VALIDITY]); // id-cert.pub, beside id
+        s.sign("ca", "other", &["-n", "op", "-V", VALIDITY]); // certifies another key
+        let configured = dir.join("configured-cert.pub");
+        std::fs::copy(dir.join("id-cert.pub"), &configured).unwrap();
+        let target = Target {
+            identities: vec![id.clone()],
+            certificate_files: vec![
+                dir.join("missing-cert.pub"),
+                dir.join("other-cert.pub"),
+                configured.clone(),
+                dir.join("id-cert.pub"),
+            ],
+            ..Target::default()
+        };
+        let opts = TransportOptions {
+            agent_socket: None,
+            ..TransportOptions::default()
+        };
+        let creds = Credentials::load(std::slice::from_ref(&target), &opts).unwrap();
+        // The missing file is skipped; the others are loaded once each.
+        assert_eq!(creds.certificates.len(), 3, "{creds:?}");
+        let key = creds.identities[&id].clone();
+        let offered: Vec<&Path> = creds
+            .certificates_for(&target, &id, &key)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            offered,
+            [dir.join("id-cert.pub").as_path(), configured.as_path()]
+        );
+        // Another target without CertificateFiles still gets the one beside the identity.
+        let bare = Target {
+            identities: vec![id.clone()],
+            ..Target::default()
+        };
+        assert_eq!(creds.certificates_for(&bare, &id, &key).len(), 1);
+    }
 
     #[test]
     fn missing_encrypted_or_plain_identity_errors_say_what_to_do() {

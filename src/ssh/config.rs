@@ -4,8 +4,10 @@
 //! (no DH group exchange: an 8192-bit group costs ~0.6 s of CPU per host), ed25519-first host
 //! keys, AEAD ciphers only. When known_hosts records only some key types for a member, those
 //! types are asked for first (as OpenSSH does), so an `ecdsa`-only entry still verifies. The
-//! only thing that varies is that host-key order, so [`Configs`] builds one config per distinct
-//! order (almost always just one) and every connection shares it.
+//! only thing that varies is that host-key order, and whether host certificates are asked for
+//! (only for members a known_hosts `@cert-authority` line covers: a certificate nobody can
+//! verify is useless), so [`Configs`] builds one config per distinct combination (almost always
+//! just one or two) and every connection shares it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -56,18 +58,26 @@ pub(super) struct Configs(RwLock<HashMap<String, Arc<client::Config>>>);
 
 impl Configs {
     /// The shared config asking first for the host key types in `recorded` (what known_hosts
-    /// records for a member).
-    pub(super) fn for_recorded(&self, recorded: &[Algorithm]) -> Arc<client::Config> {
+    /// records for a member), and, when `certificates` (a `@cert-authority` line applies to the
+    /// member), for host certificates ahead of plain keys.
+    pub(super) fn for_recorded(
+        &self,
+        recorded: &[Algorithm],
+        certificates: bool,
+    ) -> Arc<client::Config> {
         let order = host_key_order(recorded);
-        let key = order
+        let mut key = order
             .iter()
             .map(Algorithm::as_str)
             .collect::<Vec<_>>()
             .join(",");
+        if certificates {
+            key.push_str("+certificates");
+        }
         if let Some(config) = self.0.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return config.clone();
         }
-        let config = Arc::new(build_config(order));
+        let config = Arc::new(build_config(order, certificates));
         self.0
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -91,12 +101,19 @@ pub(super) fn is_rsa(algorithm: &Algorithm) -> bool {
     matches!(algorithm, Algorithm::Rsa { .. })
 }
 
-fn build_config(host_keys: Vec<Algorithm>) -> client::Config {
+/// `certificates`: also advertise the certificate form of every host key algorithm (russh puts
+/// them ahead of the plain ones), so a server with a `HostCertificate` presents it.
+fn build_config(host_keys: Vec<Algorithm>, certificates: bool) -> client::Config {
+    let host_key_certificates = if certificates {
+        Cow::Owned(host_keys.clone())
+    } else {
+        Cow::Borrowed(&[][..])
+    };
     client::Config {
         preferred: Preferred {
             kex: Cow::Borrowed(KEX),
             key: Cow::Owned(host_keys),
-            host_key_certificates: Cow::Borrowed(&[]),
+            host_key_certificates,
             cipher: Cow::Borrowed(CIPHERS),
             mac: Preferred::DEFAULT.mac,
             compression: Cow::Borrowed(&[russh::compression::NONE]),
@@ -131,7 +148,7 @@ mod tests {
 
     #[test]
     fn config_pins_safe_cheap_algorithms() {
-        let config = build_config(host_key_order(&[]));
+        let config = build_config(host_key_order(&[]), false);
         let kex: Vec<&str> = config.preferred.kex.iter().map(|k| k.as_ref()).collect();
         assert_eq!(
             kex,
@@ -161,13 +178,27 @@ mod tests {
         let ecdsa = Algorithm::Ecdsa {
             curve: EcdsaCurve::NistP256,
         };
-        let a = configs.for_recorded(&[]);
+        let a = configs.for_recorded(&[], false);
         assert!(Arc::ptr_eq(
             &a,
-            &configs.for_recorded(&[Algorithm::Ed25519])
+            &configs.for_recorded(&[Algorithm::Ed25519], false)
         ));
-        let b = configs.for_recorded(std::slice::from_ref(&ecdsa));
+        assert!(a.preferred.host_key_certificates.is_empty());
+        let b = configs.for_recorded(std::slice::from_ref(&ecdsa), false);
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(b.preferred.key[0], ecdsa);
+        // A member under a @cert-authority line: certificates of every type, plain keys too.
+        let c = configs.for_recorded(&[], true);
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(Arc::ptr_eq(&c, &configs.for_recorded(&[], true)));
+        let certs: Vec<String> = c
+            .preferred
+            .host_key_certificates
+            .iter()
+            .map(Algorithm::to_certificate_type)
+            .collect();
+        assert_eq!(certs[0], "ssh-ed25519-cert-v01@openssh.com");
+        assert_eq!(certs.len(), HOST_KEY_ALGORITHMS.len());
+        assert_eq!(c.preferred.key, a.preferred.key);
     }
 }

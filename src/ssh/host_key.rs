@@ -5,17 +5,24 @@
 //! generic "unknown key" error; the handler therefore records the precise [`SshError`] in a
 //! [`Refusal`] slot it shares with `connect`, which returns that instead.
 //!
-//! The verdict itself (which lines match, revocation, changed keys) is `known_hosts.rs`'s
-//! business; this module only maps verdict and mode to accept or refuse, and says why.
+//! The verdict itself (which lines match, revocation, changed keys, whether a host certificate
+//! is vouched for by a `@cert-authority` line) is `known_hosts.rs`'s business; this module only
+//! maps verdict and mode to accept or refuse, and says why.
+//!
+//! **Hosts under a certificate authority** (a `@cert-authority` line matches them; only they
+//! are asked for certificates, see `config.rs`): a certificate the CA vouches for is accepted
+//! and never recorded; a plain key that no plain line lists is refused in `strict` *and*
+//! `accept-new` (recording it would bypass the CA), with advice to give the server a
+//! `HostCertificate` rather than to use `accept-new`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use russh::client;
 use russh::keys::PublicKeyOrCertificate;
-use russh::keys::ssh_key::PublicKey;
+use russh::keys::ssh_key::{Certificate, PublicKey};
 
-use super::known_hosts::{self, KnownHostsStore, Verdict};
+use super::known_hosts::{self, CertRefusal, KnownHostsStore, Verdict};
 use super::{HostKeyChecking, SshError, Target};
 
 /// Why the host key was refused, shared by a connection's handler and `connect`.
@@ -73,7 +80,13 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        match self.check.judge(&server_key.public_key()) {
+        let judged = match server_key {
+            PublicKeyOrCertificate::Certificate(cert) => {
+                self.check.judge_certificate(cert, unix_now())
+            }
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.check.judge(key),
+        };
+        match judged {
             Ok(()) => Ok(true),
             Err(why) => {
                 tracing::debug!(member = %self.check.member, "host key refused: {why}");
@@ -98,6 +111,13 @@ impl client::Handler for ClientHandler {
         );
         Ok(())
     }
+}
+
+/// Seconds since the epoch, for certificate validity.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Everything needed to judge one member's host key.
@@ -144,11 +164,95 @@ impl HostKeyCheck {
                 got,
             }),
             (Verdict::Unknown, HostKeyChecking::Off) => Ok(()),
-            (Verdict::Unknown, HostKeyChecking::Strict) => Err(SshError::HostKeyUnknown {
+            (Verdict::Unknown, mode) => {
+                // A host a CA vouches for must present a certificate: its raw key is neither
+                // accepted nor, under accept-new, recorded (that would bypass the CA).
+                let authorities = self
+                    .store
+                    .authorities(&self.known_hosts, &self.host, self.port);
+                if let Some((path, line, _)) = authorities.first() {
+                    return Err(SshError::HostKeyUnknown {
+                        host: name,
+                        fingerprint: got,
+                        cert_authority: Some(format!(
+                            "@cert-authority at {}:{line}",
+                            path.display()
+                        )),
+                    });
+                }
+                if mode == HostKeyChecking::AcceptNew {
+                    return self.learn(key, name, got);
+                }
+                Err(SshError::HostKeyUnknown {
+                    host: name,
+                    fingerprint: got,
+                    cert_authority: None,
+                })
+            }
+        }
+    }
+
+    /// A host certificate is accepted when a `@cert-authority` line vouches for it (see
+    /// `known_hosts::check_certificate`); it is never recorded. One that fails is, as in
+    /// OpenSSH, judged again as its plain key: accepted if known_hosts lists that key (with a
+    /// warning saying why the certificate was not enough), refused otherwise; revocation of
+    /// the key or of its CA refuses it in every mode, and `off` accepts the rest with a warning.
+    fn judge_certificate(&self, cert: &Certificate, now: u64) -> Result<(), SshError> {
+        let name = known_hosts::lookup_name(&self.host, self.port);
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        let got = known_hosts::fingerprint(&key);
+        let refusal =
+            match self
+                .store
+                .check_certificate(&self.known_hosts, &self.host, self.port, cert, now)
+            {
+                Ok((path, line)) => {
+                    tracing::debug!(
+                        member = %self.member,
+                        "host certificate {got} (id {:?}) accepted: signed by the CA at {}:{line}",
+                        cert.key_id(),
+                        path.display()
+                    );
+                    return Ok(());
+                }
+                Err(refusal) => refusal,
+            };
+        let revoked = |fingerprint: String| {
+            Err(SshError::HostKeyRevoked {
+                host: name.clone(),
+                fingerprint,
+            })
+        };
+        match (
+            &refusal,
+            self.store
+                .check(&self.known_hosts, &self.host, self.port, &key),
+        ) {
+            (CertRefusal::KeyRevoked { .. }, _) | (_, Verdict::Revoked { .. }) => revoked(got),
+            (CertRefusal::AuthorityRevoked { .. }, _) => Err(SshError::HostCertificate {
                 host: name,
                 fingerprint: got,
+                why: refusal.to_string(),
             }),
-            (Verdict::Unknown, HostKeyChecking::AcceptNew) => self.learn(key, name, got),
+            (_, Verdict::Known) => {
+                tracing::warn!(
+                    "member {}: host certificate refused ({refusal}); accepted its key {got}, which known_hosts lists for {name}",
+                    self.member
+                );
+                Ok(())
+            }
+            (_, _) if self.mode == HostKeyChecking::Off => {
+                tracing::warn!(
+                    "member {}: host certificate refused ({refusal}); accepted because host_key_checking = \"off\"",
+                    self.member
+                );
+                Ok(())
+            }
+            (_, _) => Err(SshError::HostCertificate {
+                host: name,
+                fingerprint: got,
+                why: refusal.to_string(),
+            }),
         }
     }
 
@@ -177,6 +281,7 @@ impl HostKeyCheck {
             Ok(Verdict::Unknown) => Err(SshError::HostKeyUnknown {
                 host: name,
                 fingerprint: got,
+                cert_authority: None,
             }),
             Err(why) => {
                 tracing::warn!(
@@ -200,10 +305,9 @@ mod tests {
     const KEY_B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOyGyDXyR+5t8eVMmlVSLGAK3C3FqqBh2AdDylwbi1Du";
 
-    /// The verdict on `offered` for web1:22 under `mode`, known_hosts holding `recorded`.
-    fn judge(recorded: &str, mode: HostKeyChecking, offered: &str) -> Result<(), SshError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("known_hosts");
+    /// The handler for web1:22 under `mode`, known_hosts (`dir/known_hosts`) holding `recorded`.
+    fn handler(dir: &std::path::Path, recorded: &str, mode: HostKeyChecking) -> ClientHandler {
+        let path = dir.join("known_hosts");
         std::fs::write(&path, recorded).unwrap();
         let store = Arc::new(KnownHostsStore::load([path.as_path()], None).unwrap());
         let target = Target {
@@ -216,10 +320,118 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             ..Target::default()
         };
-        let handler = ClientHandler::new(store, &target, Refusal::default());
-        handler
+        ClientHandler::new(store, &target, Refusal::default())
+    }
+
+    /// The verdict on `offered` for web1:22 under `mode`, known_hosts holding `recorded`.
+    fn judge(recorded: &str, mode: HostKeyChecking, offered: &str) -> Result<(), SshError> {
+        let dir = tempfile::tempdir().unwrap();
+        handler(dir.path(), recorded, mode)
             .check
             .judge(&PublicKey::from_openssh(offered).unwrap())
+    }
+
+    #[test]
+    fn a_plain_key_of_a_host_under_a_cert_authority_is_never_accepted_new_nor_recorded() {
+        use HostKeyChecking::{AcceptNew, Off, Strict};
+        let recorded = format!("@cert-authority web* {KEY_B}\n");
+        for mode in [Strict, AcceptNew] {
+            let dir = tempfile::tempdir().unwrap();
+            let h = handler(dir.path(), &recorded, mode);
+            let err = h
+                .check
+                .judge(&PublicKey::from_openssh(KEY_A).unwrap())
+                .unwrap_err();
+            let message = err.to_string();
+            assert_eq!(
+                message,
+                format!(
+                    "host key for web1 is not in known_hosts (server offered the plain key {}, no certificate); known_hosts trusts a certificate authority for web1 (@cert-authority at {}:1), so the server should present a host certificate signed by it (`HostCertificate` in its sshd_config)",
+                    known_hosts::fingerprint(&PublicKey::from_openssh(KEY_A).unwrap()),
+                    dir.path().join("known_hosts").display()
+                ),
+                "{mode:?}"
+            );
+            assert!(!message.contains("accept-new"), "{message}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("known_hosts")).unwrap(),
+                recorded,
+                "{mode:?} must record nothing"
+            );
+        }
+        // Without a CA line the advice still offers accept-new.
+        let plain = judge("", Strict, KEY_A).unwrap_err().to_string();
+        assert!(
+            plain.ends_with("or opt in with host_key_checking = \"accept-new\""),
+            "{plain}"
+        );
+        // A plain line for the host still vouches for its key; `off` accepts anything.
+        assert!(judge(&format!("{recorded}web1 {KEY_A}\n"), Strict, KEY_A).is_ok());
+        assert!(judge(&recorded, Off, KEY_A).is_ok());
+    }
+
+    #[test]
+    fn host_certificates_are_judged_against_the_cert_authority_and_never_recorded() {
+        use super::super::known_hosts::tests::{NOW, Signer, VALIDITY};
+        use HostKeyChecking::{AcceptNew, Off, Strict};
+        let s = Signer::new();
+        let ca = s.key("ca");
+        let host = s.key("host");
+        let good = s.sign("ca", "host", &["-h", "-n", "web1", "-V", VALIDITY]);
+        let recorded = format!("@cert-authority web1 {ca}\n");
+        for mode in [Strict, AcceptNew, Off] {
+            let dir = tempfile::tempdir().unwrap();
+            let h = handler(dir.path(), &recorded, mode);
+            assert!(h.check.judge_certificate(&good, NOW).is_ok(), "{mode:?}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("known_hosts")).unwrap(),
+                recorded,
+                "{mode:?}: an accepted certificate is not recorded"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let judge_cert = |recorded: &str, mode, now| {
+            handler(dir.path(), recorded, mode)
+                .check
+                .judge_certificate(&good, now)
+        };
+        let late = good.valid_before() + 1;
+        match judge_cert(&recorded, Strict, late) {
+            Err(SshError::HostCertificate {
+                host: name,
+                fingerprint,
+                why,
+            }) => {
+                assert_eq!(name, "web1");
+                assert_eq!(
+                    fingerprint,
+                    known_hosts::fingerprint(&PublicKey::from_openssh(&host).unwrap())
+                );
+                assert!(why.starts_with("it expired at 2026-01-01T"), "{why}");
+            }
+            other => panic!("expected HostCertificate, got {other:?}"),
+        }
+        assert!(matches!(
+            judge_cert(&recorded, AcceptNew, late),
+            Err(SshError::HostCertificate { .. })
+        ));
+        // As in OpenSSH: a certificate that fails is judged as its plain key.
+        assert!(judge_cert(&format!("{recorded}web1 {host}\n"), Strict, late).is_ok());
+        assert!(judge_cert(&recorded, Off, late).is_ok());
+        // Revocation refuses in every mode, plain line or not.
+        let revoked_ca = format!("{recorded}web1 {host}\n@revoked * {ca}\n");
+        let revoked_key = format!("{recorded}@revoked * {host}\n");
+        for mode in [Strict, AcceptNew, Off] {
+            let err = judge_cert(&revoked_ca, mode, NOW).unwrap_err().to_string();
+            assert!(err.contains("which is revoked at"), "{mode:?}: {err}");
+            assert!(
+                matches!(
+                    judge_cert(&revoked_key, mode, NOW),
+                    Err(SshError::HostKeyRevoked { .. })
+                ),
+                "{mode:?}"
+            );
+        }
     }
 
     #[test]
@@ -252,6 +464,39 @@ mod tests {
         ));
         assert!(judge("", AcceptNew, KEY_A).is_ok());
         assert!(judge("", Off, KEY_A).is_ok());
+    }
+
+    #[test]
+    fn under_a_host_key_alias_the_alias_is_the_name_and_the_principal() {
+        use super::super::known_hosts::tests::{NOW, Signer, VALIDITY};
+        let s = Signer::new();
+        let ca = s.key("ca");
+        s.key("host");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, format!("@cert-authority web1 {ca}\n")).unwrap();
+        let store = Arc::new(KnownHostsStore::load([path.as_path()], None).unwrap());
+        let target = Target {
+            name: "w".into(),
+            host: "10.0.0.9".into(),
+            port: 2222,
+            host_key_alias: Some("web1".into()),
+            known_hosts: path,
+            ..Target::default()
+        };
+        let h = ClientHandler::new(store, &target, Refusal::default());
+        let for_alias = s.sign("ca", "host", &["-h", "-n", "web1", "-V", VALIDITY]);
+        assert!(h.check.judge_certificate(&for_alias, NOW).is_ok());
+        let for_address = s.sign("ca", "host", &["-h", "-n", "10.0.0.9", "-V", VALIDITY]);
+        let err = h
+            .check
+            .judge_certificate(&for_address, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("refused: it is valid for 10.0.0.9, not for web1"),
+            "{err}"
+        );
     }
 
     #[test]

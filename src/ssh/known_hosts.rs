@@ -15,8 +15,11 @@
 //! - `|1|salt|hash` is a hashed name (`ssh-keygen -H`): HMAC-SHA1 of that lookup name keyed by
 //!   the salt;
 //! - `@revoked` refuses the key for the hosts it matches, whatever else the files say;
-//! - `@cert-authority` lines are parsed and **ignored**: fleetauth does not advertise host
-//!   certificate algorithms, so members always present plain host keys.
+//! - `@cert-authority` lines match hosts like plain lines but vouch for no plain key: they name
+//!   the CAs whose host certificates are accepted for those hosts ([`authorities`],
+//!   [`check_certificate`]: host type, revocation of the key or the CA, a trusted CA, validity,
+//!   the CA's signature through ssh-key's `Certificate::validate_at`, no critical options,
+//!   principals naming the host). Certificates are never recorded.
 //!
 //! A line that cannot be parsed is skipped with a warning (as OpenSSH does) rather than making
 //! the whole file, and so the whole fleet, unusable: why is a [`LineError`]. Only failing to
@@ -32,7 +35,8 @@ use std::sync::RwLock;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
-use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
+use russh::keys::ssh_key::public::KeyData;
+use russh::keys::ssh_key::{Algorithm, Certificate, HashAlg, PublicKey};
 use sha1::Sha1;
 
 /// Why one known_hosts line cannot be used (the line is skipped with a warning).
@@ -399,6 +403,182 @@ pub fn recorded_algorithms<'a>(
     out
 }
 
+/// The `@cert-authority` lines of `files` that apply to `host`:`port`, as `(path, line, CA key)`
+/// in file order. Matching is the same as for plain lines (patterns, negation, hashed names,
+/// `[host]:port`).
+pub fn authorities<'a>(
+    files: impl IntoIterator<Item = &'a KnownHostsFile>,
+    host: &str,
+    port: u16,
+) -> Vec<(PathBuf, usize, PublicKey)> {
+    let name = lookup_name(host, port);
+    let mut out = Vec::new();
+    for file in files {
+        for entry in file.entries.iter() {
+            if entry.marker == Some(Marker::CertAuthority) && entry.matches(&name) {
+                out.push((file.path.clone(), entry.line, entry.key.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The first `@revoked` line of `files` for `host`:`port` listing `key`.
+fn revocation(files: &[&KnownHostsFile], name: &str, key: &KeyData) -> Option<(PathBuf, usize)> {
+    files.iter().find_map(|file| {
+        file.entries
+            .iter()
+            .find(|e| {
+                e.marker == Some(Marker::Revoked) && e.key.key_data() == key && e.matches(name)
+            })
+            .map(|e| (file.path.clone(), e.line))
+    })
+}
+
+/// A time in a certificate (seconds since the epoch), as RFC 3339 UTC; `forever` for OpenSSH's
+/// "no end" value.
+fn cert_time(secs: u64) -> String {
+    if secs == u64::MAX {
+        return "forever".to_string();
+    }
+    match i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+    {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => format!("{secs} (seconds since 1970)"),
+    }
+}
+
+/// Why a host certificate is not accepted (see [`check_certificate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertRefusal {
+    #[error("it is a user certificate, not a host certificate")]
+    NotHostCertificate,
+    #[error(
+        "its key {fingerprint} is revoked at {}:{line}",
+        .path.display()
+    )]
+    KeyRevoked {
+        fingerprint: String,
+        path: PathBuf,
+        line: usize,
+    },
+    #[error(
+        "it is signed by certificate authority {ca}, which is revoked at {}:{line}",
+        .path.display()
+    )]
+    AuthorityRevoked {
+        ca: String,
+        path: PathBuf,
+        line: usize,
+    },
+    #[error(
+        "it is signed by certificate authority {ca}, which no @cert-authority line for {name} in known_hosts trusts{}",
+        if .trusted.is_empty() { String::from(" (there is none)") } else { format!(" (trusted: {})", .trusted.join(", ")) }
+    )]
+    UnknownAuthority {
+        ca: String,
+        name: String,
+        trusted: Vec<String>,
+    },
+    #[error("it expired at {} (valid from {} to {})", cert_time(*.valid_before), cert_time(*.valid_after), cert_time(*.valid_before))]
+    Expired { valid_after: u64, valid_before: u64 },
+    #[error("it is not valid before {} (valid from {} to {})", cert_time(*.valid_after), cert_time(*.valid_after), cert_time(*.valid_before))]
+    NotYetValid { valid_after: u64, valid_before: u64 },
+    #[error("its signature by certificate authority {ca} does not verify")]
+    BadSignature { ca: String },
+    #[error("it names no principals; fleetauth accepts only a host certificate listing {name}")]
+    NoPrincipals { name: String },
+    #[error("it is valid for {}, not for {name}", .principals.join(", "))]
+    WrongPrincipal {
+        name: String,
+        principals: Vec<String>,
+    },
+    #[error("it has critical options ({}), which host certificates must not have", .0.join(", "))]
+    CriticalOptions(Vec<String>),
+}
+
+/// Decide whether `cert`, presented by the member at `host`:`port` (the known_hosts name:
+/// `HostKeyAlias` or the host), is a host certificate the `@cert-authority` lines of `files`
+/// vouch for at `now` (seconds since the epoch). Accepted: the CA line's file and line number.
+///
+/// The checks, in order: a host (not user) certificate; neither its key nor its CA revoked by
+/// an `@revoked` line for the host; signed by the key of a `@cert-authority` line matching the
+/// host; `valid_after <= now < valid_before`; the CA's signature verifies (ssh-key's
+/// `Certificate::validate_at`); no critical options (as OpenSSH); and its principals list the
+/// host name without the port, lowercased (as OpenSSH compares it). A certificate that names no
+/// principal is refused (OpenSSH would accept it for any host).
+pub fn check_certificate<'a>(
+    files: impl IntoIterator<Item = &'a KnownHostsFile>,
+    host: &str,
+    port: u16,
+    cert: &Certificate,
+    now: u64,
+) -> Result<(PathBuf, usize), CertRefusal> {
+    let files: Vec<&KnownHostsFile> = files.into_iter().collect();
+    let name = lookup_name(host, port);
+    if !cert.cert_type().is_host() {
+        return Err(CertRefusal::NotHostCertificate);
+    }
+    if let Some((path, line)) = revocation(&files, &name, cert.public_key()) {
+        return Err(CertRefusal::KeyRevoked {
+            fingerprint: cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
+            path,
+            line,
+        });
+    }
+    let ca_fingerprint = cert.signature_key().fingerprint(HashAlg::Sha256);
+    let ca = ca_fingerprint.to_string();
+    if let Some((path, line)) = revocation(&files, &name, cert.signature_key()) {
+        return Err(CertRefusal::AuthorityRevoked { ca, path, line });
+    }
+    let trusted = authorities(files.iter().copied(), host, port);
+    let Some((path, line, _)) = trusted
+        .iter()
+        .find(|(_, _, key)| key.key_data() == cert.signature_key())
+    else {
+        return Err(CertRefusal::UnknownAuthority {
+            ca,
+            name,
+            trusted: trusted.iter().map(|(_, _, k)| fingerprint(k)).collect(),
+        });
+    };
+    let (valid_after, valid_before) = (cert.valid_after(), cert.valid_before());
+    if now >= valid_before {
+        return Err(CertRefusal::Expired {
+            valid_after,
+            valid_before,
+        });
+    }
+    if now < valid_after {
+        return Err(CertRefusal::NotYetValid {
+            valid_after,
+            valid_before,
+        });
+    }
+    if cert.validate_at(now, [&ca_fingerprint]).is_err() {
+        return Err(CertRefusal::BadSignature { ca });
+    }
+    if !cert.critical_options().is_empty() {
+        return Err(CertRefusal::CriticalOptions(
+            cert.critical_options().keys().cloned().collect(),
+        ));
+    }
+    let principal = host.to_ascii_lowercase();
+    let principals = cert.valid_principals();
+    if principals.is_empty() {
+        return Err(CertRefusal::NoPrincipals { name: principal });
+    }
+    if !principals.contains(&principal) {
+        return Err(CertRefusal::WrongPrincipal {
+            name: principal,
+            principals: principals.to_vec(),
+        });
+    }
+    Ok((path.clone(), *line))
+}
+
 /// The line `accept-new` appends: `name keytype base64`, no comment.
 pub fn format_line(host: &str, port: u16, key: &PublicKey) -> Result<String, KnownHostsError> {
     let bare = PublicKey::new(key.key_data().clone(), "");
@@ -501,6 +681,32 @@ impl KnownHostsStore {
         recorded_algorithms(self.files_for(&map, user_file), host, port)
     }
 
+    /// The `@cert-authority` lines for `host`:`port` in the member's file and the global file.
+    pub fn authorities(
+        &self,
+        user_file: &Path,
+        host: &str,
+        port: u16,
+    ) -> Vec<(PathBuf, usize, PublicKey)> {
+        self.ensure_loaded(user_file);
+        let map = self.read_files();
+        authorities(self.files_for(&map, user_file), host, port)
+    }
+
+    /// [`check_certificate`] against the member's file and the global file.
+    pub fn check_certificate(
+        &self,
+        user_file: &Path,
+        host: &str,
+        port: u16,
+        cert: &Certificate,
+        now: u64,
+    ) -> Result<(PathBuf, usize), CertRefusal> {
+        self.ensure_loaded(user_file);
+        let map = self.read_files();
+        check_certificate(self.files_for(&map, user_file), host, port, cert, now)
+    }
+
     /// `accept-new`: record `key` for `host`:`port` in `user_file` unless the host became known
     /// meanwhile (then that verdict is returned and nothing is written). On success the key is
     /// trusted for the rest of the run even if writing the file failed; the write error is
@@ -571,7 +777,7 @@ fn append_line(path: &Path, line: &str) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const KEY_A: &str =
@@ -765,13 +971,230 @@ mod tests {
     }
 
     #[test]
-    fn cert_authority_lines_are_ignored() {
+    fn cert_authority_lines_record_no_plain_key() {
         let text = format!("@cert-authority *.example.com {KEY_A}\n");
         assert_eq!(
             verdict(&text, "web1.example.com", 22, KEY_A),
             Verdict::Unknown
         );
         assert!(recorded_algorithms([&file(&text)], "web1.example.com", 22).is_empty());
+    }
+
+    /// Certificates made by `ssh-keygen -s`, in a temp dir.
+    pub(crate) struct Signer {
+        pub(crate) dir: tempfile::TempDir,
+    }
+
+    impl Signer {
+        pub(crate) fn new() -> Signer {
+            Signer {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        /// A fresh ed25519 key pair named `name`; returns its public key line.
+        pub(crate) fn key(&self, name: &str) -> String {
+            let path = self.dir.path().join(name);
+            let status = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+                .arg(&path)
+                .status()
+                .expect("ssh-keygen must be installed for this test");
+            assert!(status.success());
+            fs::read_to_string(path.with_extension("pub"))
+                .unwrap()
+                .trim()
+                .to_string()
+        }
+
+        /// `ssh-keygen -s CA -I id args… SUBJECT.pub`: SUBJECT's certificate.
+        pub(crate) fn sign(&self, ca: &str, subject: &str, args: &[&str]) -> Certificate {
+            let out = std::process::Command::new("ssh-keygen")
+                .arg("-q")
+                .arg("-s")
+                .arg(self.dir.path().join(ca))
+                .args(["-I", "test-id"])
+                .args(args)
+                .arg(self.dir.path().join(format!("{subject}.pub")))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let cert = self.dir.path().join(format!("{subject}-cert.pub"));
+            Certificate::from_openssh(fs::read_to_string(cert).unwrap().trim()).unwrap()
+        }
+    }
+
+    /// 2025-06-01T00:00:00Z, inside `VALIDITY`.
+    pub(crate) const NOW: u64 = 1_748_736_000;
+    pub(crate) const VALIDITY: &str = "20250101:20260101";
+
+    #[test]
+    fn authority_lines_match_like_plain_lines_and_vouch_for_no_plain_key() {
+        let text = format!(
+            "@cert-authority *.example.com,!bad.example.com {KEY_A}\n\
+             @cert-authority [10.0.0.*]:2222 {KEY_B}\n\
+             {} {KEY_C}\n\
+             @cert-authority {} {KEY_E}\n\
+             web1.example.com {KEY_C}\n",
+            hashed("db1", b"0123456789abcdefghij"),
+            hashed("[db2]:2200", b"abcdefghij0123456789"),
+        );
+        let f = file(&text);
+        let lines = |host: &str, port: u16| -> Vec<usize> {
+            authorities([&f], host, port)
+                .iter()
+                .map(|(_, l, _)| *l)
+                .collect()
+        };
+        assert_eq!(lines("web1.example.com", 22), [1]);
+        assert_eq!(lines("WEB1.example.COM", 22), [1]);
+        assert!(lines("bad.example.com", 22).is_empty(), "negated");
+        assert!(lines("web1.example.com", 2222).is_empty());
+        assert_eq!(lines("10.0.0.7", 2222), [2]);
+        assert!(lines("10.0.0.7", 22).is_empty());
+        assert_eq!(lines("db2", 2200), [4], "hashed [host]:port");
+        assert!(lines("db1", 22).is_empty(), "a plain hashed line is no CA");
+        // A CA line does not make its own key, or any plain key, known.
+        assert_eq!(
+            check([&f], "web2.example.com", 22, &key(KEY_A)),
+            Verdict::Unknown
+        );
+        let store_dir = tempfile::tempdir().unwrap();
+        let path = store_dir.path().join("known_hosts");
+        fs::write(&path, &text).unwrap();
+        let store = KnownHostsStore::load([path.as_path()], None).unwrap();
+        let found = store.authorities(&path, "web1.example.com", 22);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, path);
+        assert_eq!(found[0].2.key_data(), key(KEY_A).key_data());
+    }
+
+    #[test]
+    fn a_host_certificate_signed_by_a_trusted_ca_for_this_host_is_accepted() {
+        let s = Signer::new();
+        let ca = s.key("ca");
+        s.key("host");
+        let text = format!("# fleet\n@cert-authority web1,[web2]:2222 {ca}\n");
+        let f = file(&text);
+        let cert = s.sign("ca", "host", &["-h", "-n", "web1,web2", "-V", VALIDITY]);
+        assert_eq!(
+            check_certificate([&f], "web1", 22, &cert, NOW),
+            Ok((PathBuf::from("/test/known_hosts"), 2))
+        );
+        // The principal is the name without the port, compared lowercased.
+        assert!(check_certificate([&f], "WEB2", 2222, &cert, NOW).is_ok());
+        // The validity window: valid_after <= now < valid_before.
+        assert!(check_certificate([&f], "web1", 22, &cert, cert.valid_after()).is_ok());
+    }
+
+    #[test]
+    fn host_certificate_refusals_say_why() {
+        let s = Signer::new();
+        let ca = s.key("ca");
+        let other_ca = s.key("other_ca");
+        let host = s.key("host");
+        let f = file(&format!("@cert-authority web1 {ca}\n"));
+        let fp = |line: &str| fingerprint(&key(line));
+        let good = s.sign("ca", "host", &["-h", "-n", "web1", "-V", VALIDITY]);
+
+        let expired = check_certificate([&f], "web1", 22, &good, good.valid_before());
+        assert_eq!(
+            expired.unwrap_err().to_string(),
+            format!(
+                "it expired at {} (valid from {} to {})",
+                cert_time(good.valid_before()),
+                cert_time(good.valid_after()),
+                cert_time(good.valid_before())
+            )
+        );
+        assert!(cert_time(good.valid_before()).starts_with("2026-01-01T"));
+        let early = check_certificate([&f], "web1", 22, &good, good.valid_after() - 1);
+        assert!(
+            matches!(early, Err(CertRefusal::NotYetValid { .. })),
+            "{early:?}"
+        );
+        assert!(
+            early
+                .unwrap_err()
+                .to_string()
+                .starts_with("it is not valid before 2025-01-01T")
+        );
+
+        let wrong = s.sign(
+            "ca",
+            "host",
+            &["-h", "-n", "db1,db1.example.com", "-V", VALIDITY],
+        );
+        assert_eq!(
+            check_certificate([&f], "web1", 22, &wrong, NOW)
+                .unwrap_err()
+                .to_string(),
+            "it is valid for db1, db1.example.com, not for web1"
+        );
+        let anyone = s.sign("ca", "host", &["-h", "-V", VALIDITY]);
+        assert_eq!(
+            check_certificate([&f], "web1", 22, &anyone, NOW).unwrap_err(),
+            CertRefusal::NoPrincipals {
+                name: "web1".into()
+            }
+        );
+
+        let stranger = s.sign("other_ca", "host", &["-h", "-n", "web1", "-V", VALIDITY]);
+        assert_eq!(
+            check_certificate([&f], "web1", 22, &stranger, NOW)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "it is signed by certificate authority {}, which no @cert-authority line for web1 in known_hosts trusts (trusted: {})",
+                fp(&other_ca),
+                fp(&ca)
+            )
+        );
+        // A CA trusted for other hosts only is no CA for this one.
+        let elsewhere = file(&format!("@cert-authority web9 {ca}\n"));
+        assert_eq!(
+            check_certificate([&elsewhere], "web1", 22, &good, NOW)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "it is signed by certificate authority {}, which no @cert-authority line for web1 in known_hosts trusts (there is none)",
+                fp(&ca)
+            )
+        );
+
+        let user = s.sign("ca", "host", &["-n", "web1", "-V", VALIDITY]);
+        assert_eq!(
+            check_certificate([&f], "web1", 22, &user, NOW).unwrap_err(),
+            CertRefusal::NotHostCertificate
+        );
+
+        // Revocation of the certificate's key or of its CA, by any @revoked line for the host.
+        let revoked_key = file(&format!("@cert-authority web1 {ca}\n@revoked * {host}\n"));
+        assert!(matches!(
+            check_certificate([&revoked_key], "web1", 22, &good, NOW),
+            Err(CertRefusal::KeyRevoked { line: 2, .. })
+        ));
+        let revoked_ca = file(&format!("@cert-authority web1 {ca}\n@revoked web* {ca}\n"));
+        assert_eq!(
+            check_certificate([&revoked_ca], "web1", 22, &good, NOW)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "it is signed by certificate authority {}, which is revoked at /test/known_hosts:2",
+                fp(&ca)
+            )
+        );
+
+        // A certificate whose signed content was altered: the CA's signature does not verify.
+        let mut blob = good.to_bytes().unwrap();
+        let at = blob.windows(4).position(|w| w == b"web1").unwrap();
+        blob[at + 3] = b'2';
+        let forged = Certificate::from_bytes(&blob).unwrap();
+        let f2 = file(&format!("@cert-authority web2 {ca}\n"));
+        assert_eq!(
+            check_certificate([&f2], "web2", 22, &forged, NOW).unwrap_err(),
+            CertRefusal::BadSignature { ca: fp(&ca) }
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod session;
 mod target;
 mod transport;
 
+pub use auth::read_certificate;
 pub use session::OUTPUT_CAP;
 pub use target::{HostKeyChecking, Target};
 pub use transport::{
@@ -87,10 +88,23 @@ pub enum SshError {
         expected: String,
         got: String,
     },
-    #[error(
-        "host key for {host} is not in known_hosts (server offered {fingerprint}); add it, or opt in with host_key_checking = \"accept-new\""
-    )]
-    HostKeyUnknown { host: String, fingerprint: String },
+    /// `cert_authority`: where known_hosts trusts a certificate authority for the host
+    /// (`path:line`), when it does; the advice is then to have the server present a certificate,
+    /// never `accept-new` (pinning a raw key would bypass the CA).
+    #[error("{}", unknown_host_key(host, fingerprint, cert_authority.as_deref()))]
+    HostKeyUnknown {
+        host: String,
+        fingerprint: String,
+        cert_authority: Option<String>,
+    },
+    /// The server presented a host certificate that known_hosts' `@cert-authority` lines do
+    /// not vouch for; `why` says which check failed.
+    #[error("host certificate for {host} (key {fingerprint}) refused: {why}")]
+    HostCertificate {
+        host: String,
+        fingerprint: String,
+        why: String,
+    },
     #[error("host key for {host} is revoked in known_hosts ({fingerprint})")]
     HostKeyRevoked { host: String, fingerprint: String },
     /// Reaching a jump host (or opening a channel through it) failed; `hop` names it as
@@ -112,10 +126,23 @@ impl SshError {
             SshError::Auth(_) => Reason::Auth,
             SshError::HostKeyChanged { .. }
             | SshError::HostKeyUnknown { .. }
+            | SshError::HostCertificate { .. }
             | SshError::HostKeyRevoked { .. } => Reason::HostKey,
             SshError::Jump { .. } => Reason::Jump,
             SshError::Network(_) | SshError::Protocol(_) => Reason::Network,
         }
+    }
+}
+
+/// [`SshError::HostKeyUnknown`]'s message.
+fn unknown_host_key(host: &str, fingerprint: &str, cert_authority: Option<&str>) -> String {
+    match cert_authority {
+        None => format!(
+            "host key for {host} is not in known_hosts (server offered {fingerprint}); add it, or opt in with host_key_checking = \"accept-new\""
+        ),
+        Some(line) => format!(
+            "host key for {host} is not in known_hosts (server offered the plain key {fingerprint}, no certificate); known_hosts trusts a certificate authority for {host} ({line}), so the server should present a host certificate signed by it (`HostCertificate` in its sshd_config)"
+        ),
     }
 }
 

@@ -18,7 +18,8 @@ crate::spelled! {
         #[default]
         Strict = "strict",
         /// Also accept the key of a host known_hosts has no line for, and record it there; a key
-        /// that differs from the recorded one is still refused.
+        /// that differs from the recorded one is still refused, and a host a `@cert-authority`
+        /// line covers must present a certificate (its raw key is never recorded).
         AcceptNew = "accept-new",
         /// Accept any key (a changed one with a warning); nothing is recorded.
         Off = "off",
@@ -45,7 +46,9 @@ pub struct Target {
     /// ssh_config `IdentitiesOnly yes`: with `identities`, never ask the agent (fleetauth never
     /// does when identities are set, so this is recorded for `inventory check`).
     pub identities_only: bool,
-    /// ssh_config `CertificateFile`s, recorded only: certificates are not offered yet.
+    /// ssh_config `CertificateFile`s: user certificates offered (before the plain key) with the
+    /// identity whose public key they certify, as is `K-cert.pub` beside an identity file `K`.
+    /// One that is missing or unparseable is skipped with a warning, as OpenSSH does.
     pub certificate_files: Vec<PathBuf>,
     /// Local known_hosts file vouching for the host's key (and receiving it under `accept-new`).
     pub known_hosts: PathBuf,

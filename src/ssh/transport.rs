@@ -172,13 +172,18 @@ impl RusshTransport {
         eprintln!("{msg}");
     }
 
-    /// The shared config whose host-key preference suits what known_hosts records for `target`.
+    /// The shared config whose host-key preference suits what known_hosts records for `target`
+    /// (host certificates too when a `@cert-authority` line covers it).
     pub(super) fn config_for(&self, target: &Target) -> Arc<client::Config> {
         let (host, port) = target.known_hosts_name();
         let recorded = self
             .known_hosts
             .recorded_algorithms(&target.known_hosts, host, port);
-        self.configs.for_recorded(&recorded)
+        let certificates = !self
+            .known_hosts
+            .authorities(&target.known_hosts, host, port)
+            .is_empty();
+        self.configs.for_recorded(&recorded, certificates)
     }
 }
 

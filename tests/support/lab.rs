@@ -4,7 +4,8 @@
 //! ```text
 //! operator/                 HOME for fleetauth runs
 //!   .ssh/id_ed25519{,.pub}  client key, authorized on every member (lab.identity())
-//!   .ssh/known_hosts        every member's host key (lab.known_hosts())
+//!   .ssh/known_hosts        every member's host key (lab.known_hosts()), except members built
+//!                           with MemberBuilder::untrusted_host_key
 //!   .config/                XDG_CONFIG_HOME
 //!   fleetauth/              FLEETAUTH_HOME (not created: fleetauth creates it)
 //! authorized_keys           what the members accept (AuthorizedKeysFile)
@@ -424,6 +425,7 @@ struct Opts {
     port: Option<u16>,
     deny_client_key: bool,
     extra_host_keys: Vec<String>,
+    untrusted_host_key: bool,
     login_shell: Option<String>,
     extra_config: Vec<String>,
     netns: Option<String>,
@@ -503,6 +505,13 @@ impl MemberBuilder<'_> {
     /// [`Member::host_public_key_of`].
     pub fn extra_host_key(mut self, kind: &str) -> Self {
         self.opts.extra_host_keys.push(kind.to_string());
+        self
+    }
+
+    /// Leave its host key out of the lab's known_hosts: the test writes what known_hosts should
+    /// say about this member (a `@cert-authority` line, say), or nothing.
+    pub fn untrusted_host_key(mut self) -> Self {
+        self.opts.untrusted_host_key = true;
         self
     }
 
@@ -599,7 +608,9 @@ impl MemberBuilder<'_> {
         for kind in &server.extra_host_keys {
             sshd::keygen_type(&server.host_key_of(kind), kind, "", &self.name);
         }
-        lab.trust_host_key(server.addr, server.port, &public);
+        if !self.opts.untrusted_host_key {
+            lab.trust_host_key(server.addr, server.port, &public);
+        }
         let member = Member(Arc::new(MemberInner {
             name: self.name,
             providers: self.spec.providers.iter().map(|(p, _)| p.clone()).collect(),
