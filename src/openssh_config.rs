@@ -12,12 +12,13 @@
 //! `Match user` and `%r`/`%p` see them, as they would for `ssh -l USER -p PORT HOST`.
 //!
 //! Honoured: `HostName` (so `host` may be a `Host` alias), `User`, `Port`, `IdentityFile` (those
-//! that exist, `~` and `%d %u %l %h %r %p %n %%` expanded), `IdentitiesOnly`, `CertificateFile`
-//! (recorded), `UserKnownHostsFile` (the first is used, the rest recorded),
+//! that exist, `~` and `%d %u %l %h %r %p %n %%` expanded), `IdentitiesOnly`, `CertificateFile`,
+//! `IdentityAgent`, `UserKnownHostsFile` (the first is used, the rest recorded),
 //! `GlobalKnownHostsFile` (recorded), `StrictHostKeyChecking`, `HostKeyAlias`, `ConnectTimeout`,
-//! `ProxyJump` (recorded; such a member is reported unreachable, bastions are not used yet).
-//! `ProxyCommand` is refused. When `ssh` is not installed, ssh_config is ignored with one
-//! warning.
+//! `ServerAliveInterval`/`ServerAliveCountMax`, and `ProxyJump`: each jump host is resolved
+//! here as a destination of its own ([`Hops`]), into [`Target::jumps`]. `ProxyCommand` is
+//! refused. When `ssh` is not installed, ssh_config is ignored with one warning (jump hosts are
+//! then taken as written).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::config_error::ConfigError;
-use crate::ssh::{HostKeyChecking, Target};
+use crate::ssh::{Agent, HostKeyChecking, Target};
 
 /// The default ssh_config file, `~` being `$HOME`.
 pub const DEFAULT_FILE: &str = "~/.ssh/config";
@@ -320,6 +321,28 @@ pub fn apply_with<'a>(
     Ok(warnings)
 }
 
+/// ssh_config's `IdentityAgent` as OpenSSH reads it: `none`; `SSH_AUTH_SOCK` or `$NAME`, the
+/// socket named by that environment variable (unset: no agent, as OpenSSH); else a path (`ssh
+/// -G` has expanded `~` and most tokens; `path` expands what is left).
+fn identity_agent(
+    value: &str,
+    path: &dyn Fn(&str) -> Result<PathBuf, String>,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Agent, String> {
+    let variable = match value {
+        "none" => return Ok(Agent::Disabled),
+        "SSH_AUTH_SOCK" => Some("SSH_AUTH_SOCK"),
+        v => v.strip_prefix('$'),
+    };
+    Ok(match variable {
+        Some(name) => match env(name).filter(|v| !v.is_empty()) {
+            Some(socket) => Agent::Socket(PathBuf::from(socket)),
+            None => Agent::Disabled,
+        },
+        None => Agent::Socket(path(value)?),
+    })
+}
+
 /// Members (and jump hosts) without identities get OpenSSH's default identities that exist.
 fn give_default_identities(m: &mut Target, local: &Local) {
     if m.identities.is_empty()
@@ -605,6 +628,24 @@ pub fn resolve(
     if !request.proxy_jump {
         m.proxy_jump = first("proxyjump").filter(|j| j != "none");
     }
+    if let Some(agent) = first("identityagent") {
+        m.agent = identity_agent(&agent, &path, &|name| std::env::var_os(name))
+            .map_err(|why| format!("IdentityAgent `{agent}`: {why}"))?;
+    }
+    if let Some(interval) = first("serveraliveinterval") {
+        let secs: u64 = interval
+            .parse()
+            .map_err(|_| format!("ServerAliveInterval `{interval}` is not a number of seconds"))?;
+        let count = match config.get("serveralivecountmax").and_then(|v| v.first()) {
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("ServerAliveCountMax `{n}` is not a number"))?,
+            None => 3,
+        };
+        if secs > 0 {
+            m.server_alive = Some((Duration::from_secs(secs), count));
+        }
+    }
     Ok(())
 }
 
@@ -691,5 +732,17 @@ mod tests {
         ] {
             assert!(parse_proxy_jump(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn identity_agent_is_read_as_openssh_reads_it() {
+        let path = |p: &str| Ok(PathBuf::from(p.replace("%r", "ops")));
+        let env = |name: &str| (name == "MY_SOCK").then(|| "/run/my.sock".into());
+        let agent = |v: &str| identity_agent(v, &path, &env).unwrap();
+        assert_eq!(agent("none"), Agent::Disabled);
+        assert_eq!(agent("$MY_SOCK"), Agent::Socket("/run/my.sock".into()));
+        assert_eq!(agent("$UNSET_SOCK"), Agent::Disabled, "unset: no agent");
+        assert_eq!(agent("SSH_AUTH_SOCK"), Agent::Disabled, "not in this env");
+        assert_eq!(agent("/a/%r.sock"), Agent::Socket("/a/ops.sock".into()));
     }
 }

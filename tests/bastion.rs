@@ -427,7 +427,7 @@ fn an_ansible_inventory_reaches_the_same_members_through_the_same_bastions() {
              \x20     hosts:\n        b1: {{ansible_host: \"{b1}\"}}\n        b2: {{ansible_host: \"{b2}\"}}\n\
              \x20       alias-b3:\n    inner:\n      hosts:\n\
              \x20       c1: {{ansible_host: \"{c1}\", ansible_ssh_common_args: -J jump2}}\n\
-             \x20       c2: {{ansible_host: \"{c2}\", ansible_ssh_extra_args: -J jump1,jump2}}\n",
+             \x20       c2: {{ansible_host: \"{c2}\", ansible_ssh_extra_args: \"-J jump1,jump2\"}}\n",
             id = lab.identity().display(),
             kh = lab.known_hosts().display(),
             b1 = f.behind1[0].addr(),

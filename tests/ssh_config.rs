@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fleetauth::inventory::{self, Member};
 use fleetauth::openssh_config::{self, Local};
-use fleetauth::ssh::HostKeyChecking;
+use fleetauth::ssh::{Agent, HostKeyChecking};
 use support::{Lab, State};
 
 /// The corpus copied into `dir` with `@DIR@` replaced, and a key file for `web-01`.
@@ -129,6 +129,34 @@ fn resolution_agrees_with_ssh_g_over_the_corpus() {
             g.get("hostkeyalias").map(|v| v[0].clone()),
             "{ctx}"
         );
+        let alive = match one("serveraliveinterval").as_str() {
+            "0" => None,
+            secs => Some((
+                Duration::from_secs(secs.parse().unwrap()),
+                one("serveralivecountmax").parse().unwrap(),
+            )),
+        };
+        assert_eq!(t.server_alive, alive, "{ctx}");
+        let agent = match g.get("identityagent").map(|v| v[0].as_str()) {
+            None => Agent::Default,
+            Some("none") => Agent::Disabled,
+            Some(path) => Agent::Socket(PathBuf::from(path)),
+        };
+        assert_eq!(t.agent, agent, "{ctx}");
+        // Each jump host is resolved as `ssh -G HOP` resolves it.
+        for hop in &t.jumps {
+            let h = ssh_g(&config, &hop.name, None);
+            assert_eq!(
+                (hop.host.clone(), hop.port.to_string(), hop.user.clone()),
+                (
+                    h["hostname"][0].clone(),
+                    h["port"][0].clone(),
+                    h["user"][0].clone()
+                ),
+                "{ctx}: hop {}",
+                hop.name
+            );
+        }
     }
 
     // Specific values, so the oracle is not only fleetauth agreeing with itself.
@@ -164,6 +192,17 @@ fn resolution_agrees_with_ssh_g_over_the_corpus() {
     );
     let jumped = by("m4");
     assert_eq!(jumped.proxy_jump.as_deref(), Some("bastion.lab"));
+    assert_eq!(jumped.agent, Agent::Disabled);
+    assert_eq!(
+        (jumped.jumps[0].host.as_str(), jumped.jumps[0].port),
+        ("bastion.lab", 2022),
+        "the hop matches `Host *.lab`"
+    );
+    assert_eq!(lab.server_alive, Some((Duration::from_secs(20), 4)));
+    assert_eq!(
+        lab.agent,
+        Agent::Socket(dir.path().join(format!("agent-{}.sock", lab.user)))
+    );
     assert_eq!(jumped.host_key_alias.as_deref(), Some("jumped-key"));
     assert_eq!(jumped.known_hosts_name(), ("jumped-key", 22));
     assert_eq!(jumped.host_key_checking, HostKeyChecking::Off);
@@ -360,4 +399,56 @@ fn sweep_uses_the_default_identity() {
     assert!(check.stdout.contains("id_ed25519"), "{check}");
     let sweep = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
     assert_eq!(sweep.row("m", "claude")["state"], "needs_auth", "{sweep}");
+}
+
+/// ssh_config's `IdentityAgent` picks the agent (here one fleetauth's environment does not
+/// name), and `IdentityAgent none` keeps it out: the member accepts only the agent's key.
+#[test]
+fn identity_agent_from_ssh_config_is_used() {
+    let lab = Lab::new();
+    let agent_key = lab.extra_identity("agent_only_ed25519", "");
+    let only = lab.dir().join("agent_only_authorized_keys");
+    let public = std::fs::read_to_string(format!("{}.pub", agent_key.display())).unwrap();
+    std::fs::write(&only, public).unwrap();
+    let m = lab
+        .member("m")
+        .provider("claude", State::NoAuth)
+        .sshd_option(&format!("AuthorizedKeysFile {}", only.display()))
+        .start();
+    lab.with_agent_keys(&[&agent_key]);
+    let socket = lab.agent_socket().unwrap();
+    let config = lab.dir().join("agent_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host agent-on\n  HostName {a}\n  IdentityAgent {s}\n\
+             Host agent-off\n  HostName {a}\n  IdentityAgent none\n",
+            a = m.addr(),
+            s = socket.display()
+        ),
+    )
+    .unwrap();
+    let inv = lab.dir().join("agent.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[defaults]\nuser = \"{}\"\nknown_hosts = \"{}\"\nproviders = [\"claude\"]\n\
+             [members.on]\nhost = \"agent-on\"\n[members.off]\nhost = \"agent-off\"\n",
+            lab.user(),
+            lab.known_hosts().display()
+        ),
+    )
+    .unwrap();
+    let (inv, cfg) = (inv.to_str().unwrap(), config.to_str().unwrap());
+    let sweep = lab
+        .run(&["sweep", "-i", inv, "-F", cfg, "--format", "json"])
+        .env("SSH_AUTH_SOCK", "")
+        .output();
+    assert_eq!(sweep.row("on", "claude")["state"], "needs_auth", "{sweep}");
+    let off = sweep.row("off", "claude");
+    assert_eq!(
+        (off["state"].as_str(), off["reason"].as_str()),
+        (Some("unreachable"), Some("auth")),
+        "{off}"
+    );
 }

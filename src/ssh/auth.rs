@@ -38,7 +38,7 @@ use super::config::is_rsa;
 use super::connect::russh_error;
 use super::host_key::ClientHandler;
 use super::known_hosts;
-use super::{SetupError, SshError, Target, TransportOptions};
+use super::{Agent, SetupError, SshError, Target, TransportOptions};
 
 /// The identities of one run: decrypted identity files, and the ssh-agent for targets without
 /// one.
@@ -136,6 +136,15 @@ impl Credentials {
         out
     }
 
+    /// The agent socket `target` uses (ssh_config `IdentityAgent`, else the run's).
+    fn agent_for<'a>(&'a self, target: &'a Target) -> Option<&'a Path> {
+        match &target.agent {
+            Agent::Default => self.agent_socket.as_deref(),
+            Agent::Disabled => None,
+            Agent::Socket(path) => Some(path),
+        }
+    }
+
     /// Log in as `target.user` on the connection `handle` to `addr` (`host:port`, for messages).
     pub(super) async fn authenticate(
         &self,
@@ -157,7 +166,7 @@ impl Credentials {
         if defaults.is_empty() {
             return self.authenticate_with_agent(handle, target, addr).await;
         }
-        if self.agent_socket.is_some() {
+        if self.agent_for(target).is_some() {
             match self.authenticate_with_agent(handle, target, addr).await {
                 Ok(()) => return Ok(()),
                 Err(SshError::Auth(why)) => {
@@ -284,11 +293,15 @@ impl Credentials {
         target: &Target,
         addr: &str,
     ) -> Result<(), SshError> {
-        let socket = self.agent_socket.as_ref().ok_or_else(|| {
+        let socket = self.agent_for(target).ok_or_else(|| {
+            let why = match target.agent {
+                Agent::Disabled => "ssh_config says `IdentityAgent none`",
+                _ => "no ssh-agent is available (SSH_AUTH_SOCK is not set)",
+            };
             SshError::Auth(format!(
                 "member {} has no identity_file, no default identity (~/.ssh/id_ed25519, id_ecdsa, \
-                 id_rsa) and no ssh-agent is available (SSH_AUTH_SOCK is not set); set \
-                 identity_file in the inventory, or start ssh-agent and ssh-add your key",
+                 id_rsa) and {why}; set identity_file in the inventory, or start ssh-agent and \
+                 ssh-add your key",
                 target.name
             ))
         })?;

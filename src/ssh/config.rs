@@ -1,5 +1,8 @@
 //! The russh client configuration: which algorithms fleetauth offers, keepalives, timeouts.
 //!
+//! Keepalives: every 15 s, giving up after 3 unanswered, unless ssh_config's
+//! `ServerAliveInterval`/`ServerAliveCountMax` say otherwise for the target.
+//!
 //! **Algorithms are pinned** to what is both safe and cheap: ML-KEM/curve25519 key exchange
 //! (no DH group exchange: an 8192-bit group costs ~0.6 s of CPU per host), ed25519-first host
 //! keys, AEAD ciphers only. When known_hosts records only some key types for a member, those
@@ -60,10 +63,12 @@ impl Configs {
     /// The shared config asking first for the host key types in `recorded` (what known_hosts
     /// records for a member), and, when `certificates` (a `@cert-authority` line applies to the
     /// member), for host certificates ahead of plain keys.
+    /// `server_alive`: the target's keepalive (`Target::server_alive`).
     pub(super) fn for_recorded(
         &self,
         recorded: &[Algorithm],
         certificates: bool,
+        server_alive: Option<(Duration, usize)>,
     ) -> Arc<client::Config> {
         let order = host_key_order(recorded);
         let mut key = order
@@ -74,10 +79,16 @@ impl Configs {
         if certificates {
             key.push_str("+certificates");
         }
+        let (keepalive_interval, keepalive_max) =
+            server_alive.unwrap_or((KEEPALIVE_INTERVAL, KEEPALIVE_MAX));
+        key.push_str(&format!("+alive:{keepalive_interval:?}x{keepalive_max}"));
         if let Some(config) = self.0.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return config.clone();
         }
-        let config = Arc::new(build_config(order, certificates));
+        let mut config = build_config(order, certificates);
+        config.keepalive_interval = Some(keepalive_interval);
+        config.keepalive_max = keepalive_max;
+        let config = Arc::new(config);
         self.0
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -178,19 +189,19 @@ mod tests {
         let ecdsa = Algorithm::Ecdsa {
             curve: EcdsaCurve::NistP256,
         };
-        let a = configs.for_recorded(&[], false);
+        let a = configs.for_recorded(&[], false, None);
         assert!(Arc::ptr_eq(
             &a,
-            &configs.for_recorded(&[Algorithm::Ed25519], false)
+            &configs.for_recorded(&[Algorithm::Ed25519], false, None)
         ));
         assert!(a.preferred.host_key_certificates.is_empty());
-        let b = configs.for_recorded(std::slice::from_ref(&ecdsa), false);
+        let b = configs.for_recorded(std::slice::from_ref(&ecdsa), false, None);
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(b.preferred.key[0], ecdsa);
         // A member under a @cert-authority line: certificates of every type, plain keys too.
-        let c = configs.for_recorded(&[], true);
+        let c = configs.for_recorded(&[], true, None);
         assert!(!Arc::ptr_eq(&a, &c));
-        assert!(Arc::ptr_eq(&c, &configs.for_recorded(&[], true)));
+        assert!(Arc::ptr_eq(&c, &configs.for_recorded(&[], true, None)));
         let certs: Vec<String> = c
             .preferred
             .host_key_certificates
@@ -200,5 +211,15 @@ mod tests {
         assert_eq!(certs[0], "ssh-ed25519-cert-v01@openssh.com");
         assert_eq!(certs.len(), HOST_KEY_ALGORITHMS.len());
         assert_eq!(c.preferred.key, a.preferred.key);
+        // ssh_config's ServerAliveInterval/CountMax: a config of its own.
+        assert_eq!(a.keepalive_interval, Some(KEEPALIVE_INTERVAL));
+        let alive = Some((Duration::from_secs(40), 7));
+        let d = configs.for_recorded(&[], false, alive);
+        assert!(!Arc::ptr_eq(&a, &d));
+        assert!(Arc::ptr_eq(&d, &configs.for_recorded(&[], false, alive)));
+        assert_eq!(
+            (d.keepalive_interval, d.keepalive_max),
+            (Some(Duration::from_secs(40)), 7)
+        );
     }
 }

@@ -34,7 +34,7 @@ mod transport;
 
 pub use auth::read_certificate;
 pub use session::OUTPUT_CAP;
-pub use target::{HostKeyChecking, Target};
+pub use target::{Agent, HostKeyChecking, Target};
 pub use transport::{
     DEFAULT_PASSPHRASE_ENV, GLOBAL_KNOWN_HOSTS, RusshTransport, SetupError, TransportOptions,
 };

@@ -26,6 +26,18 @@ crate::spelled! {
     }
 }
 
+/// Which ssh-agent a target's keys come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Agent {
+    /// The run's agent (`$SSH_AUTH_SOCK`, see `TransportOptions::agent_socket`).
+    #[default]
+    Default,
+    /// `IdentityAgent none`: no agent.
+    Disabled,
+    /// The agent listening on this socket.
+    Socket(PathBuf),
+}
+
 /// Everything the transport needs to reach one destination and log in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
@@ -67,6 +79,12 @@ pub struct Target {
     /// `proxy_jump` but no `jumps` was never resolved, and the transport refuses it.
     pub jumps: Vec<Target>,
     pub host_key_checking: HostKeyChecking,
+    /// Which ssh-agent offers keys when no identity file is set (ssh_config `IdentityAgent`).
+    pub agent: Agent,
+    /// ssh_config `ServerAliveInterval` (non-zero) and `ServerAliveCountMax`: probe a silent
+    /// server every interval, give up after that many unanswered probes. None: fleetauth's
+    /// default (every 15 s, 3 probes).
+    pub server_alive: Option<(Duration, usize)>,
     /// Deadline for connecting: TCP and the server's first byte, then key exchange and
     /// authentication, each within it (see `Transport::connect`).
     pub connect_timeout: Duration,

@@ -183,7 +183,8 @@ impl RusshTransport {
             .known_hosts
             .authorities(&target.known_hosts, host, port)
             .is_empty();
-        self.configs.for_recorded(&recorded, certificates)
+        self.configs
+            .for_recorded(&recorded, certificates, target.server_alive)
     }
 }
 
