@@ -86,6 +86,26 @@ pub fn github_pat() -> String {
     format!("github_pat_FAKE{}", alnum(70))
 }
 
+/// A Cursor API key (`CURSOR_API_KEY`; its real format is undocumented, `key_` + hex-like text).
+pub fn cursor_api_key() -> String {
+    format!("key_FAKE{}", alnum(60))
+}
+
+/// A Factory API key (`fk-`).
+pub fn factory_api_key() -> String {
+    format!("fk-FAKE{}", alnum(40))
+}
+
+/// An Amp API key (`sgamp_user_`).
+pub fn amp_api_key() -> String {
+    format!("sgamp_user_FAKE{}", alnum(40))
+}
+
+/// An opaque token (a Cursor or opencode OAuth access/refresh token, agy's token file).
+pub fn opaque_token(prefix: &str) -> String {
+    format!("{prefix}FAKE{}", alnum(48))
+}
+
 /// The usual API key for `provider` (what `State::EnvKey` plants).
 pub fn api_key(provider: &str) -> String {
     match provider {
@@ -93,8 +113,15 @@ pub fn api_key(provider: &str) -> String {
         "claude" => anthropic_api_key(),
         "codex" => openai_key(),
         "copilot" => github_pat(),
+        "opencode-anthropic" => anthropic_api_key(),
+        "opencode-openai" | "qwen" => openai_key(),
+        "cursor" => cursor_api_key(),
+        "droid" => factory_api_key(),
+        "amp" => amp_api_key(),
         other => {
-            panic!("no fake API key for provider {other:?}; known: gemini, claude, codex, copilot")
+            panic!(
+                "no fake API key for provider {other:?}; known: gemini, claude, codex, copilot, opencode-anthropic, opencode-openai, cursor, droid, amp, qwen (agy takes none)"
+            )
         }
     }
 }

@@ -15,6 +15,9 @@ use std::path::Path;
 use super::State;
 use super::fake;
 
+/// The layouts of the CLIs in providers/{opencode-*,cursor,droid,amp,agy,qwen}.toml.
+mod more_clis;
+
 /// The member's env file, relative to its `$HOME` (fleetauth's default `env_file`).
 pub const ENV_FILE: &str = ".config/fleetauth/env";
 
@@ -82,21 +85,37 @@ pub(crate) fn lay_out(spec: &HomeSpec, dirs: &Dirs) -> Vec<Planted> {
     let mut planted = Vec::new();
     for (provider, state) in &spec.providers {
         if *state != State::NotInstalled {
-            let stub = super::stubs_dir().join(provider);
+            let binary = binary_of(provider);
+            let stub = super::stubs_dir().join(binary);
             assert!(
                 stub.exists(),
                 "no stub CLI for provider {provider:?} at {}",
                 stub.display()
             );
-            std::os::unix::fs::symlink(&stub, dirs.bin.join(provider)).expect("link stub");
+            // Two providers may share one CLI (opencode-anthropic, opencode-openai).
+            let link = dirs.bin.join(binary);
+            if link.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(&stub, link).expect("link stub");
+            }
         }
         let secrets = match provider.as_str() {
             "gemini" => gemini(*state, dirs.home, &mut plan),
             "claude" => claude(*state, spec.onboarding, dirs.home, &mut plan),
             "codex" => codex(*state, dirs.home, &mut plan),
             "copilot" => copilot(*state, dirs.home, &mut plan),
+            "opencode-anthropic" | "opencode-openai" => {
+                more_clis::opencode(provider, *state, dirs.home, &mut plan)
+            }
+            "cursor" => more_clis::cursor(*state, dirs.home, &mut plan),
+            "droid" => more_clis::droid(*state, dirs.home, &mut plan),
+            "amp" => more_clis::amp(*state, dirs.home, &mut plan),
+            "agy" => more_clis::agy(*state, dirs.home, &mut plan),
+            "qwen" => more_clis::qwen(*state, dirs.home, &mut plan),
             other => {
-                panic!("unknown provider {other:?}; the stubs are gemini, claude, codex, copilot")
+                panic!(
+                    "unknown provider {other:?}; the stubs are gemini, claude, codex, copilot, {}",
+                    more_clis::PROVIDERS.join(", ")
+                )
             }
         };
         planted.push(Planted {
@@ -393,6 +412,16 @@ fn copilot(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, Str
         State::KeyFile => panic!(
             "State::KeyFile is codex only; copilot tokens live in the env file (State::EnvKey)"
         ),
+    }
+}
+
+/// The CLI (stub file name) a provider runs: its name, except for the providers of
+/// providers/{opencode-*,cursor}.toml.
+pub(crate) fn binary_of(provider: &str) -> &str {
+    match provider {
+        "opencode-anthropic" | "opencode-openai" => "opencode",
+        "cursor" => "cursor-agent",
+        other => other,
     }
 }
 
