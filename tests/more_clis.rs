@@ -579,3 +579,59 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
         "a push was attempted on the agy member"
     );
 }
+
+#[test]
+fn an_unreachable_vendor_makes_every_new_cli_hang_until_the_probe_deadline() {
+    let lab = Lab::new();
+    lab.member("all")
+        .provider("opencode-openai", State::KeyFile)
+        .provider("cursor", State::EnvKey)
+        .provider("droid", State::EnvKey)
+        .provider("amp", State::EnvKey)
+        .provider("agy", State::OauthValid)
+        .provider("qwen", State::EnvKey)
+        .vendor_unreachable()
+        .start();
+    let inv = lab.inventory("probe_timeout = \"2s\"\ncommand_timeout = \"30s\"");
+    let out = fleetauth(
+        &lab,
+        &[
+            "sweep",
+            "-i",
+            inv.to_str().unwrap(),
+            "--format",
+            "json",
+            "--deep",
+        ],
+    );
+    out.assert_exit(1);
+    for p in ["opencode-openai", "cursor", "droid", "amp", "agy", "qwen"] {
+        let row = out.row("all", p);
+        assert_eq!(row["state"], "error", "{p}: {row}");
+        assert!(
+            row["detail"].as_str().unwrap().contains("timed out"),
+            "{p}: {row}"
+        );
+    }
+}
+
+#[test]
+fn cursor_without_trust_stops_at_workspace_trust_and_the_definition_passes_it() {
+    let lab = Lab::new();
+    let m = lab
+        .member("cur")
+        .provider("cursor", State::OauthValid)
+        .start();
+    let out = lab.ssh(
+        &m,
+        "cursor-agent -p --output-format json 'Reply with OK' </dev/null",
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    out.assert_stderr_contains("Workspace Trust Required");
+    let out = lab.ssh(
+        &m,
+        "cursor-agent -p --trust --output-format json 'Reply with OK' </dev/null",
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    out.assert_stdout_contains("\"is_error\":false");
+}
