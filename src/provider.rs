@@ -262,6 +262,28 @@ const BUILTIN: &[(&str, &str)] = &[
         "providers/gemini.toml",
         include_str!("../providers/gemini.toml"),
     ),
+    ("providers/agy.toml", include_str!("../providers/agy.toml")),
+    ("providers/amp.toml", include_str!("../providers/amp.toml")),
+    (
+        "providers/cursor.toml",
+        include_str!("../providers/cursor.toml"),
+    ),
+    (
+        "providers/droid.toml",
+        include_str!("../providers/droid.toml"),
+    ),
+    (
+        "providers/opencode-anthropic.toml",
+        include_str!("../providers/opencode-anthropic.toml"),
+    ),
+    (
+        "providers/opencode-openai.toml",
+        include_str!("../providers/opencode-openai.toml"),
+    ),
+    (
+        "providers/qwen.toml",
+        include_str!("../providers/qwen.toml"),
+    ),
 ];
 
 /// Origin of a provider compiled into the binary.
@@ -911,19 +933,39 @@ mod tests {
     #[test]
     fn every_shipped_provider_parses() {
         let registry = Registry::builtin().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(registry.names(), ["claude", "codex", "copilot", "gemini"]);
+        assert_eq!(
+            registry.names(),
+            [
+                "agy",
+                "amp",
+                "claude",
+                "codex",
+                "copilot",
+                "cursor",
+                "droid",
+                "gemini",
+                "opencode-anthropic",
+                "opencode-openai",
+                "qwen"
+            ]
+        );
         for (provider, origin) in registry.iter() {
             assert_eq!(origin, BUILTIN_ORIGIN);
             assert!(!provider.probe.rules.is_empty(), "{}", provider.name);
-            assert_eq!(
-                provider.probe.timeout,
-                Duration::from_secs(45),
+            assert!(
+                provider.search_paths.iter().any(|p| p == "~/.local/bin"),
                 "{}",
                 provider.name
             );
+        }
+        // The four npm-installed CLIs the brief started with: the same deadline and search,
+        // and a key shape checked before any push.
+        for name in ["claude", "codex", "copilot", "gemini"] {
+            let provider = builtin(name);
+            assert_eq!(provider.probe.timeout, Duration::from_secs(45), "{name}");
             assert_eq!(provider.search_paths, ["~/.local/bin", "~/.npm-global/bin"]);
             assert!(provider.npm_global_bin);
-            assert!(provider.key_pattern.is_some(), "{}", provider.name);
+            assert!(provider.key_pattern.is_some(), "{name}");
         }
     }
 
@@ -1841,10 +1883,11 @@ default = "~/.tool"
 
         let registry =
             Registry::load(&[one.clone(), missing, two.clone()]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            registry.names(),
-            ["claude", "codex", "copilot", "gemini", "tool"]
-        );
+        let builtin = Registry::builtin().unwrap();
+        let mut want = builtin.names();
+        want.push("tool");
+        want.sort();
+        assert_eq!(registry.names(), want);
         assert_eq!(
             registry.get("gemini").unwrap().binary,
             "gemini-two",
