@@ -95,7 +95,17 @@ pub(crate) fn provider_definition(i: usize, p: &Provider, prompt_timeout: Durati
     let _ = writeln!(def, "  ENVS={}", quote(&envs.join(" ")));
     let _ = writeln!(def, "  HVAR={}", quote(home_var));
     let _ = writeln!(def, "  HDEF={}", quote(&p.config_home.default));
-    let _ = writeln!(def, "  FILES={}", quote(&join(credential_files(p))));
+    let _ = writeln!(
+        def,
+        "  FILES={}",
+        quote(&join(file_items(p, Credential::file)))
+    );
+    let _ = writeln!(
+        def,
+        "  PFILES={}",
+        quote(&join(file_items(p, Credential::presence_file)))
+    );
+    let _ = writeln!(def, "  KCS={}", quote(&join(keychain_items(p))));
     let _ = writeln!(def, "  PENV={}", quote(&join(&probe_env)));
     let _ = writeln!(def, "  PARGS={}", quote(&join(&p.probe.args)));
     let _ = writeln!(def, "  PTO={}", prompt_timeout.as_secs().max(1));
@@ -114,6 +124,70 @@ pub fn credential_files(p: &Provider) -> Vec<&str> {
     files
 }
 
+/// The probe's file list: each distinct file once, as `VAR=FILE` when a variable set on the
+/// member names its full path instead (the record still says FILE). `=` never occurs in a file.
+fn file_items<'p>(p: &'p Provider, which: fn(&Credential) -> Option<&str>) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    let mut seen: Vec<&'p str> = Vec::new();
+    for c in &p.credentials {
+        let Some(f) = which(c) else { continue };
+        if seen.contains(&f) {
+            continue;
+        }
+        seen.push(f);
+        match c.path_env().filter(|v| is_identifier(v)) {
+            Some(var) => items.push(format!("{var}={f}")),
+            None => items.push(f.to_string()),
+        }
+    }
+    items
+}
+
+/// The probe's keychain list: `ID:HASHVAR:SERVICE` (HASHVAR empty when the service is fixed).
+fn keychain_items(p: &Provider) -> Vec<String> {
+    p.credentials
+        .iter()
+        .filter_map(|c| match c {
+            Credential::Keychain {
+                id,
+                service,
+                service_hash_env,
+                ..
+            } => Some(format!(
+                "{id}:{}:{service}",
+                service_hash_env
+                    .as_deref()
+                    .filter(|v| is_identifier(v))
+                    .unwrap_or("")
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a keychain answered about one entry (its secret is never read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeychainStatus {
+    Present,
+    Absent,
+    /// macOS `security` exit 36: the keychain is locked (normal in an SSH session).
+    Locked,
+    /// No keychain tool on the member (no `security`, no `secret-tool` with a session bus).
+    Unavailable,
+    /// Another answer: the tool's exit status.
+    Failed(String),
+}
+
+/// One keychain entry as the member saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeychainObservation {
+    pub status: KeychainStatus,
+    /// The service looked up (with claude's config-dir hash when one applied).
+    pub service: String,
+    /// `security` (macOS) or `secret-tool` (libsecret).
+    pub tool: String,
+}
+
 /// What one member said about one provider.
 #[derive(Debug, Default)]
 pub struct ProviderObservation {
@@ -126,6 +200,10 @@ pub struct ProviderObservation {
     pub ambient: Vec<String>,
     /// Credential files by path (relative to the config home): contents, held as secrets.
     pub files: BTreeMap<String, FileObservation>,
+    /// `present_file` credentials that exist (as written in the provider's data).
+    pub present_files: Vec<String>,
+    /// Keychain entries by credential id.
+    pub keychains: BTreeMap<String, KeychainObservation>,
     pub prompt: Option<PromptObservation>,
 }
 
@@ -221,6 +299,29 @@ pub fn parse_output(stdout: &[u8], nonce: &Nonce) -> MemberObservation {
                 } else if let Some(path) = f.strip_prefix("unreadable:") {
                     p.files
                         .insert(path.to_string(), FileObservation::Unreadable);
+                } else if let Some(path) = f.strip_prefix("exists:") {
+                    p.present_files.push(path.to_string());
+                } else if let Some(id) = f.strip_prefix("keychain:") {
+                    // "STATUS TOOL SERVICE…"
+                    let text = r.text();
+                    let mut parts = text.splitn(3, ' ');
+                    let status = match parts.next().unwrap_or_default() {
+                        "present" => KeychainStatus::Present,
+                        "absent" => KeychainStatus::Absent,
+                        "locked" => KeychainStatus::Locked,
+                        "none" => KeychainStatus::Unavailable,
+                        other => KeychainStatus::Failed(other.to_string()),
+                    };
+                    let tool = parts.next().unwrap_or_default().to_string();
+                    let service = parts.next().unwrap_or_default().to_string();
+                    p.keychains.insert(
+                        id.to_string(),
+                        KeychainObservation {
+                            status,
+                            service,
+                            tool,
+                        },
+                    );
                 }
             }
         }
