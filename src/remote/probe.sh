@@ -62,6 +62,7 @@ fa_cred_path() {
       if [ -n "$fa_pv" ]; then printf '%s' "$fa_pv"; return 0; fi
       set -- "${1#*=}" ;;
   esac
+  # shellcheck disable=SC2088 # the patterns match a literal ~ from data
   case $1 in
     /* | '~' | '~/'*) fa_path "$1" ;;
     *) printf '%s/%s' "$fa_h" "$1" ;;
