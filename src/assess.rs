@@ -704,12 +704,17 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
         } => " selects another backend (not checked without --deep)",
         _ => "",
     };
+    // The data's note qualifies a credential that looks usable; a dead one needs no more.
     let note = eff.credential.note().map(str::to_string);
     let v = |state, source: Option<Source>, detail: String| Verdict {
         state,
         source,
         version: None,
-        detail: join_detail([Some(detail), note.clone(), shadow.clone()]),
+        detail: join_detail([
+            Some(detail),
+            note.clone().filter(|_| state == State::Ready),
+            shadow.clone(),
+        ]),
     };
     match &eff.status {
         CredStatus::Present if eff.origin == Origin::Keychain => v(
@@ -733,28 +738,25 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
         CredStatus::Valid(left) => v(
             State::Ready,
             Some(eff.source()),
-            format!("oauth token valid for {} ({label})", human(*left)),
+            format!("oauth token valid for {}", human(*left)),
         ),
         CredStatus::Expiring(left) => v(
             State::Ready,
             Some(eff.source()),
-            format!("oauth token expiring: {} left ({label})", human(*left)),
+            format!("oauth token expiring: {} left", human(*left)),
         ),
         CredStatus::Refreshable(ago) => v(
             State::Ready,
             Some(eff.source()),
             format!(
-                "oauth token expired {} ago, refreshable (refresh token present) ({label})",
+                "oauth token expired {} ago, refreshable (refresh token present)",
                 human(*ago)
             ),
         ),
         CredStatus::Expired(ago) => v(
             State::NeedsAuth,
             None,
-            format!(
-                "oauth token expired {} ago, no refresh token ({label})",
-                human(*ago)
-            ),
+            format!("oauth token expired {} ago, no refresh token", human(*ago)),
         ),
         CredStatus::RefreshExpired(ago) => v(
             State::NeedsAuth,

@@ -537,4 +537,89 @@ mod script_tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(obs.providers["gemini"].prompt.as_ref().unwrap().timed_out());
     }
+
+    #[test]
+    fn script_reports_keychains_presence_files_and_moved_files_without_secrets() {
+        let reg = Registry::builtin().unwrap();
+        let gemini = reg.get("gemini").unwrap();
+        let claude = reg.get("claude").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let bin = h.join("bin");
+        // A secret-tool that prints a secret: it must not leave the member.
+        write(
+            &bin.join("secret-tool"),
+            "#!/bin/sh\n[ \"$1 $2 $3\" = 'search service gemini-cli-api-key' ] || exit 0\nprintf '[/org/freedesktop/secrets/collection/login/1]\\nsecret = KEYCHAINSECRET\\n'\n",
+            true,
+        );
+        write(
+            &h.join(".gemini/gemini-credentials.json"),
+            "ENCRYPTEDSECRET",
+            false,
+        );
+        let moved = h.join("elsewhere/system-settings.json");
+        write(
+            &moved,
+            "{\"security\":{\"auth\":{\"selectedType\":\"gemini-api-key\"}}}",
+            false,
+        );
+        let req = ProbeRequest {
+            providers: vec![
+                (gemini, Duration::from_secs(5)),
+                (claude, Duration::from_secs(5)),
+            ],
+            env_file: "~/.config/fleetauth/env",
+            deep: false,
+        };
+        let script = build_script(&req);
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let obs = run(
+            h,
+            &script,
+            &[
+                ("PATH", path.as_str()),
+                ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent"),
+                ("GEMINI_CLI_SYSTEM_SETTINGS_PATH", moved.to_str().unwrap()),
+                ("CLAUDE_CONFIG_DIR", "/srv/claude"),
+            ],
+        );
+        assert!(obs.complete, "script did not finish");
+        let g = &obs.providers["gemini"];
+        assert_eq!(g.present_files, [".gemini/gemini-credentials.json"]);
+        assert!(!g.files.contains_key(".gemini/gemini-credentials.json"));
+        assert_eq!(
+            g.keychains["keychain_api_key"],
+            KeychainObservation {
+                status: KeychainStatus::Present,
+                service: "gemini-cli-api-key".into(),
+                tool: "secret-tool".into(),
+            }
+        );
+        assert_eq!(g.keychains["keychain_oauth"].status, KeychainStatus::Absent);
+        // The system settings file, moved by its variable, is recorded under its data name.
+        assert!(matches!(
+            g.files.get("/etc/gemini-cli/settings.json"),
+            Some(FileObservation::Present(b)) if b.expose_secret().starts_with(b"{\"security\"")
+        ));
+        // claude's service follows CLAUDE_CONFIG_DIR.
+        let c = &obs.providers["claude"];
+        let service = &c.keychains["keychain"].service;
+        let hash = std::process::Command::new("sh")
+            .args(["-c", "printf %s /srv/claude | sha256sum | cut -c1-8"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            service,
+            &format!(
+                "Claude Code-credentials-{}",
+                String::from_utf8_lossy(&hash.stdout).trim()
+            )
+        );
+        // Without any keychain tool: unavailable, not absent.
+        let obs = run(h, &script, &[]);
+        assert_eq!(
+            obs.providers["gemini"].keychains["keychain_api_key"].status,
+            KeychainStatus::Unavailable
+        );
+    }
 }

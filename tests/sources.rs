@@ -105,7 +105,7 @@ const CASES: &[Case] = &[
         quick: (
             "ready",
             Some("oauth_file"),
-            "Google refuses individual accounts' logins (free, AI Pro, Ultra) since 2026-06-18",
+            "; Google refuses logins of individual accounts since 2026-06-18; --deep tells",
         ),
         deep: (
             "needs_auth",
