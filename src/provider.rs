@@ -1999,6 +1999,70 @@ default = "~/.tool"
     }
 
     #[test]
+    fn new_credential_types_parse_and_refuse_mistakes() {
+        let p = parse_ok(&with(concat!(
+            "[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\nservice = \"Tool Auth\"\nservice_hash_env = \"TOOL_DIR\"\nkind = \"oauth_token\"\n",
+            "[[credentials]]\ntype = \"present_file\"\nid = \"enc\"\nfile = \"~/.tool/enc.bin\"\n",
+            "[[credentials]]\ntype = \"key_file\"\nid = \"hosts\"\nfile = \"/etc/tool/hosts.yml\"\nformat = \"yaml\"\npointer = \"/h/token\"\nany_value = true\npath_env = \"TOOL_HOSTS\"\nnote = \"n\"\n",
+            "[[credentials]]\ntype = \"setting\"\nid = \"store\"\nfile = \"config.toml\"\nformat = \"toml\"\npointer = \"/store\"\nscope = \"below\"\nselects = { keyring = [\"kc\", \"enc\"] }\n",
+        )));
+        assert!(matches!(&p.credentials[0],
+            Credential::Keychain { service, service_hash_env: Some(v), kind: CredentialKind::OauthToken, .. }
+                if service == "Tool Auth" && v == "TOOL_DIR"));
+        assert_eq!(p.credentials[1].presence_file(), Some("~/.tool/enc.bin"));
+        assert_eq!(p.credentials[1].file(), None);
+        assert!(matches!(
+            &p.credentials[2],
+            Credential::KeyFile {
+                format: FileFormat::Yaml,
+                any_value: true,
+                kind: CredentialKind::ApiKey,
+                ..
+            }
+        ));
+        assert_eq!(p.credentials[2].path_env(), Some("TOOL_HOSTS"));
+        assert_eq!(p.credentials[2].note(), Some("n"));
+        assert!(matches!(&p.credentials[3],
+            Credential::Setting { scope: SettingScope::Below, selects, .. } if selects["keyring"] == ["kc", "enc"]));
+
+        let e = parse_err(&with("[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\n"));
+        assert!(e.message.contains("service"), "{e}");
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"key_file\"\nid = \"k\"\nfile = \"a\"\npointer = \"/a\"\nformat = \"xml\"\n",
+        ));
+        assert!(e.message.contains("invalid value \"xml\""), "{e}");
+        assert!(
+            e.help.as_deref().unwrap_or_default().contains("dotenv"),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"oauth_file\"\nid = \"o\"\nfile = \"a\"\ntoken_pointer = \"/t\"\nexpiry_pointer = \"/t\"\nexpiry_unit = \"jwt\"\nrefresh_expiry_pointer = \"/r\"\n",
+        ));
+        assert!(e.message.contains("not jwt"), "{e}");
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"setting\"\nid = \"s\"\nfile = \"a\"\npointer = \"/a\"\nselects = { x = [\"nope\"] }\n",
+        ));
+        assert!(
+            e.message.contains("selects unknown credential \"nope\""),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"setting\"\nid = \"s\"\nfile = \"a\"\npointer = \"/a\"\nselects = { x = 3 }\n",
+        ));
+        assert!(
+            e.help
+                .as_deref()
+                .unwrap_or_default()
+                .contains("array of ids"),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\nservice = \"s\"\nservice_hash_env = \"not a var\"\n",
+        ));
+        assert!(e.message.contains("not a var"), "{e}");
+    }
+
+    #[test]
     fn json_pointers_start_with_a_slash() {
         let text = with(&format!(
             "{SETTING}{}",
