@@ -322,3 +322,50 @@ fn provision_leaves_a_member_whose_own_login_works() {
     assert!(!gh.home().join(support::ENV_FILE).exists());
     assert!(!kc.home().join(support::ENV_FILE).exists());
 }
+
+#[test]
+fn copilot_classic_token_and_byok_backend() {
+    // A classic token's value never leaves the member, so only the prompt can tell; a BYOK base
+    // URL selects another backend, which needs no GitHub token.
+    let lab = Lab::new();
+    let token = format!("ghp_FAKE{}", support::fake::alnum(36));
+    lab.member("classic")
+        .provider("copilot", State::NoAuth)
+        .env_line(&format!("export GH_TOKEN='{token}'"))
+        .start();
+    lab.member("byok")
+        .provider("copilot", State::NoAuth)
+        .env_line("export COPILOT_PROVIDER_BASE_URL='http://127.0.0.1:9/v1'")
+        .start();
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv, "--format", "json", "--deep"]);
+    let row = quick.row("classic", "copilot");
+    assert_eq!(
+        (row["state"].as_str(), row["source"].as_str()),
+        (Some("ready"), Some("env_file")),
+        "{row}"
+    );
+    let row = deep.row("classic", "copilot");
+    assert_eq!(row["state"], "needs_auth", "{row}");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("classic personal access token (ghp_) rejected"),
+        "{row}"
+    );
+    let row = quick.row("byok", "copilot");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("COPILOT_PROVIDER_BASE_URL (env file) set selects another backend"),
+        "{row}"
+    );
+    assert_eq!(deep.row("byok", "copilot")["state"], "ready");
+    for out in [&quick, &deep] {
+        assert!(!out.stdout.contains(&token) && !out.stderr.contains(&token));
+    }
+}
