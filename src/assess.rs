@@ -13,8 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use secrecy::ExposeSecret;
 
-use crate::probe::{EnvFileObservation, FileObservation, ProviderObservation};
-use crate::provider::{Credential, CredentialKind, ExpiryUnit, Outcome, Provider};
+use crate::probe::{EnvFileObservation, FileObservation, KeychainStatus, ProviderObservation};
+use crate::provider::{
+    Credential, CredentialKind, ExpiryUnit, FileFormat, Outcome, Provider, SettingScope,
+};
 pub use crate::row::State;
 use crate::row::{CredentialHome, Source};
 
@@ -28,8 +30,10 @@ pub enum Origin {
     Ambient,
     /// fleetauth's env file on the member.
     EnvFile,
-    /// A file in the CLI's config home.
+    /// A file in the CLI's config home (or a system or home file the provider names).
     File,
+    /// The OS keychain.
+    Keychain,
 }
 
 /// How usable a credential looks without asking the vendor.
@@ -41,10 +45,18 @@ pub enum CredStatus {
     /// Expired this long ago, but a refresh token is there.
     Refreshable(Duration),
     Expired(Duration),
+    /// Expired this long ago, and its refresh token expired too (claude `refreshTokenExpiresAt`).
+    RefreshExpired(Duration),
+    /// Token and refresh token emptied: what a CLI leaves after a failed refresh.
+    Blanked,
     Malformed(String),
     Unreadable,
     /// A setting that selects this auth type.
     Selects(String),
+    /// The keychain holding it is locked (macOS over SSH).
+    Locked,
+    /// The keychain answered something else (`security` exit status).
+    KeychainFailed(String),
 }
 
 /// One credential seen on the member.
@@ -53,6 +65,8 @@ pub struct Found<'p> {
     pub credential: &'p Credential,
     pub origin: Origin,
     pub status: CredStatus,
+    /// The keychain service actually looked up (claude's depends on `CLAUDE_CONFIG_DIR`).
+    pub service: Option<String>,
 }
 
 impl Found<'_> {
@@ -67,7 +81,31 @@ impl Found<'_> {
                     pointer.trim_start_matches('/').replace('/', ".")
                 )
             }
-            (c, _) => c.file().unwrap_or_default().to_string(),
+            (
+                Credential::KeyFile {
+                    file,
+                    pointer,
+                    any_value,
+                    ..
+                },
+                _,
+            ) => {
+                let at = pointer.trim_start_matches('/').replace('/', ".");
+                if *any_value {
+                    format!("{file} {at}.*")
+                } else {
+                    format!("{file} {at}")
+                }
+            }
+            (Credential::Keychain { service, .. }, _) => {
+                let service = self.service.as_deref().unwrap_or(service);
+                format!("keychain service \"{service}\"")
+            }
+            (c, _) => c
+                .file()
+                .or_else(|| c.presence_file())
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -78,7 +116,8 @@ impl Found<'_> {
             (Credential::Env { .. }, _) => Source::Env,
             (Credential::Setting { .. }, _) => Source::Setting,
             (Credential::OauthFile { .. }, _) => Source::OauthFile,
-            (Credential::KeyFile { .. }, _) => Source::KeyFile,
+            (Credential::KeyFile { .. } | Credential::PresentFile { .. }, _) => Source::KeyFile,
+            (Credential::Keychain { .. }, _) => Source::Keychain,
         }
     }
 }
@@ -135,18 +174,112 @@ enum FileError {
     Unreadable,
     #[error("not valid JSON (line {0}, column {1})")]
     NotJson(usize, usize),
+    #[error("not valid {0}")]
+    Invalid(&'static str),
 }
 
 fn file_json(
     obs: &ProviderObservation,
     file: &str,
+    format: FileFormat,
 ) -> Option<Result<serde_json::Value, FileError>> {
     match obs.files.get(file)? {
         FileObservation::Unreadable => Some(Err(FileError::Unreadable)),
-        FileObservation::Present(bytes) => Some(
-            serde_json::from_slice(bytes.expose_secret())
-                .map_err(|e| FileError::NotJson(e.line(), e.column())),
+        FileObservation::Present(bytes) => Some(parse_file(bytes.expose_secret(), format)),
+    }
+}
+
+/// A credential or settings file as a JSON value, whatever its format. Error messages never
+/// quote the file (it holds secrets).
+fn parse_file(bytes: &[u8], format: FileFormat) -> Result<serde_json::Value, FileError> {
+    match format {
+        FileFormat::Json => {
+            serde_json::from_slice(bytes).map_err(|e| FileError::NotJson(e.line(), e.column()))
+        }
+        FileFormat::Toml => {
+            let text = std::str::from_utf8(bytes).map_err(|_| FileError::Invalid("TOML"))?;
+            let value: toml::Value =
+                toml::from_str(text).map_err(|_| FileError::Invalid("TOML"))?;
+            serde_json::to_value(value).map_err(|_| FileError::Invalid("TOML"))
+        }
+        FileFormat::Yaml => {
+            let text = std::str::from_utf8(bytes).map_err(|_| FileError::Invalid("YAML"))?;
+            let docs = yaml_rust2::YamlLoader::load_from_str(text)
+                .map_err(|_| FileError::Invalid("YAML"))?;
+            Ok(docs
+                .first()
+                .map(yaml_to_json)
+                .unwrap_or(serde_json::Value::Null))
+        }
+        FileFormat::Dotenv => Ok(dotenv_to_json(&String::from_utf8_lossy(bytes))),
+    }
+}
+
+fn yaml_to_json(y: &yaml_rust2::Yaml) -> serde_json::Value {
+    use serde_json::Value as J;
+    use yaml_rust2::Yaml as Y;
+    match y {
+        Y::String(s) | Y::Real(s) => J::String(s.clone()),
+        Y::Integer(i) => J::from(*i),
+        Y::Boolean(b) => J::Bool(*b),
+        Y::Array(items) => J::Array(items.iter().map(yaml_to_json).collect()),
+        Y::Hash(map) => J::Object(
+            map.iter()
+                .filter_map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) | Y::Real(s) => s.clone(),
+                        Y::Integer(i) => i.to_string(),
+                        Y::Boolean(b) => b.to_string(),
+                        _ => return None,
+                    };
+                    Some((key, yaml_to_json(v)))
+                })
+                .collect(),
         ),
+        _ => J::Null,
+    }
+}
+
+/// `NAME=value` lines (an `export ` prefix, surrounding quotes and ` #` comments dropped) as a
+/// flat object; the last assignment of a name wins.
+fn dotenv_to_json(text: &str) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim();
+        if !crate::shell::is_identifier(name) {
+            continue;
+        }
+        let value = value.trim();
+        let value = if let Some(q) = value.strip_prefix('"') {
+            q.split('"').next().unwrap_or_default()
+        } else if let Some(q) = value.strip_prefix('\'') {
+            q.split('\'').next().unwrap_or_default()
+        } else {
+            value.split(" #").next().unwrap_or_default().trim()
+        };
+        map.insert(
+            name.to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
+    }
+    serde_json::Value::Object(map)
+}
+
+/// Any non-empty string at or under `v` (an object keyed by account).
+fn any_non_empty(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => !s.is_empty(),
+        serde_json::Value::Object(map) => map.values().any(any_non_empty),
+        serde_json::Value::Array(items) => items.iter().any(any_non_empty),
+        _ => false,
     }
 }
 
@@ -184,11 +317,22 @@ fn oauth_status(
     token_pointer: &str,
     expiry: Option<(&str, ExpiryUnit)>,
     refresh_pointer: Option<&str>,
+    refresh_expiry_pointer: Option<&str>,
     now: SystemTime,
 ) -> Option<CredStatus> {
     let token = json.pointer(token_pointer);
     if token.is_none() || token == Some(&serde_json::Value::Null) {
         return None;
+    }
+    let empty = |v: Option<&serde_json::Value>| {
+        matches!(v, None | Some(serde_json::Value::Null))
+            || matches!(v, Some(serde_json::Value::String(s)) if s.is_empty())
+    };
+    // A failed refresh leaves `accessToken ""`, `refreshToken ""`, `expiresAt 0`.
+    if matches!(token, Some(serde_json::Value::String(s)) if s.is_empty())
+        && refresh_pointer.is_none_or(|p| empty(json.pointer(p)))
+    {
+        return Some(CredStatus::Blanked);
     }
     if !non_empty_str(token) {
         return Some(CredStatus::Malformed(format!(
@@ -208,6 +352,18 @@ fn oauth_status(
     };
     let left = exp - now_secs(now);
     let has_refresh = refresh_pointer.is_some_and(|p| non_empty_str(json.pointer(p)));
+    let refresh_dead = refresh_expiry_pointer
+        .and_then(|p| json.pointer(p))
+        .and_then(|v| expiry_of(v, unit))
+        .filter(|rexp| *rexp > 0.0 && *rexp <= now_secs(now));
+    if left <= 0.0
+        && has_refresh
+        && let Some(rexp) = refresh_dead
+    {
+        return Some(CredStatus::RefreshExpired(Duration::from_secs(
+            (now_secs(now) - rexp) as u64,
+        )));
+    }
     Some(if left > EXPIRING_WINDOW.as_secs_f64() {
         CredStatus::Valid(Duration::from_secs(left as u64))
     } else if left > 0.0 {
@@ -231,6 +387,7 @@ fn evaluate<'p>(
             credential: c,
             origin,
             status,
+            service: None,
         })
     };
     match c {
@@ -244,7 +401,7 @@ fn evaluate<'p>(
                 None
             }
         }
-        Credential::Setting { file, pointer, .. } => match file_json(obs, file)? {
+        Credential::Setting { file, pointer, .. } => match file_json(obs, file, c.format())? {
             Err(e) => found(Origin::File, CredStatus::Malformed(e.to_string())),
             Ok(json) => {
                 let v = json.pointer(pointer)?.as_str()?.to_string();
@@ -257,8 +414,9 @@ fn evaluate<'p>(
             expiry_pointer,
             expiry_unit,
             refresh_pointer,
+            refresh_expiry_pointer,
             ..
-        } => match file_json(obs, file)? {
+        } => match file_json(obs, file, FileFormat::Json)? {
             Err(FileError::Unreadable) => found(Origin::File, CredStatus::Unreadable),
             Err(e) => found(Origin::File, CredStatus::Malformed(e.to_string())),
             Ok(json) => {
@@ -272,33 +430,55 @@ fn evaluate<'p>(
                     token_pointer,
                     expiry,
                     refresh_pointer.as_deref(),
+                    refresh_expiry_pointer.as_deref(),
                     now,
                 )?;
                 found(Origin::File, status)
             }
         },
-        Credential::KeyFile { file, pointer, .. } => match file_json(obs, file)? {
+        Credential::KeyFile {
+            file,
+            pointer,
+            any_value,
+            format,
+            ..
+        } => match file_json(obs, file, *format)? {
             Err(FileError::Unreadable) => found(Origin::File, CredStatus::Unreadable),
             Err(e) => found(Origin::File, CredStatus::Malformed(e.to_string())),
             Ok(json) if non_empty_str(json.pointer(pointer)) => {
                 found(Origin::File, CredStatus::Present)
             }
+            Ok(json) if *any_value && json.pointer(pointer).is_some_and(any_non_empty) => {
+                found(Origin::File, CredStatus::Present)
+            }
             Ok(_) => None,
         },
+        Credential::PresentFile { file, .. } => obs
+            .present_files
+            .iter()
+            .any(|f| f == file)
+            .then(|| found(Origin::File, CredStatus::Present))
+            .flatten(),
+        Credential::Keychain { id, .. } => {
+            let k = obs.keychains.get(id)?;
+            let status = match &k.status {
+                KeychainStatus::Present => CredStatus::Present,
+                KeychainStatus::Locked => CredStatus::Locked,
+                KeychainStatus::Failed(why) => CredStatus::KeychainFailed(why.clone()),
+                KeychainStatus::Absent | KeychainStatus::Unavailable => return None,
+            };
+            Some(Found {
+                credential: c,
+                origin: Origin::Keychain,
+                status,
+                service: Some(k.service.clone()),
+            })
+        }
     }
 }
 
 fn requires_selection(c: &Credential) -> bool {
-    matches!(
-        c,
-        Credential::OauthFile {
-            requires_selection: true,
-            ..
-        } | Credential::KeyFile {
-            requires_selection: true,
-            ..
-        }
-    )
+    c.requires_selection()
 }
 
 /// Decide which credential the CLI uses, following its precedence.
@@ -327,61 +507,134 @@ pub fn resolve<'p>(
             all.push(found);
         }
     }
-    let setting = all.iter().find(|f| {
-        matches!(f.credential, Credential::Setting { .. })
-            && matches!(f.status, CredStatus::Selects(_))
-    });
+    let index_of = |c: &Credential| {
+        provider
+            .credentials
+            .iter()
+            .position(|x| std::ptr::eq(x, c))
+            .unwrap_or(usize::MAX)
+    };
+    let is_setting = |f: &Found| matches!(f.credential, Credential::Setting { .. });
+    // System settings come before the user's in the data: the first that selects decides.
+    let setting = all
+        .iter()
+        .find(|f| is_setting(f) && matches!(f.status, CredStatus::Selects(_)));
     if let Some(setting) = setting {
-        let (Credential::Setting { selects, .. }, CredStatus::Selects(value)) =
+        let (Credential::Setting { selects, scope, .. }, CredStatus::Selects(value)) =
             (setting.credential, &setting.status)
         else {
             unreachable!("filtered above")
         };
-        let others = |keep: &dyn Fn(&Found) -> bool| -> Vec<Found<'p>> {
-            all.iter()
-                .filter(|f| !matches!(f.credential, Credential::Setting { .. }) && keep(f))
-                .cloned()
-                .collect()
-        };
-        return match selects.get(value) {
-            Some(target) => {
-                let effective = all.iter().find(|f| f.credential.id() == target).cloned();
-                let selected_missing = effective.is_none().then(|| {
-                    let what = provider
-                        .credentials
-                        .iter()
-                        .find(|c| c.id() == target)
-                        .map(|c| match c {
-                            Credential::Env { var, .. } => var.clone(),
-                            other => other.file().unwrap_or(target).to_string(),
-                        })
-                        .unwrap_or_else(|| target.clone());
-                    format!("{} selects {value} but {what} is missing", setting.label())
-                });
-                Resolution {
-                    shadowed: others(&|f| f.credential.id() != target),
-                    effective,
-                    selected_missing,
-                    setting: Some(setting.clone()),
-                }
+        let at = index_of(setting.credential);
+        // A store choice (scope below) yields to what is listed above it, and a value it does
+        // not list leaves the order as it is.
+        let applies = match scope {
+            SettingScope::All => true,
+            SettingScope::Below => {
+                selects.contains_key(value)
+                    && !all.iter().any(|f| {
+                        index_of(f.credential) < at
+                            && !is_setting(f)
+                            && !requires_selection(f.credential)
+                    })
             }
-            // A selected type fleetauth has no credential for (vertex-ai, …): the setting decides.
-            None => Resolution {
-                shadowed: others(&|_| true),
-                effective: Some(setting.clone()),
-                selected_missing: None,
-                setting: Some(setting.clone()),
-            },
         };
+        if applies {
+            let others = |keep: &dyn Fn(&Found) -> bool| -> Vec<Found<'p>> {
+                all.iter()
+                    .filter(|f| !is_setting(f) && keep(f))
+                    .cloned()
+                    .collect()
+            };
+            return match selects.get(value) {
+                Some(targets) => {
+                    let present: Vec<&Found<'p>> = targets
+                        .iter()
+                        .filter_map(|t| all.iter().find(|f| f.credential.id() == t))
+                        .collect();
+                    let effective = pick(&present).cloned();
+                    let selected_missing = effective.is_none().then(|| {
+                        let what: Vec<String> =
+                            targets.iter().map(|t| describe(provider, obs, t)).collect();
+                        let what = match what.as_slice() {
+                            [one] => format!("{one} is missing"),
+                            many => format!("none of {} is present", many.join(", ")),
+                        };
+                        format!("{} selects {value} but {what}", setting.label())
+                    });
+                    let effective_id = effective.as_ref().map(|e| e.credential.id().to_string());
+                    Resolution {
+                        shadowed: others(&|f| {
+                            Some(f.credential.id()) != effective_id.as_deref()
+                                && f.status != CredStatus::Locked
+                        }),
+                        effective,
+                        selected_missing,
+                        setting: Some(setting.clone()),
+                    }
+                }
+                // A selected type fleetauth has no credential for (vertex-ai, …): the setting decides.
+                None => Resolution {
+                    shadowed: others(&|_| true),
+                    effective: Some(setting.clone()),
+                    selected_missing: None,
+                    setting: Some(setting.clone()),
+                },
+            };
+        }
     }
-    let mut candidates = all.into_iter().filter(|f| {
-        !requires_selection(f.credential) && !matches!(f.credential, Credential::Setting { .. })
-    });
-    let effective = candidates.next();
+    let candidates: Vec<Found<'p>> = all
+        .into_iter()
+        .filter(|f| !requires_selection(f.credential) && !is_setting(f))
+        .collect();
+    let refs: Vec<&Found<'p>> = candidates.iter().collect();
+    let effective = pick(&refs).cloned();
+    let effective_id = effective.as_ref().map(|e| e.credential.id().to_string());
+    let shadowed = candidates
+        .iter()
+        .filter(|f| {
+            Some(f.credential.id()) != effective_id.as_deref() && f.status != CredStatus::Locked
+        })
+        .cloned()
+        .collect();
     Resolution {
         effective,
-        shadowed: candidates.collect(),
+        shadowed,
         ..Default::default()
+    }
+}
+
+/// The first credential in precedence order, except that a locked keychain yields to a later
+/// credential: over SSH the CLI cannot read the keychain and falls back to its file (claude
+/// writes `.credentials.json` when logged in inside an SSH session).
+fn pick<'a, 'p>(present: &[&'a Found<'p>]) -> Option<&'a Found<'p>> {
+    present
+        .iter()
+        .find(|f| f.status != CredStatus::Locked)
+        .or_else(|| present.first())
+        .copied()
+}
+
+/// How a credential is named in "… is missing": its variable, file or keychain service.
+fn describe(provider: &Provider, obs: &ProviderObservation, id: &str) -> String {
+    match provider.credentials.iter().find(|c| c.id() == id) {
+        Some(Credential::Env { var, .. }) => var.clone(),
+        Some(Credential::Keychain { service, .. }) => {
+            let k = obs.keychains.get(id);
+            let service = k.map_or(service.as_str(), |k| k.service.as_str());
+            match k.map(|k| &k.status) {
+                Some(KeychainStatus::Unavailable) | None => format!(
+                    "keychain service \"{service}\" (no `security` or `secret-tool` on the member to check it)"
+                ),
+                _ => format!("keychain service \"{service}\""),
+            }
+        }
+        Some(other) => other
+            .file()
+            .or_else(|| other.presence_file())
+            .unwrap_or(id)
+            .to_string(),
+        None => id.to_string(),
     }
 }
 
@@ -444,10 +697,39 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
         Credential::Env {
             kind: CredentialKind::Backend,
             ..
+        }
+        | Credential::KeyFile {
+            kind: CredentialKind::Backend,
+            ..
         } => " selects another backend (not checked without --deep)",
         _ => "",
     };
+    // The data's note qualifies a credential that looks usable; a dead one needs no more.
+    let note = eff.credential.note().map(str::to_string);
+    let v = |state, source: Option<Source>, detail: String| Verdict {
+        state,
+        source,
+        version: None,
+        detail: join_detail([
+            Some(detail),
+            note.clone().filter(|_| state == State::Ready),
+            shadow.clone(),
+        ]),
+    };
     match &eff.status {
+        CredStatus::Present if eff.origin == Origin::Keychain => v(
+            State::Ready,
+            Some(eff.source()),
+            format!(
+                "{label} present in the {} (presence only; --deep proves it)",
+                keychain_name(obs, eff.credential)
+            ),
+        ),
+        CredStatus::Present if matches!(eff.credential, Credential::PresentFile { .. }) => v(
+            State::Ready,
+            Some(eff.source()),
+            format!("{label} present (encrypted: presence only; --deep proves it)"),
+        ),
         CredStatus::Present => v(
             State::Ready,
             Some(eff.source()),
@@ -476,6 +758,34 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
             None,
             format!("oauth token expired {} ago, no refresh token", human(*ago)),
         ),
+        CredStatus::RefreshExpired(ago) => v(
+            State::NeedsAuth,
+            None,
+            format!(
+                "login expired: the refresh token itself expired {} ago ({label}); log in again on this member",
+                human(*ago)
+            ),
+        ),
+        CredStatus::Blanked => v(
+            State::NeedsAuth,
+            None,
+            format!(
+                "login lost (blanked after a failed refresh): {label}; log in again on this member"
+            ),
+        ),
+        CredStatus::Locked => v(
+            State::NeedsAuth,
+            None,
+            format!(
+                "{label}: the login keychain is locked (normal over SSH), so {} cannot read its login; push a non-rotating credential (`fleetauth provision`), or log in once inside an SSH session so the CLI writes its file",
+                provider.binary
+            ),
+        ),
+        CredStatus::KeychainFailed(why) => v(
+            State::Error,
+            None,
+            format!("{label}: the keychain answered {why}"),
+        ),
         CredStatus::Malformed(why) => v(
             State::NeedsAuth,
             None,
@@ -491,6 +801,14 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
             Some(Source::Setting),
             format!("{label} selects {value} (not checked without --deep)"),
         ),
+    }
+}
+
+/// `macOS keychain` or `Secret Service (libsecret)`, by the tool that answered.
+fn keychain_name(obs: &ProviderObservation, c: &Credential) -> &'static str {
+    match obs.keychains.get(c.id()).map(|k| k.tool.as_str()) {
+        Some("secret-tool") => "Secret Service (libsecret)",
+        _ => "macOS keychain",
     }
 }
 
@@ -924,5 +1242,366 @@ mod tests {
             (v.state, v.source.map(Source::as_str)),
             (State::Ready, Some("status"))
         );
+    }
+
+    fn keychain(mut case: Case, id: &str, status: KeychainStatus, service: &str) -> Case {
+        case.obs.keychains.insert(
+            id.into(),
+            crate::probe::KeychainObservation {
+                status,
+                service: service.into(),
+                tool: "security".into(),
+            },
+        );
+        case
+    }
+
+    #[test]
+    fn claude_blanked_login_is_lost_not_malformed() {
+        let v = installed()
+            .file(
+                ".credentials.json",
+                r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#,
+            )
+            .judge("claude");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail
+                .contains("login lost (blanked after a failed refresh): .credentials.json"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn claude_refresh_token_expiry_kills_the_login() {
+        let exp = (NOW - 7200) * 1000;
+        let rexp = (NOW - 3600) * 1000;
+        let v = installed()
+            .file(
+                ".credentials.json",
+                &format!(r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-a","refreshToken":"sk-ant-ort01-r","expiresAt":{exp},"refreshTokenExpiresAt":{rexp}}}}}"#),
+            )
+            .judge("claude");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail.contains("refresh token itself expired 1h ago"),
+            "{}",
+            v.detail
+        );
+        // Before refreshTokenExpiresAt the refresh token still works.
+        let rexp = (NOW + 3600) * 1000;
+        let v = installed()
+            .file(
+                ".credentials.json",
+                &format!(r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-a","refreshToken":"sk-ant-ort01-r","expiresAt":{exp},"refreshTokenExpiresAt":{rexp}}}}}"#),
+            )
+            .judge("claude");
+        assert_eq!(v.state, State::Ready);
+        assert!(v.detail.contains("refreshable"), "{}", v.detail);
+    }
+
+    #[test]
+    fn locked_keychain_names_the_remedy_and_yields_to_the_file() {
+        let locked = keychain(
+            installed(),
+            "keychain",
+            KeychainStatus::Locked,
+            "Claude Code-credentials",
+        );
+        let v = locked.judge("claude");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail
+                .contains("keychain service \"Claude Code-credentials\""),
+            "{}",
+            v.detail
+        );
+        assert!(
+            v.detail.contains("push a non-rotating credential"),
+            "{}",
+            v.detail
+        );
+        assert!(
+            v.detail.contains("log in once inside an SSH session"),
+            "{}",
+            v.detail
+        );
+        // A login written inside an SSH session is what claude reads then.
+        let v = keychain(installed(), "keychain", KeychainStatus::Locked, "Claude Code-credentials")
+            .file(
+                ".credentials.json",
+                &format!(r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-a","refreshToken":"r","expiresAt":{}}}}}"#, (NOW + 7200) * 1000),
+            )
+            .judge("claude");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::OauthFile)));
+        assert!(!v.detail.contains("shadows"), "{}", v.detail);
+        // Present: ready from the keychain, presence only.
+        let v = keychain(
+            installed(),
+            "keychain",
+            KeychainStatus::Present,
+            "Claude Code-credentials-1a2b3c4d",
+        )
+        .judge("claude");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::Keychain)));
+        assert!(
+            v.detail
+                .contains("\"Claude Code-credentials-1a2b3c4d\" present in the macOS keychain"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn claude_settings_env_block_and_api_key_helper() {
+        let v = installed()
+            .file(
+                "/etc/claude-code/managed-settings.json",
+                r#"{"apiKeyHelper":"/usr/local/bin/get-key"}"#,
+            )
+            .judge("claude");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail
+                .starts_with("/etc/claude-code/managed-settings.json apiKeyHelper set"),
+            "{}",
+            v.detail
+        );
+        let v = installed()
+            .file("settings.json", r#"{"env":{"ANTHROPIC_API_KEY":"sk-ant-api03-x"}}"#)
+            .file(".credentials.json", &format!(r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{}}}}}"#, (NOW + 7200) * 1000))
+            .judge("claude");
+        assert!(
+            v.detail
+                .starts_with("settings.json env.ANTHROPIC_API_KEY set"),
+            "{}",
+            v.detail
+        );
+        assert!(
+            v.detail.contains("shadows .credentials.json"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn gemini_dotenv_system_settings_and_oauth_note() {
+        let v = installed()
+            .file(".env", "# mine\nexport GEMINI_API_KEY=\"AIza123\"\n")
+            .judge("gemini");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail.starts_with(".env GEMINI_API_KEY set"),
+            "{}",
+            v.detail
+        );
+        // An empty value is no key.
+        let v = installed()
+            .file(".gemini/.env", "GEMINI_API_KEY=\n")
+            .judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+        // oauth-personal: presence, with the 2026-06 refusal spelled out.
+        let v = installed()
+            .file(".gemini/settings.json", OAUTH_SELECTED)
+            .file(".gemini/oauth_creds.json", &gemini_oauth(7200, true))
+            .judge("gemini");
+        assert_eq!(v.state, State::Ready);
+        assert!(v.detail.contains("since 2026-06-18"), "{}", v.detail);
+        assert!(v.detail.contains("--deep tells"), "{}", v.detail);
+        // The system settings override the user's.
+        let v = installed()
+            .file(".gemini/settings.json", OAUTH_SELECTED)
+            .file(".gemini/oauth_creds.json", &gemini_oauth(7200, true))
+            .file(
+                "/etc/gemini-cli/settings.json",
+                r#"{"security":{"auth":{"selectedType":"gemini-api-key"}}}"#,
+            )
+            .file(".gemini/.env", "GEMINI_API_KEY=AIza1\n")
+            .judge("gemini");
+        assert_eq!(v.state, State::Ready);
+        assert!(
+            v.detail.starts_with(".gemini/.env GEMINI_API_KEY set"),
+            "{}",
+            v.detail
+        );
+        assert!(
+            v.detail.contains(
+                "/etc/gemini-cli/settings.json security.auth.selectedType=gemini-api-key shadows"
+            ),
+            "{}",
+            v.detail
+        );
+        // The CLI's own encrypted key store: presence counts.
+        let mut c = installed().file(
+            ".gemini/settings.json",
+            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}}}"#,
+        );
+        c.obs
+            .present_files
+            .push(".gemini/gemini-credentials.json".into());
+        let v = c.judge("gemini");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail
+                .contains(".gemini/gemini-credentials.json present (encrypted"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn gemini_probe_texts_and_exit_codes() {
+        let oauth = || {
+            installed()
+                .file(".gemini/settings.json", OAUTH_SELECTED)
+                .file(".gemini/oauth_creds.json", &gemini_oauth(7200, true))
+        };
+        let v = oauth()
+            .prompt(1, "", "IneligibleTierError: This client is no longer supported for Gemini Code Assist for individuals. To continue using Gemini, please migrate to the Antigravity suite of products")
+            .judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail.contains("API key") && v.detail.contains("`agy`"),
+            "{}",
+            v.detail
+        );
+        let v = oauth()
+            .prompt(1, "", "GaxiosError: invalid_grant")
+            .judge("gemini");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(v.detail.contains("invalid_grant"), "{}", v.detail);
+        for (rc, state, text) in [
+            (42, State::Error, "exit 42"),
+            (44, State::Error, "exit 44"),
+            (52, State::Error, "exit 52"),
+            (53, State::Ready, "prompt answered"),
+            (54, State::Ready, "prompt answered"),
+            (55, State::Error, "exit 55"),
+        ] {
+            let v = oauth().prompt(rc, "", "").judge("gemini");
+            assert_eq!(v.state, state, "exit {rc}: {}", v.detail);
+            assert!(v.detail.contains(text), "exit {rc}: {}", v.detail);
+        }
+    }
+
+    #[test]
+    fn codex_stores_and_auth_json_kinds() {
+        // keyring store, auth.json gone: not "no login".
+        let c = installed().file("config.toml", "cli_auth_credentials_store = \"keyring\"\n");
+        let v = c.judge("codex");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(v.detail.contains("config.toml cli_auth_credentials_store selects keyring but keychain service \"Codex Auth\""), "{}", v.detail);
+        assert!(
+            v.detail.contains("no `security` or `secret-tool`"),
+            "{}",
+            v.detail
+        );
+        let v = keychain(
+            installed().file("config.toml", "cli_auth_credentials_store = \"keyring\"\n"),
+            "keyring",
+            KeychainStatus::Present,
+            "Codex Auth",
+        )
+        .judge("codex");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::Keychain)));
+        // A static token above the store still wins.
+        let v = installed()
+            .file("config.toml", "cli_auth_credentials_store = \"keyring\"\n")
+            .ambient("CODEX_ACCESS_TOKEN")
+            .judge("codex");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::Env)));
+        // file store: the order as usual.
+        let v = installed()
+            .file("config.toml", "cli_auth_credentials_store = \"file\"\n")
+            .file(
+                "auth.json",
+                r#"{"auth_mode":"personalAccessToken","personal_access_token":"at-1"}"#,
+            )
+            .judge("codex");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail.starts_with("auth.json personal_access_token set"),
+            "{}",
+            v.detail
+        );
+        let v = installed()
+            .file(
+                "auth.json",
+                r#"{"auth_mode":"agentIdentity","agent_identity":{"token":"j.w.t"}}"#,
+            )
+            .judge("codex");
+        assert_eq!(v.state, State::Ready, "{}", v.detail);
+        let v = installed()
+            .file("auth.json", r#"{"auth_mode":"bedrock","bedrock_access_keys":{"access_key_id":"A","secret_access_key":"B"}}"#)
+            .judge("codex");
+        assert_eq!(v.state, State::Ready, "{}", v.detail);
+        assert!(v.detail.contains("selects another backend"), "{}", v.detail);
+    }
+
+    #[test]
+    fn copilot_tokens_keychain_and_gh_login() {
+        let v = installed()
+            .file("config.json", r#"{"copilot_tokens":{"https://github.com:octo":"gho_abc"},"last_logged_in_user":{"host":"https://github.com","login":"octo"}}"#)
+            .judge("copilot");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail.starts_with("config.json copilot_tokens.* set"),
+            "{}",
+            v.detail
+        );
+        // The old, invented field is not a login.
+        let v = installed()
+            .file("config.json", r#"{"github_token":"gho_abc"}"#)
+            .judge("copilot");
+        assert_eq!(v.state, State::NeedsAuth);
+        let v = installed()
+            .file(
+                "~/.config/gh/hosts.yml",
+                "github.com:\n    oauth_token: gho_x\n    user: octo\n    git_protocol: https\n",
+            )
+            .judge("copilot");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail
+                .starts_with("~/.config/gh/hosts.yml github.com.oauth_token set"),
+            "{}",
+            v.detail
+        );
+        let v = keychain(
+            installed(),
+            "keychain",
+            KeychainStatus::Present,
+            "copilot-cli",
+        )
+        .judge("copilot");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::Keychain)));
+        let v = installed()
+            .ambient("COPILOT_PROVIDER_BASE_URL")
+            .judge("copilot");
+        assert!(v.detail.contains("selects another backend"), "{}", v.detail);
+        let v = installed()
+            .env_file(&["COPILOT_GITHUB_TOKEN"])
+            .prompt(
+                1,
+                "",
+                "Error: Token (classic) rejected. Use a fine-grained token.",
+            )
+            .judge("copilot");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(
+            v.detail.contains("classic personal access token"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn claude_locked_keychain_text_from_the_prompt() {
+        let v = installed()
+            .prompt(1, r#"{"type":"result","is_error":true,"result":"Not logged in · login keychain is locked · Please run /login"}"#, "")
+            .judge("claude");
+        assert_eq!(v.state, State::NeedsAuth);
+        assert!(v.detail.contains("keychain is locked"), "{}", v.detail);
     }
 }

@@ -58,7 +58,12 @@ fn observe_locally(provider: &Provider) -> ProviderObservation {
             }
             other => {
                 let Some(file) = other.file() else { continue };
-                let path = home.join(file);
+                // `~/…` is the home, absolute stays absolute, else under the config home.
+                let path = if file.starts_with("~/") {
+                    expand_home(file)
+                } else {
+                    home.join(file)
+                };
                 match std::fs::read(&path) {
                     Ok(bytes) => {
                         obs.files
@@ -106,7 +111,9 @@ pub fn own_login(provider: &Provider) -> Option<OwnLogin> {
             format!(", valid for {}", humantime::format_duration(*d)),
         ),
         CredStatus::Refreshable(_) => ("present", ", expired but refreshable".to_string()),
-        CredStatus::Expired(_) => ("expired", String::new()),
+        CredStatus::Expired(_) | CredStatus::RefreshExpired(_) => ("expired", String::new()),
+        CredStatus::Blanked => ("expired", ", blanked after a failed refresh".to_string()),
+        CredStatus::Locked | CredStatus::KeychainFailed(_) => return None,
         CredStatus::Malformed(_) => ("unreadable", ", malformed".to_string()),
         CredStatus::Unreadable => ("unreadable", String::new()),
         CredStatus::Selects(_) => return None,

@@ -95,7 +95,17 @@ pub(crate) fn provider_definition(i: usize, p: &Provider, prompt_timeout: Durati
     let _ = writeln!(def, "  ENVS={}", quote(&envs.join(" ")));
     let _ = writeln!(def, "  HVAR={}", quote(home_var));
     let _ = writeln!(def, "  HDEF={}", quote(&p.config_home.default));
-    let _ = writeln!(def, "  FILES={}", quote(&join(credential_files(p))));
+    let _ = writeln!(
+        def,
+        "  FILES={}",
+        quote(&join(file_items(p, Credential::file)))
+    );
+    let _ = writeln!(
+        def,
+        "  PFILES={}",
+        quote(&join(file_items(p, Credential::presence_file)))
+    );
+    let _ = writeln!(def, "  KCS={}", quote(&join(keychain_items(p))));
     let _ = writeln!(def, "  PENV={}", quote(&join(&probe_env)));
     let _ = writeln!(def, "  PARGS={}", quote(&join(&p.probe.args)));
     let _ = writeln!(def, "  PTO={}", prompt_timeout.as_secs().max(1));
@@ -114,6 +124,70 @@ pub fn credential_files(p: &Provider) -> Vec<&str> {
     files
 }
 
+/// The probe's file list: each distinct file once, as `VAR=FILE` when a variable set on the
+/// member names its full path instead (the record still says FILE). `=` never occurs in a file.
+fn file_items<'p>(p: &'p Provider, which: fn(&Credential) -> Option<&str>) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    let mut seen: Vec<&'p str> = Vec::new();
+    for c in &p.credentials {
+        let Some(f) = which(c) else { continue };
+        if seen.contains(&f) {
+            continue;
+        }
+        seen.push(f);
+        match c.path_env().filter(|v| is_identifier(v)) {
+            Some(var) => items.push(format!("{var}={f}")),
+            None => items.push(f.to_string()),
+        }
+    }
+    items
+}
+
+/// The probe's keychain list: `ID:HASHVAR:SERVICE` (HASHVAR empty when the service is fixed).
+fn keychain_items(p: &Provider) -> Vec<String> {
+    p.credentials
+        .iter()
+        .filter_map(|c| match c {
+            Credential::Keychain {
+                id,
+                service,
+                service_hash_env,
+                ..
+            } => Some(format!(
+                "{id}:{}:{service}",
+                service_hash_env
+                    .as_deref()
+                    .filter(|v| is_identifier(v))
+                    .unwrap_or("")
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a keychain answered about one entry (its secret is never read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeychainStatus {
+    Present,
+    Absent,
+    /// macOS `security` exit 36: the keychain is locked (normal in an SSH session).
+    Locked,
+    /// No keychain tool on the member (no `security`, no `secret-tool` with a session bus).
+    Unavailable,
+    /// Another answer: the tool's exit status.
+    Failed(String),
+}
+
+/// One keychain entry as the member saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeychainObservation {
+    pub status: KeychainStatus,
+    /// The service looked up (with claude's config-dir hash when one applied).
+    pub service: String,
+    /// `security` (macOS) or `secret-tool` (libsecret).
+    pub tool: String,
+}
+
 /// What one member said about one provider.
 #[derive(Debug, Default)]
 pub struct ProviderObservation {
@@ -126,6 +200,10 @@ pub struct ProviderObservation {
     pub ambient: Vec<String>,
     /// Credential files by path (relative to the config home): contents, held as secrets.
     pub files: BTreeMap<String, FileObservation>,
+    /// `present_file` credentials that exist (as written in the provider's data).
+    pub present_files: Vec<String>,
+    /// Keychain entries by credential id.
+    pub keychains: BTreeMap<String, KeychainObservation>,
     pub prompt: Option<PromptObservation>,
 }
 
@@ -221,6 +299,29 @@ pub fn parse_output(stdout: &[u8], nonce: &Nonce) -> MemberObservation {
                 } else if let Some(path) = f.strip_prefix("unreadable:") {
                     p.files
                         .insert(path.to_string(), FileObservation::Unreadable);
+                } else if let Some(path) = f.strip_prefix("exists:") {
+                    p.present_files.push(path.to_string());
+                } else if let Some(id) = f.strip_prefix("keychain:") {
+                    // "STATUS TOOL SERVICE…"
+                    let text = r.text();
+                    let mut parts = text.splitn(3, ' ');
+                    let status = match parts.next().unwrap_or_default() {
+                        "present" => KeychainStatus::Present,
+                        "absent" => KeychainStatus::Absent,
+                        "locked" => KeychainStatus::Locked,
+                        "none" => KeychainStatus::Unavailable,
+                        other => KeychainStatus::Failed(other.to_string()),
+                    };
+                    let tool = parts.next().unwrap_or_default().to_string();
+                    let service = parts.next().unwrap_or_default().to_string();
+                    p.keychains.insert(
+                        id.to_string(),
+                        KeychainObservation {
+                            status,
+                            service,
+                            tool,
+                        },
+                    );
                 }
             }
         }
@@ -435,5 +536,90 @@ mod script_tests {
         let obs = run(h, &build_script(&req), &[]);
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(obs.providers["gemini"].prompt.as_ref().unwrap().timed_out());
+    }
+
+    #[test]
+    fn script_reports_keychains_presence_files_and_moved_files_without_secrets() {
+        let reg = Registry::builtin().unwrap();
+        let gemini = reg.get("gemini").unwrap();
+        let claude = reg.get("claude").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let bin = h.join("bin");
+        // A secret-tool that prints a secret: it must not leave the member.
+        write(
+            &bin.join("secret-tool"),
+            "#!/bin/sh\n[ \"$1 $2 $3\" = 'search service gemini-cli-api-key' ] || exit 0\nprintf '[/org/freedesktop/secrets/collection/login/1]\\nsecret = KEYCHAINSECRET\\n'\n",
+            true,
+        );
+        write(
+            &h.join(".gemini/gemini-credentials.json"),
+            "ENCRYPTEDSECRET",
+            false,
+        );
+        let moved = h.join("elsewhere/system-settings.json");
+        write(
+            &moved,
+            "{\"security\":{\"auth\":{\"selectedType\":\"gemini-api-key\"}}}",
+            false,
+        );
+        let req = ProbeRequest {
+            providers: vec![
+                (gemini, Duration::from_secs(5)),
+                (claude, Duration::from_secs(5)),
+            ],
+            env_file: "~/.config/fleetauth/env",
+            deep: false,
+        };
+        let script = build_script(&req);
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let obs = run(
+            h,
+            &script,
+            &[
+                ("PATH", path.as_str()),
+                ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent"),
+                ("GEMINI_CLI_SYSTEM_SETTINGS_PATH", moved.to_str().unwrap()),
+                ("CLAUDE_CONFIG_DIR", "/srv/claude"),
+            ],
+        );
+        assert!(obs.complete, "script did not finish");
+        let g = &obs.providers["gemini"];
+        assert_eq!(g.present_files, [".gemini/gemini-credentials.json"]);
+        assert!(!g.files.contains_key(".gemini/gemini-credentials.json"));
+        assert_eq!(
+            g.keychains["keychain_api_key"],
+            KeychainObservation {
+                status: KeychainStatus::Present,
+                service: "gemini-cli-api-key".into(),
+                tool: "secret-tool".into(),
+            }
+        );
+        assert_eq!(g.keychains["keychain_oauth"].status, KeychainStatus::Absent);
+        // The system settings file, moved by its variable, is recorded under its data name.
+        assert!(matches!(
+            g.files.get("/etc/gemini-cli/settings.json"),
+            Some(FileObservation::Present(b)) if b.expose_secret().starts_with(b"{\"security\"")
+        ));
+        // claude's service follows CLAUDE_CONFIG_DIR.
+        let c = &obs.providers["claude"];
+        let service = &c.keychains["keychain"].service;
+        let hash = std::process::Command::new("sh")
+            .args(["-c", "printf %s /srv/claude | sha256sum | cut -c1-8"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            service,
+            &format!(
+                "Claude Code-credentials-{}",
+                String::from_utf8_lossy(&hash.stdout).trim()
+            )
+        );
+        // Without any keychain tool: unavailable, not absent.
+        let obs = run(h, &script, &[]);
+        assert_eq!(
+            obs.providers["gemini"].keychains["keychain_api_key"].status,
+            KeychainStatus::Unavailable
+        );
     }
 }

@@ -136,6 +136,28 @@ crate::spelled! {
     }
 }
 
+crate::spelled! {
+    /// How a credential or settings file is written.
+    pub enum FileFormat {
+        Json = "json",
+        Yaml = "yaml",
+        Toml = "toml",
+        /// `NAME=value` lines (`export` allowed, quotes stripped), read as a flat object.
+        Dotenv = "dotenv",
+    }
+}
+
+crate::spelled! {
+    /// Which credentials a setting's selection replaces.
+    pub enum SettingScope {
+        /// Every other credential (gemini's `selectedType`); a value not in `selects` decides alone.
+        All = "all",
+        /// Only the credentials listed after the setting (a store choice, codex's
+        /// `cli_auth_credentials_store`); a value not in `selects` leaves the order as it is.
+        Below = "below",
+    }
+}
+
 /// One credential a CLI reads. `id` is unique within the provider.
 #[derive(Debug, Clone)]
 pub enum Credential {
@@ -150,8 +172,13 @@ pub enum Credential {
     Setting {
         id: String,
         file: String,
+        /// A variable naming the file's full path instead (`GEMINI_CLI_SYSTEM_SETTINGS_PATH`).
+        path_env: Option<String>,
+        format: FileFormat,
         pointer: String,
-        selects: BTreeMap<String, String>,
+        /// Value → credential ids, the first present one is used.
+        selects: BTreeMap<String, Vec<String>>,
+        scope: SettingScope,
     },
     /// A JSON file holding an OAuth login.
     OauthFile {
@@ -162,15 +189,47 @@ pub enum Credential {
         expiry_pointer: Option<String>,
         expiry_unit: ExpiryUnit,
         refresh_pointer: Option<String>,
+        /// When the refresh token itself expires (same unit; claude `refreshTokenExpiresAt`).
+        refresh_expiry_pointer: Option<String>,
         /// Used only when a `Setting` selects it (gemini's oauth file).
         requires_selection: bool,
+        path_env: Option<String>,
+        /// Added to the detail when this credential is the one used (without `--deep`).
+        note: Option<String>,
     },
-    /// A JSON file holding an API key (codex `auth.json` `OPENAI_API_KEY`).
+    /// A value in a file that holds a key or token (codex `auth.json` `OPENAI_API_KEY`, a
+    /// settings file's `env` block, gh's `hosts.yml`, a `.env` file).
     KeyFile {
         id: String,
         file: String,
         pointer: String,
         requires_selection: bool,
+        kind: CredentialKind,
+        format: FileFormat,
+        /// The pointer names an object keyed by account: any non-empty string under it counts.
+        any_value: bool,
+        path_env: Option<String>,
+        note: Option<String>,
+    },
+    /// A file whose presence is the credential (an encrypted store): never read.
+    PresentFile {
+        id: String,
+        file: String,
+        path_env: Option<String>,
+        kind: CredentialKind,
+        requires_selection: bool,
+        note: Option<String>,
+    },
+    /// An OS keychain entry, tested for presence only (macOS `security`, Linux `secret-tool`).
+    Keychain {
+        id: String,
+        service: String,
+        /// When this variable is set on the member, the service is `SERVICE-<first 8 hex of
+        /// sha256(value)>` (claude's `CLAUDE_CONFIG_DIR`).
+        service_hash_env: Option<String>,
+        kind: CredentialKind,
+        requires_selection: bool,
+        note: Option<String>,
     },
 }
 
@@ -180,16 +239,75 @@ impl Credential {
             Credential::Env { id, .. }
             | Credential::Setting { id, .. }
             | Credential::OauthFile { id, .. }
-            | Credential::KeyFile { id, .. } => id,
+            | Credential::KeyFile { id, .. }
+            | Credential::PresentFile { id, .. }
+            | Credential::Keychain { id, .. } => id,
         }
     }
-    /// File path relative to the provider's config home, if this credential lives in a file.
+    /// The file whose contents this credential is read from: relative to the provider's config
+    /// home, `~/…` (the member's home) or absolute. None for a variable, a keychain entry and a
+    /// file that only needs to exist ([`Credential::presence_file`]).
     pub fn file(&self) -> Option<&str> {
         match self {
-            Credential::Env { .. } => None,
+            Credential::Env { .. }
+            | Credential::PresentFile { .. }
+            | Credential::Keychain { .. } => None,
             Credential::Setting { file, .. }
             | Credential::OauthFile { file, .. }
             | Credential::KeyFile { file, .. } => Some(file),
+        }
+    }
+    /// The file that only needs to exist (`present_file`).
+    pub fn presence_file(&self) -> Option<&str> {
+        match self {
+            Credential::PresentFile { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+    /// The variable that, set on the member, names this credential's file instead.
+    pub fn path_env(&self) -> Option<&str> {
+        match self {
+            Credential::Setting { path_env, .. }
+            | Credential::OauthFile { path_env, .. }
+            | Credential::KeyFile { path_env, .. }
+            | Credential::PresentFile { path_env, .. } => path_env.as_deref(),
+            _ => None,
+        }
+    }
+    /// The data's note for this credential's detail.
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            Credential::OauthFile { note, .. }
+            | Credential::KeyFile { note, .. }
+            | Credential::PresentFile { note, .. }
+            | Credential::Keychain { note, .. } => note.as_deref(),
+            _ => None,
+        }
+    }
+    /// Used only when a setting selects it.
+    pub fn requires_selection(&self) -> bool {
+        matches!(
+            self,
+            Credential::OauthFile {
+                requires_selection: true,
+                ..
+            } | Credential::KeyFile {
+                requires_selection: true,
+                ..
+            } | Credential::PresentFile {
+                requires_selection: true,
+                ..
+            } | Credential::Keychain {
+                requires_selection: true,
+                ..
+            }
+        )
+    }
+    /// The format of [`Credential::file`].
+    pub fn format(&self) -> FileFormat {
+        match self {
+            Credential::Setting { format, .. } | Credential::KeyFile { format, .. } => *format,
+            _ => FileFormat::Json,
         }
     }
 }
@@ -412,9 +530,18 @@ const RULE_KEYS: &[&str] = &[
     "reason",
 ];
 const CONFIG_HOME_KEYS: &[&str] = &["env", "default"];
-const CREDENTIAL_TYPES: &[&str] = &["env", "setting", "oauth_file", "key_file"];
+const CREDENTIAL_TYPES: &[&str] = &[
+    "env",
+    "setting",
+    "oauth_file",
+    "key_file",
+    "present_file",
+    "keychain",
+];
 const ENV_CREDENTIAL_KEYS: &[&str] = &["type", "id", "var", "kind"];
-const SETTING_KEYS: &[&str] = &["type", "id", "file", "pointer", "selects"];
+const SETTING_KEYS: &[&str] = &[
+    "type", "id", "file", "path_env", "format", "pointer", "selects", "scope",
+];
 const OAUTH_FILE_KEYS: &[&str] = &[
     "type",
     "id",
@@ -423,9 +550,41 @@ const OAUTH_FILE_KEYS: &[&str] = &[
     "expiry_pointer",
     "expiry_unit",
     "refresh_pointer",
+    "refresh_expiry_pointer",
     "requires_selection",
+    "path_env",
+    "note",
 ];
-const KEY_FILE_KEYS: &[&str] = &["type", "id", "file", "pointer", "requires_selection"];
+const KEY_FILE_KEYS: &[&str] = &[
+    "type",
+    "id",
+    "file",
+    "pointer",
+    "requires_selection",
+    "kind",
+    "format",
+    "any_value",
+    "path_env",
+    "note",
+];
+const PRESENT_FILE_KEYS: &[&str] = &[
+    "type",
+    "id",
+    "file",
+    "path_env",
+    "kind",
+    "requires_selection",
+    "note",
+];
+const KEYCHAIN_KEYS: &[&str] = &[
+    "type",
+    "id",
+    "service",
+    "service_hash_env",
+    "kind",
+    "requires_selection",
+    "note",
+];
 const INSTALL_METHODS: &[&str] = &["env_file", "login_command"];
 const ENV_FILE_INSTALL_KEYS: &[&str] = &["method", "var"];
 const LOGIN_COMMAND_INSTALL_KEYS: &[&str] = &["method", "args"];
@@ -746,15 +905,46 @@ fn probe(table: &Table<'_, '_>) -> Result<Probe, ConfigError> {
     })
 }
 
-/// A path inside the provider's config home: relative, without `..`.
+/// A credential file: relative to the provider's config home, `~/…` (the member's home) or
+/// absolute (a system file such as `/etc/claude-code/managed-settings.json`); never `..`, `~user`
+/// or `=` (the probe's file list uses `=`).
 fn config_file(value: &Value<'_, '_>) -> Result<String, ConfigError> {
     let file = value.non_empty_str()?;
-    if file.starts_with('/') || file.starts_with('~') || file.split('/').any(|part| part == "..") {
+    let bad_tilde = file.starts_with('~') && !file.starts_with("~/");
+    if bad_tilde
+        || file == "~/"
+        || file.contains('=')
+        || file.contains('\n')
+        || file.split('/').any(|part| part == "..")
+    {
         return Err(value
-            .error(format!("{} must be a path relative to the config home, found \"{file}\"", value.what()))
-            .with_help("write it relative to [config_home] (no leading `/` or `~`, no `..`), e.g. \"auth.json\""));
+            .error(format!("{} must be a path relative to the config home, `~/…` or absolute, without `..`, found \"{file}\"", value.what()))
+            .with_help("write it relative to [config_home], as `~/…` or absolute (no `..`, no `~user`, no `=`), e.g. \"auth.json\", \"~/.config/gh/hosts.yml\" or \"/etc/claude-code/managed-settings.json\""));
     }
     Ok(file.to_string())
+}
+
+fn optional_env(table: &Table<'_, '_>, key: &str) -> Result<Option<String>, ConfigError> {
+    table.get(key).map(|v| env_var(&v)).transpose()
+}
+
+fn optional_note(table: &Table<'_, '_>) -> Result<Option<String>, ConfigError> {
+    table
+        .get("note")
+        .map(|v| v.non_empty_str().map(str::to_string))
+        .transpose()
+}
+
+fn optional_kind(table: &Table<'_, '_>) -> Result<CredentialKind, ConfigError> {
+    table.get("kind").map_or(Ok(CredentialKind::ApiKey), |v| {
+        v.one_of_values(CredentialKind::ALL)
+    })
+}
+
+fn optional_format(table: &Table<'_, '_>) -> Result<FileFormat, ConfigError> {
+    table
+        .get("format")
+        .map_or(Ok(FileFormat::Json), |v| v.one_of_values(FileFormat::ALL))
 }
 
 fn json_pointer(value: &Value<'_, '_>) -> Result<String, ConfigError> {
@@ -812,14 +1002,30 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                     selects_value.table(format!("`selects` in {}", table.name()))?;
                 let mut selects = BTreeMap::new();
                 for target in selects_table.values() {
-                    selects.insert(target.key().to_string(), target.str()?.to_string());
-                    selections.push(target);
+                    let key = target.key().to_string();
+                    if let Ok(one) = target.str() {
+                        selects.insert(key, vec![one.to_string()]);
+                        selections.push(target);
+                    } else {
+                        let items = target.str_array().map_err(|e| {
+                            e.with_help(
+                                "a credential id, or an array of ids (the first present is used)",
+                            )
+                        })?;
+                        selects.insert(key, items.iter().map(|(s, _)| s.to_string()).collect());
+                        selections.extend(items.into_iter().map(|(_, v)| v));
+                    }
                 }
                 Credential::Setting {
                     id,
                     file: config_file(&table.required("file")?)?,
+                    path_env: optional_env(&table, "path_env")?,
+                    format: optional_format(&table)?,
                     pointer: json_pointer(&table.required("pointer")?)?,
                     selects,
+                    scope: table.get("scope").map_or(Ok(SettingScope::All), |v| {
+                        v.one_of_values(SettingScope::ALL)
+                    })?,
                 }
             }
             "oauth_file" => {
@@ -853,7 +1059,47 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                         .get("refresh_pointer")
                         .map(|v| json_pointer(&v))
                         .transpose()?,
+                    refresh_expiry_pointer: match table.get("refresh_expiry_pointer") {
+                        Some(v) if expiry_unit == ExpiryUnit::Jwt => {
+                            return Err(v.key_error(
+                                "`refresh_expiry_pointer` needs a numeric or rfc3339 `expiry_unit`, not jwt",
+                            ));
+                        }
+                        Some(v) => Some(json_pointer(&v)?),
+                        None => None,
+                    },
                     requires_selection: optional_bool(&table, "requires_selection")?,
+                    path_env: optional_env(&table, "path_env")?,
+                    note: optional_note(&table)?,
+                }
+            }
+            "present_file" => {
+                table.deny_unknown(PRESENT_FILE_KEYS)?;
+                Credential::PresentFile {
+                    id,
+                    file: config_file(&table.required("file")?)?,
+                    path_env: optional_env(&table, "path_env")?,
+                    kind: optional_kind(&table)?,
+                    requires_selection: optional_bool(&table, "requires_selection")?,
+                    note: optional_note(&table)?,
+                }
+            }
+            "keychain" => {
+                table.deny_unknown(KEYCHAIN_KEYS)?;
+                let service_value = table.required("service")?;
+                let service = service_value.non_empty_str()?;
+                if service.contains(['\n', '\t']) {
+                    return Err(
+                        service_value.error("a keychain service name is one line without tabs")
+                    );
+                }
+                Credential::Keychain {
+                    id,
+                    service: service.to_string(),
+                    service_hash_env: optional_env(&table, "service_hash_env")?,
+                    kind: optional_kind(&table)?,
+                    requires_selection: optional_bool(&table, "requires_selection")?,
+                    note: optional_note(&table)?,
                 }
             }
             _ => {
@@ -863,6 +1109,11 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                     file: config_file(&table.required("file")?)?,
                     pointer: json_pointer(&table.required("pointer")?)?,
                     requires_selection: optional_bool(&table, "requires_selection")?,
+                    kind: optional_kind(&table)?,
+                    format: optional_format(&table)?,
+                    any_value: optional_bool(&table, "any_value")?,
+                    path_env: optional_env(&table, "path_env")?,
+                    note: optional_note(&table)?,
                 }
             }
         };
@@ -892,17 +1143,7 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
         }
     }
     for (credential, id_value) in credentials.iter().zip(&id_values) {
-        let requires_selection = matches!(
-            credential,
-            Credential::OauthFile {
-                requires_selection: true,
-                ..
-            } | Credential::KeyFile {
-                requires_selection: true,
-                ..
-            }
-        );
-        if requires_selection
+        if credential.requires_selection()
             && !selections
                 .iter()
                 .any(|t| t.str().ok() == Some(credential.id()))
@@ -987,24 +1228,40 @@ mod tests {
         assert_eq!(
             ids,
             [
+                "system_selected_type",
                 "selected_type",
                 "use_gca",
                 "use_vertexai",
+                "gateway",
                 "gemini_api_key",
-                "oauth_creds"
+                "dotenv_gemini",
+                "dotenv_home",
+                "keychain_api_key",
+                "stored_api_key",
+                "oauth_creds",
+                "keychain_oauth"
             ]
         );
         match &gemini.credentials[0] {
+            Credential::Setting { file, path_env, .. } => {
+                assert_eq!(file, "/etc/gemini-cli/settings.json");
+                assert_eq!(path_env.as_deref(), Some("GEMINI_CLI_SYSTEM_SETTINGS_PATH"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &gemini.credentials[1] {
             Credential::Setting {
                 file,
                 pointer,
                 selects,
+                scope,
                 ..
             } => {
                 assert_eq!(file, ".gemini/settings.json");
                 assert_eq!(pointer, "/security/auth/selectedType");
-                assert_eq!(selects["oauth-personal"], "oauth_creds");
-                assert_eq!(selects["gemini-api-key"], "gemini_api_key");
+                assert_eq!(selects["oauth-personal"], ["oauth_creds", "keychain_oauth"]);
+                assert_eq!(selects["gemini-api-key"][0], "gemini_api_key");
+                assert_eq!(*scope, SettingScope::All);
             }
             other => panic!("{other:?}"),
         }
@@ -1036,24 +1293,39 @@ mod tests {
             ]
         );
         assert!(
-            matches!(claude.credentials.last(), Some(Credential::OauthFile { file, expiry_unit: ExpiryUnit::Ms, .. }) if file == ".credentials.json")
+            matches!(claude.credentials.last(), Some(Credential::OauthFile { file, expiry_unit: ExpiryUnit::Ms, refresh_expiry_pointer: Some(r), .. }) if file == ".credentials.json" && r == "/claudeAiOauth/refreshTokenExpiresAt")
         );
+        assert!(claude.credentials.iter().any(|c| matches!(c,
+            Credential::Keychain { service, service_hash_env: Some(v), .. } if service == "Claude Code-credentials" && v == "CLAUDE_CONFIG_DIR")));
+        assert!(claude.credentials.iter().any(|c| matches!(c,
+            Credential::KeyFile { file, pointer, .. } if file == "/etc/claude-code/managed-settings.json" && pointer == "/apiKeyHelper")));
 
         let codex = builtin("codex");
         assert!(
             matches!(&codex.install, Install::LoginCommand { args } if args == &["login", "--with-api-key"])
         );
-        assert!(matches!(
-            codex.credentials.last(),
-            Some(Credential::OauthFile { expiry_unit: ExpiryUnit::Jwt, refresh_pointer: Some(r), .. }) if r == "/tokens/refresh_token"
-        ));
+        assert!(codex.credentials.iter().any(|c| matches!(c,
+            Credential::OauthFile { expiry_unit: ExpiryUnit::Jwt, refresh_pointer: Some(r), .. } if r == "/tokens/refresh_token"
+        )));
+        assert!(codex.credentials.iter().any(|c| matches!(
+            c,
+            Credential::Setting {
+                format: FileFormat::Toml,
+                scope: SettingScope::Below,
+                ..
+            }
+        )));
+        assert!(codex.credentials.iter().any(|c| matches!(c,
+            Credential::Env { var, kind: CredentialKind::ApiKey, .. } if var == "CODEX_ACCESS_TOKEN")));
         assert_eq!(codex.config_home.env.as_deref(), Some("CODEX_HOME"));
 
         let copilot = builtin("copilot");
         assert_eq!(copilot.key_env, "COPILOT_GITHUB_TOKEN");
-        assert!(
-            matches!(copilot.credentials.last(), Some(Credential::KeyFile { pointer, .. }) if pointer == "/github_token")
-        );
+        // There is no `github_token` field: tokens sit under `copilot_tokens`, keyed by account.
+        assert!(copilot.credentials.iter().any(|c| matches!(c,
+            Credential::KeyFile { pointer, any_value: true, .. } if pointer == "/copilot_tokens")));
+        assert!(copilot.credentials.iter().any(|c| matches!(c,
+            Credential::KeyFile { file, format: FileFormat::Yaml, .. } if file == "~/.config/gh/hosts.yml")));
     }
 
     #[test]
@@ -1735,12 +2007,13 @@ default = "~/.tool"
     }
 
     #[test]
-    fn file_paths_stay_inside_the_config_home() {
+    fn file_paths_never_climb_out() {
         for bad in [
             "../creds.json",
-            "/etc/creds.json",
-            "~/creds.json",
+            "/etc/../creds.json",
+            "~root/creds.json",
             "a/../../b",
+            "a=b.json",
         ] {
             let text = with(&format!("{SETTING}{}", OAUTH.replace("creds.json", bad)));
             let e = parse_err(&text);
@@ -1752,6 +2025,11 @@ default = "~/.tool"
                 "no `..`",
             );
         }
+        // System files and files in the member's home are allowed.
+        for good in ["/etc/tool/creds.json", "~/.config/tool/creds.json"] {
+            let text = with(&format!("{SETTING}{}", OAUTH.replace("creds.json", good)));
+            parse_provider(&text, Path::new("t.toml")).expect(good);
+        }
         let e = parse_err(&MINIMAL.replace("default = \"~/.tool\"", "default = \".tool\""));
         assert!(
             e.message
@@ -1760,6 +2038,70 @@ default = "~/.tool"
         );
         let e = parse_err(&format!("search_paths = [\"bin\"]\n{MINIMAL}"));
         assert_error(&e, 1, 17, "must be absolute or start with `~/`", "");
+    }
+
+    #[test]
+    fn new_credential_types_parse_and_refuse_mistakes() {
+        let p = parse_ok(&with(concat!(
+            "[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\nservice = \"Tool Auth\"\nservice_hash_env = \"TOOL_DIR\"\nkind = \"oauth_token\"\n",
+            "[[credentials]]\ntype = \"present_file\"\nid = \"enc\"\nfile = \"~/.tool/enc.bin\"\n",
+            "[[credentials]]\ntype = \"key_file\"\nid = \"hosts\"\nfile = \"/etc/tool/hosts.yml\"\nformat = \"yaml\"\npointer = \"/h/token\"\nany_value = true\npath_env = \"TOOL_HOSTS\"\nnote = \"n\"\n",
+            "[[credentials]]\ntype = \"setting\"\nid = \"store\"\nfile = \"config.toml\"\nformat = \"toml\"\npointer = \"/store\"\nscope = \"below\"\nselects = { keyring = [\"kc\", \"enc\"] }\n",
+        )));
+        assert!(matches!(&p.credentials[0],
+            Credential::Keychain { service, service_hash_env: Some(v), kind: CredentialKind::OauthToken, .. }
+                if service == "Tool Auth" && v == "TOOL_DIR"));
+        assert_eq!(p.credentials[1].presence_file(), Some("~/.tool/enc.bin"));
+        assert_eq!(p.credentials[1].file(), None);
+        assert!(matches!(
+            &p.credentials[2],
+            Credential::KeyFile {
+                format: FileFormat::Yaml,
+                any_value: true,
+                kind: CredentialKind::ApiKey,
+                ..
+            }
+        ));
+        assert_eq!(p.credentials[2].path_env(), Some("TOOL_HOSTS"));
+        assert_eq!(p.credentials[2].note(), Some("n"));
+        assert!(matches!(&p.credentials[3],
+            Credential::Setting { scope: SettingScope::Below, selects, .. } if selects["keyring"] == ["kc", "enc"]));
+
+        let e = parse_err(&with("[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\n"));
+        assert!(e.message.contains("service"), "{e}");
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"key_file\"\nid = \"k\"\nfile = \"a\"\npointer = \"/a\"\nformat = \"xml\"\n",
+        ));
+        assert!(e.message.contains("invalid value \"xml\""), "{e}");
+        assert!(
+            e.help.as_deref().unwrap_or_default().contains("dotenv"),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"oauth_file\"\nid = \"o\"\nfile = \"a\"\ntoken_pointer = \"/t\"\nexpiry_pointer = \"/t\"\nexpiry_unit = \"jwt\"\nrefresh_expiry_pointer = \"/r\"\n",
+        ));
+        assert!(e.message.contains("not jwt"), "{e}");
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"setting\"\nid = \"s\"\nfile = \"a\"\npointer = \"/a\"\nselects = { x = [\"nope\"] }\n",
+        ));
+        assert!(
+            e.message.contains("selects unknown credential \"nope\""),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"setting\"\nid = \"s\"\nfile = \"a\"\npointer = \"/a\"\nselects = { x = 3 }\n",
+        ));
+        assert!(
+            e.help
+                .as_deref()
+                .unwrap_or_default()
+                .contains("array of ids"),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\nservice = \"s\"\nservice_hash_env = \"not a var\"\n",
+        ));
+        assert!(e.message.contains("not a var"), "{e}");
     }
 
     #[test]

@@ -114,6 +114,8 @@ spelled! {
         Status = "status",
         /// A CLI setting that selects the credential.
         Setting = "setting",
+        /// An OS keychain entry (macOS keychain, libsecret), seen present, never read.
+        Keychain = "keychain",
         /// A key fleetauth pushed in this run and verified.
         PushedKey = "pushed_key",
         /// The operator's own OAuth login, copied by `--share-oauth` and verified.

@@ -590,14 +590,23 @@ fn copilot_without_auth_prints_the_observed_help_exit_1() {
 }
 
 #[test]
-fn copilot_ignores_classic_personal_access_tokens() {
+fn copilot_rejects_classic_personal_access_tokens() {
+    // Current versions reject a classic token with a clear error (provider-facts 2026-11).
     let lab = Lab::new();
+    let token = format!("ghp_FAKE{}", fake::alnum(36));
     let m = lab
         .member("m")
         .provider("copilot", State::NoAuth)
-        .env_line(&format!("export GH_TOKEN='ghp_FAKE{}'", fake::alnum(36)))
+        .env_line(&format!("export GH_TOKEN='{token}'"))
         .build();
-    assert_eq!(probe(&m, "copilot").assert_exit(1).stderr, COPILOT_NO_AUTH);
+    let out = probe(&m, "copilot");
+    out.assert_exit(1);
+    assert!(
+        out.stderr.starts_with("Error: Token (classic) rejected."),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&token) && !out.stdout.contains(&token));
 }
 
 #[test]

@@ -22,6 +22,10 @@ fn expected(provider: &str, state: State) -> (&'static str, &'static str) {
         Shadowed => ("ready", "needs_auth"),
         // A hang is an error with its reason, never ready or needs_auth.
         VendorUnreachable => ("ready", "error"),
+        KeychainLogin | KeychainLocked | GhLogin | LoginBlanked | RefreshTokenExpired
+        | IneligibleAccount | SettingsKey => {
+            panic!("{state:?} is checked by tests/sources.rs")
+        }
     }
 }
 

@@ -185,3 +185,27 @@ stub_hang() {
         fi
     done
 }
+
+# stub_keychain SERVICE: the secret the OS keychain holds for SERVICE on stdout, through the
+# `security` (macOS) or `secret-tool` (libsecret) on PATH, as the real CLIs do. Returns 0 found,
+# 36 locked (macOS over SSH), 1 absent or no keychain tool.
+stub_keychain() {
+    if command -v security >/dev/null 2>&1; then
+        security find-generic-password -s "$1" -w 2>/dev/null
+        return $?
+    fi
+    if command -v secret-tool >/dev/null 2>&1; then
+        secret-tool lookup service "$1" 2>/dev/null
+        return $?
+    fi
+    return 1
+}
+
+# stub_text_str TEXT KEY / stub_text_num TEXT KEY: stub_json_str / stub_json_num on a value held
+# in a variable (a keychain secret), piped from the printf builtin, never an argument.
+stub_text_str() {
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" | head -n 1
+}
+stub_text_num() {
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p" | head -n 1
+}

@@ -52,6 +52,57 @@ fa_file() {
   fi
 }
 
+# fa_cred_path ITEM: where a credential file is. ITEM is FILE or VAR=FILE (VAR, set and non-empty
+# on the member, is the full path instead); FILE `/…` is absolute, `~`/`~/…` the member's home,
+# anything else relative to the config home $fa_h.
+fa_cred_path() {
+  case $1 in
+    *=*)
+      fa_pv=$(printenv -- "${1%%=*}" 2>/dev/null) || fa_pv=
+      if [ -n "$fa_pv" ]; then printf '%s' "$fa_pv"; return 0; fi
+      set -- "${1#*=}" ;;
+  esac
+  # shellcheck disable=SC2088 # the patterns match a literal ~ from data
+  case $1 in
+    /* | '~' | '~/'*) fa_path "$1" ;;
+    *) printf '%s/%s' "$fa_h" "$1" ;;
+  esac
+}
+
+# fa_sha8 STRING: the first 8 hex digits of STRING's sha256 (empty without a sha256 tool).
+fa_sha8() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    printf %s "$1" | sha256sum | cut -c1-8
+  elif command -v shasum >/dev/null 2>&1; then
+    printf %s "$1" | shasum -a 256 | cut -c1-8
+  fi
+}
+
+# fa_keychain PROVIDER ID:HASHVAR:SERVICE: whether the OS keychain holds SERVICE, never its secret.
+# macOS `security find-generic-password -s` without -w prints attributes only: exit 0 present,
+# 44 absent, 36 locked. libsecret's `secret-tool search` (only with a session bus, else it would
+# try to start one) prints each item under a `[/path]` line: counted on the member, discarded.
+fa_keychain() {
+  fa_kid=${2%%:*}; fa_kr=${2#*:}; fa_kvar=${fa_kr%%:*}; fa_ks=${fa_kr#*:}
+  if [ -n "$fa_kvar" ]; then
+    fa_kv=$(printenv -- "$fa_kvar" 2>/dev/null) || fa_kv=
+    if [ -n "$fa_kv" ]; then fa_kh=$(fa_sha8 "$fa_kv"); [ -n "$fa_kh" ] && fa_ks="$fa_ks-$fa_kh"; fi
+  fi
+  if command -v security >/dev/null 2>&1; then
+    fa_to 10 security find-generic-password -s "$fa_ks" </dev/null >/dev/null 2>&1
+    fa_krc=$?
+    case $fa_krc in 0) fa_kst=present ;; 44) fa_kst=absent ;; 36) fa_kst=locked ;; *) fa_kst="exit_$fa_krc" ;; esac
+    fa_recs "$1" "keychain:$fa_kid" "$fa_kst security $fa_ks"
+  elif command -v secret-tool >/dev/null 2>&1 &&
+    { [ -n "${DBUS_SESSION_BUS_ADDRESS:-}" ] || [ -S "${XDG_RUNTIME_DIR:-/run/user/$fa_me}/bus" ]; }; then
+    fa_kn=$(fa_to 10 secret-tool search service "$fa_ks" </dev/null 2>/dev/null | grep -c '^\[/')
+    if [ "${fa_kn:-0}" -gt 0 ]; then fa_kst=present; else fa_kst=absent; fi
+    fa_recs "$1" "keychain:$fa_kid" "$fa_kst secret-tool $fa_ks"
+  else
+    fa_recs "$1" "keychain:$fa_kid" "none - $fa_ks"
+  fi
+}
+
 # The env file: present or not, whether it may be sourced, and the names (never the values) it
 # assigns, by the same parser the merge uses.
 fa_probe_envfile() {
@@ -97,7 +148,13 @@ fa_probe_provider() {
   fa_val=
   fa_h=$(fa_config_home "$HVAR" "$HDEF")
   eval "set -- $FILES"
-  for fa_rel in "$@"; do fa_file "$P" "$fa_rel" "$fa_h/$fa_rel"; done
+  for fa_item in "$@"; do fa_file "$P" "${fa_item#*=}" "$(fa_cred_path "$fa_item")"; done
+  eval "set -- $PFILES"
+  for fa_item in "$@"; do
+    if [ -e "$(fa_cred_path "$fa_item")" ]; then fa_rec "$P" "exists:${fa_item#*=}" 1; fi
+  done
+  eval "set -- $KCS"
+  for fa_item in "$@"; do fa_keychain "$P" "$fa_item"; done
 }
 
 # fa_probe_all: the probe proper. Without prompts every provider takes milliseconds, one after

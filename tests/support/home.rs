@@ -70,6 +70,23 @@ struct Plan {
     env: Vec<String>,
     rejected: Vec<String>,
     unreachable: Vec<String>,
+    /// Flags in the simulated vendor's directory (`ineligible-gemini`).
+    vendor_flags: Vec<String>,
+    /// The stub `security` goes on the member's PATH.
+    keychain: bool,
+}
+
+/// The stub keychain the `security` and `secret-tool` stubs read (docs/stubs.md).
+pub const STUB_KEYCHAIN: &str = "Library/Keychains/fleetauth-stub";
+
+/// Put `secret` in the member's stub keychain under `service`; `locked` locks the keychain.
+fn keychain_item(home: &Path, plan: &mut Plan, service: &str, secret: &str, locked: bool) {
+    plan.keychain = true;
+    let dir = home.join(STUB_KEYCHAIN);
+    write_private(&dir.join("items").join(service), secret);
+    if locked {
+        write(&dir.join("locked"), "");
+    }
 }
 
 impl Plan {
@@ -123,6 +140,17 @@ pub(crate) fn lay_out(spec: &HomeSpec, dirs: &Dirs) -> Vec<Planted> {
             state: *state,
             secrets,
         });
+    }
+
+    if plan.keychain {
+        let security = dirs.bin.join("security");
+        if !security.exists() {
+            std::os::unix::fs::symlink(super::stubs_dir().join("security"), security)
+                .expect("link the security stub");
+        }
+    }
+    for flag in &plan.vendor_flags {
+        write(&dirs.vendor.join(flag), "");
     }
 
     let mut env_lines = spec.env_lines.clone();
@@ -250,9 +278,16 @@ fn gemini(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, Stri
             secrets.push(("GEMINI_API_KEY", key));
             secrets
         }
-        State::KeyFile => {
-            panic!("State::KeyFile is codex only; gemini keys live in the env file (State::EnvKey)")
+        State::IneligibleAccount => {
+            plan.vendor_flags.push("ineligible-gemini".into());
+            oauth(6 * 3600, true)
         }
+        State::SettingsKey => {
+            let key = fake::gemini_key();
+            write_private(&dir.join(".env"), &format!("GEMINI_API_KEY=\"{key}\"\n"));
+            vec![("GEMINI_API_KEY", key)]
+        }
+        other => panic!("{other:?} is not a gemini state"),
     }
 }
 
@@ -271,7 +306,7 @@ fn claude(
         write(&home.join(".claude.json"), config);
     }
     let creds = home.join(".claude/.credentials.json");
-    let oauth = |valid_for_s: i64, with_refresh: bool| {
+    let login = |valid_for_s: i64, with_refresh: bool, extra: &str| {
         let access = fake::claude_oauth_token();
         let refresh = fake::claude_refresh_token();
         let refresh_field = if with_refresh {
@@ -280,16 +315,18 @@ fn claude(
             String::new()
         };
         let expires_ms = fake::epoch_s(valid_for_s) * 1000;
-        write_private(
-            &creds,
-            &format!(
-                "{{\"claudeAiOauth\":{{\"accessToken\":\"{access}\"{refresh_field},\"expiresAt\":{expires_ms},\"scopes\":[\"user:inference\",\"user:profile\"],\"subscriptionType\":\"max\"}}}}"
-            ),
+        let text = format!(
+            "{{\"claudeAiOauth\":{{\"accessToken\":\"{access}\"{refresh_field},\"expiresAt\":{expires_ms}{extra},\"scopes\":[\"user:inference\",\"user:profile\"],\"subscriptionType\":\"max\"}}}}"
         );
         let mut secrets = vec![("accessToken", access)];
         if with_refresh {
             secrets.push(("refreshToken", refresh));
         }
+        (text, secrets)
+    };
+    let oauth = |valid_for_s: i64, with_refresh: bool| {
+        let (text, secrets) = login(valid_for_s, with_refresh, "");
+        write_private(&creds, &text);
         secrets
     };
     match state {
@@ -316,9 +353,38 @@ fn claude(
                 ("CLAUDE_CODE_OAUTH_TOKEN", good),
             ]
         }
-        State::KeyFile => {
-            panic!("State::KeyFile is codex only; claude keys live in the env file (State::EnvKey)")
+        State::KeychainLogin | State::KeychainLocked => {
+            let (text, secrets) = login(8 * 3600, true, "");
+            let locked = state == State::KeychainLocked;
+            keychain_item(home, plan, "Claude Code-credentials", &text, locked);
+            secrets
         }
+        State::LoginBlanked => {
+            write_private(
+                &creds,
+                "{\"claudeAiOauth\":{\"accessToken\":\"\",\"refreshToken\":\"\",\"expiresAt\":0,\"scopes\":[],\"subscriptionType\":\"max\"}}",
+            );
+            vec![]
+        }
+        State::RefreshTokenExpired => {
+            let dead_ms = fake::epoch_s(-3600) * 1000;
+            let (text, secrets) = login(
+                -2 * 3600,
+                true,
+                &format!(",\"refreshTokenExpiresAt\":{dead_ms}"),
+            );
+            write_private(&creds, &text);
+            secrets
+        }
+        State::SettingsKey => {
+            let key = fake::anthropic_api_key();
+            write_private(
+                &home.join(".claude/settings.json"),
+                &format!("{{\n  \"env\": {{\n    \"ANTHROPIC_API_KEY\": \"{key}\"\n  }}\n}}\n"),
+            );
+            vec![("ANTHROPIC_API_KEY", key)]
+        }
+        other => panic!("{other:?} is not a claude state"),
     }
 }
 
@@ -376,18 +442,40 @@ fn codex(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, Strin
             secrets.push(("CODEX_API_KEY", stale));
             secrets
         }
+        State::KeychainLogin | State::KeychainLocked => {
+            // The keyring store: the login the CLI would have written to auth.json.
+            let secrets = chatgpt(6 * 3600, true);
+            let text = fs::read_to_string(&auth).expect("auth.json just written");
+            fs::remove_file(&auth).expect("remove auth.json");
+            write(
+                &home.join(".codex/config.toml"),
+                "cli_auth_credentials_store = \"keyring\"\n",
+            );
+            keychain_item(
+                home,
+                plan,
+                "Codex Auth",
+                &text,
+                state == State::KeychainLocked,
+            );
+            secrets
+        }
+        other => panic!("{other:?} is not a codex state"),
     }
 }
 
 fn copilot(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, String)> {
     let config = home.join(".copilot/config.json");
+    // The plaintext store as the real CLI writes it: tokens keyed by host and login.
     let token_in_config = || {
         let token = fake::github_oauth_token();
         write_private(
             &config,
-            &format!("{{\n  \"github_token\": \"{token}\"\n}}\n"),
+            &format!(
+                "{{\n  \"copilot_tokens\": {{\"https://github.com:fake-user\": \"{token}\"}},\n  \"logged_in_users\": [\n    {{\n      \"host\": \"https://github.com\",\n      \"login\": \"fake-user\"\n    }}\n  ],\n  \"last_logged_in_user\": {{\n    \"host\": \"https://github.com\",\n    \"login\": \"fake-user\"\n  }}\n}}\n"
+            ),
         );
-        ("github_token", token)
+        ("copilot_tokens", token)
     };
     match state {
         State::NotInstalled | State::NoAuth => vec![],
@@ -409,9 +497,28 @@ fn copilot(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, Str
             plan.rejected.push(stale.clone());
             vec![good, ("COPILOT_GITHUB_TOKEN", stale)]
         }
-        State::KeyFile => panic!(
-            "State::KeyFile is codex only; copilot tokens live in the env file (State::EnvKey)"
-        ),
+        State::KeychainLogin | State::KeychainLocked => {
+            let token = fake::github_oauth_token();
+            keychain_item(
+                home,
+                plan,
+                "copilot-cli",
+                &token,
+                state == State::KeychainLocked,
+            );
+            vec![("copilot-cli", token)]
+        }
+        State::GhLogin => {
+            let token = fake::github_oauth_token();
+            write_private(
+                &home.join(".config/gh/hosts.yml"),
+                &format!(
+                    "github.com:\n    users:\n        fake-user:\n            oauth_token: {token}\n    git_protocol: https\n    oauth_token: {token}\n    user: fake-user\n"
+                ),
+            );
+            vec![("oauth_token", token)]
+        }
+        other => panic!("{other:?} is not a copilot state"),
     }
 }
 

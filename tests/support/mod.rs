@@ -40,7 +40,7 @@ mod run;
 mod sshd;
 mod users;
 
-pub use home::{ENV_FILE, Planted, RC_NOISE};
+pub use home::{ENV_FILE, Planted, RC_NOISE, STUB_KEYCHAIN};
 pub use lab::{Endpoint, Lab, Member, MemberBuilder};
 pub use run::{Output, Run, capture};
 
@@ -77,6 +77,24 @@ pub enum State {
     VendorUnreachable,
     /// codex only: a key stored by `codex login --with-api-key` in `auth.json`.
     KeyFile,
+    /// The login lives in the OS keychain (the stub `security` answers for it): claude's
+    /// "Claude Code-credentials", copilot's "copilot-cli", codex's "Codex Auth" with
+    /// `cli_auth_credentials_store = "keyring"` in config.toml (and no auth.json).
+    KeychainLogin,
+    /// As [`State::KeychainLogin`], but the keychain is locked (a key-authenticated SSH session).
+    KeychainLocked,
+    /// copilot only: no login of its own, only the GitHub CLI's (`~/.config/gh/hosts.yml`).
+    GhLogin,
+    /// claude only: `.credentials.json` blanked by a failed refresh.
+    LoginBlanked,
+    /// claude only: the access token expired and `refreshTokenExpiresAt` is past too.
+    RefreshTokenExpired,
+    /// gemini only: a valid oauth-personal login of an individual account, which Google refuses
+    /// since 2026-06-18 (`IneligibleTierError`).
+    IneligibleAccount,
+    /// A key injected by a config file instead of the environment: claude's `settings.json`
+    /// `env` block, gemini's `~/.gemini/.env`.
+    SettingsKey,
 }
 
 /// The four providers the stubs implement.

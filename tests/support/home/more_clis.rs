@@ -104,6 +104,13 @@ pub(super) fn opencode(provider: &str, state: State, home: &Path, plan: &mut Pla
             plan.env(var, &good);
             vec![("key", stale), (var, good)]
         }
+        State::KeychainLogin
+        | State::KeychainLocked
+        | State::GhLogin
+        | State::LoginBlanked
+        | State::RefreshTokenExpired
+        | State::IneligibleAccount
+        | State::SettingsKey => panic!("{provider} has no {state:?} state"),
     }
 }
 
