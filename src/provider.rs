@@ -51,6 +51,80 @@ pub struct Provider {
     pub key_env: String,
     /// What a well-formed key looks like; a key that does not match is refused before any push.
     pub key_pattern: Option<regex::Regex>,
+    /// Every kind of key fleetauth may push, the default first (`[[keys]]`; the old single-key
+    /// form `key_env` / `key_pattern` / `[install]` is one kind, `api_key`). `key_env`,
+    /// `key_pattern` and `install` above mirror the first.
+    pub keys: Vec<PushKey>,
+    /// Whether an OAuth login's refresh token rotates, by credential id (`rotates` on
+    /// `type = "oauth_file"` credentials; absent = unknown).
+    pub rotates: BTreeMap<String, bool>,
+}
+
+/// One kind of key fleetauth may push for a provider (`[[keys]]`).
+#[derive(Debug, Clone)]
+pub struct PushKey {
+    /// `api_key`, `oauth_token`, `access_token`, …: what `auth set --kind` names.
+    pub kind: String,
+    /// Human name (`setup-token (claude setup-token)`).
+    pub description: String,
+    /// The operator-side variable a key of this kind may come from.
+    pub env: String,
+    /// What a well-formed key of this kind looks like.
+    pub pattern: Option<regex::Regex>,
+    /// Shapes refused outright, with the reason (even with `--allow-key-shape`).
+    pub refuse: Vec<(regex::Regex, String)>,
+    /// How it is installed on a member.
+    pub install: Install,
+}
+
+impl PushKey {
+    /// The variable the key ends up in on the member (for a login command: its `env`).
+    pub fn target(&self) -> &str {
+        match &self.install {
+            Install::EnvFile { var } => var,
+            Install::LoginCommand { .. } => &self.env,
+        }
+    }
+}
+
+impl Provider {
+    /// The push kind named `kind` (`oauth-token` and `oauth_token` are the same).
+    pub fn push_key(&self, kind: &str) -> Option<&PushKey> {
+        let kind = kind.replace('-', "_");
+        self.keys.iter().find(|k| k.kind == kind)
+    }
+
+    /// The first push kind whose pattern `value` matches.
+    pub fn key_kind_of(&self, value: &str) -> Option<&PushKey> {
+        self.keys
+            .iter()
+            .find(|k| k.pattern.as_ref().is_some_and(|p| p.is_match(value)))
+    }
+
+    /// Whether the provider's OAuth login rotates its refresh token: `Some(true)` if any of
+    /// its `oauth_file` credentials says so, `Some(false)` if all say not, `None` if unknown.
+    pub fn login_rotates(&self) -> Option<bool> {
+        let files: Vec<&str> = self
+            .credentials
+            .iter()
+            .filter(|c| matches!(c, Credential::OauthFile { .. }))
+            .map(Credential::id)
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let known: Vec<bool> = files
+            .iter()
+            .filter_map(|id| self.rotates.get(*id).copied())
+            .collect();
+        if known.contains(&true) {
+            Some(true)
+        } else if known.len() == files.len() {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -377,6 +451,7 @@ const TOP_KEYS: &[&str] = &[
     "config_home",
     "credentials",
     "install",
+    "keys",
 ];
 const VERSION_KEYS: &[&str] = &["args", "regex"];
 const STATUS_KEYS: &[&str] = &["args", "logged_in_exit"];
@@ -402,11 +477,23 @@ const OAUTH_FILE_KEYS: &[&str] = &[
     "expiry_unit",
     "refresh_pointer",
     "requires_selection",
+    "rotates",
 ];
 const KEY_FILE_KEYS: &[&str] = &["type", "id", "file", "pointer", "requires_selection"];
 const INSTALL_METHODS: &[&str] = &["env_file", "login_command"];
 const ENV_FILE_INSTALL_KEYS: &[&str] = &["method", "var"];
 const LOGIN_COMMAND_INSTALL_KEYS: &[&str] = &["method", "args"];
+const PUSH_KEY_KEYS: &[&str] = &[
+    "kind",
+    "description",
+    "env",
+    "pattern",
+    "refuse",
+    "method",
+    "var",
+    "args",
+];
+const REFUSE_KEYS: &[&str] = &["pattern", "reason"];
 
 const DEFAULT_VERSION_REGEX: &str = r"(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)";
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -462,8 +549,28 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         Some(v) => v.bool()?,
         None => false,
     };
-    let key_env = env_var(&root.required("key_env")?)?;
-    let key_pattern = root.get("key_pattern").map(|v| regex(&v)).transpose()?;
+    let keys_value = root.get("keys");
+    if keys_value.is_some()
+        && let Some(old) = ["key_env", "key_pattern", "install"]
+            .into_iter()
+            .find_map(|k| root.get(k))
+    {
+        return Err(old
+            .key_error(format!(
+                "`{}` next to `[[keys]]`: use one form",
+                old.key()
+            ))
+            .with_help(
+                "[[keys]] replaces key_env, key_pattern and [install]: move them into its entries (providers/README.md)",
+            ));
+    }
+    let (key_env, key_pattern) = match &keys_value {
+        Some(_) => (String::new(), None),
+        None => (
+            env_var(&root.required("key_env")?)?,
+            root.get("key_pattern").map(|v| regex(&v)).transpose()?,
+        ),
+    };
 
     let (version_args, version_regex) = match root.get("version") {
         Some(v) => {
@@ -561,6 +668,30 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
             var: key_env.clone(),
         },
     };
+    let rotates = match root.get("credentials") {
+        Some(v) => rotations(&v)?,
+        None => BTreeMap::new(),
+    };
+    let (keys, key_env, key_pattern, install) = match &keys_value {
+        Some(v) => {
+            let keys = push_keys(v)?;
+            let first = keys[0].clone();
+            (keys, first.env, first.pattern, first.install)
+        }
+        None => (
+            vec![PushKey {
+                kind: "api_key".to_string(),
+                description: "API key".to_string(),
+                env: key_env.clone(),
+                pattern: key_pattern.clone(),
+                refuse: Vec::new(),
+                install: install.clone(),
+            }],
+            key_env,
+            key_pattern,
+            install,
+        ),
+    };
 
     Ok(Provider {
         name: name.to_string(),
@@ -577,7 +708,120 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         install,
         key_env,
         key_pattern,
+        keys,
+        rotates,
     })
+}
+
+/// `[[keys]]`: the kinds of key fleetauth may push, the default first.
+fn push_keys(value: &Value<'_, '_>) -> Result<Vec<PushKey>, ConfigError> {
+    let items = value.array()?;
+    if items.is_empty() {
+        return Err(value
+            .error(format!("{} must not be empty", value.what()))
+            .with_help(
+                "list at least one [[keys]] entry, or drop `keys` if nothing can be pushed",
+            ));
+    }
+    let mut keys: Vec<PushKey> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let table = item.table(format!("[[keys]] item {}", i + 1))?;
+        table.deny_unknown(PUSH_KEY_KEYS)?;
+        let kind_value = table.required("kind")?;
+        let kind = kind_value.str()?;
+        let valid = kind.starts_with(|c: char| c.is_ascii_lowercase())
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(kind_value
+                .error(format!("invalid key kind \"{kind}\""))
+                .with_help("a kind is lowercase letters, digits and `_`, starting with a letter (e.g. api_key)"));
+        }
+        if keys.iter().any(|k| k.kind == kind) {
+            return Err(kind_value
+                .error(format!("key kind \"{kind}\" is listed twice"))
+                .with_help("give every [[keys]] entry its own kind"));
+        }
+        let method = match table.get("method") {
+            Some(m) => m.one_of(INSTALL_METHODS)?,
+            None => "env_file",
+        };
+        let install = if method == "env_file" {
+            if let Some(a) = table.get("args") {
+                return Err(a
+                    .key_error(format!(
+                        "`args` with method = \"env_file\" in {}",
+                        table.name()
+                    ))
+                    .with_help("`args` is for method = \"login_command\""));
+            }
+            Install::EnvFile {
+                var: env_var(&table.required("var")?)?,
+            }
+        } else {
+            if let Some(v) = table.get("var") {
+                return Err(v
+                    .key_error(format!(
+                        "`var` with method = \"login_command\" in {}",
+                        table.name()
+                    ))
+                    .with_help(
+                        "a login command stores the key itself; `var` is for method = \"env_file\"",
+                    ));
+            }
+            Install::LoginCommand {
+                args: non_empty_args(&table.required("args")?)?,
+            }
+        };
+        let env = match table.get("env") {
+            Some(v) => env_var(&v)?,
+            None => match &install {
+                Install::EnvFile { var } => var.clone(),
+                Install::LoginCommand { .. } => {
+                    return Err(table
+                        .missing("env")
+                        .with_help("name the operator variable a key of this kind may come from"));
+                }
+            },
+        };
+        let mut refuse = Vec::new();
+        if let Some(list) = table.get("refuse") {
+            for (j, r) in list.array()?.into_iter().enumerate() {
+                let rt = r.table(format!("item {} of `refuse` in {}", j + 1, table.name()))?;
+                rt.deny_unknown(REFUSE_KEYS)?;
+                refuse.push((
+                    regex(&rt.required("pattern")?)?,
+                    rt.required("reason")?.non_empty_str()?.to_string(),
+                ));
+            }
+        }
+        keys.push(PushKey {
+            kind: kind.to_string(),
+            description: match table.get("description") {
+                Some(d) => d.non_empty_str()?.to_string(),
+                None => kind.replace('_', " "),
+            },
+            env,
+            pattern: table.get("pattern").map(|v| regex(&v)).transpose()?,
+            refuse,
+            install,
+        });
+    }
+    Ok(keys)
+}
+
+/// `rotates = true|false` on `type = "oauth_file"` credentials, by id (validated by
+/// [`credentials`], which refuses the key on other types).
+fn rotations(value: &Value<'_, '_>) -> Result<BTreeMap<String, bool>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (i, item) in value.array()?.into_iter().enumerate() {
+        let table = item.table(format!("[[credentials]] item {}", i + 1))?;
+        if let (Some(id), Some(r)) = (table.get("id"), table.get("rotates")) {
+            out.insert(id.str()?.to_string(), r.bool()?);
+        }
+    }
+    Ok(out)
 }
 
 fn default_version_regex() -> regex::Regex {
@@ -1040,29 +1284,39 @@ mod tests {
     #[test]
     fn key_patterns_accept_the_stub_formats_and_refuse_the_rest() {
         let alnum35 = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r";
-        let cases: &[(&str, String, bool)] = &[
-            ("gemini", format!("AIza{alnum35}"), true),
-            ("gemini", format!("AIza{alnum35}x"), false),
-            ("gemini", "sk-ant-api03-abc".to_string(), false),
-            ("claude", format!("sk-ant-api03-{alnum35}"), true),
-            ("claude", format!("sk-ant-oat01-{alnum35}"), false),
-            ("codex", format!("sk-proj-{alnum35}"), true),
-            ("codex", format!("sk-svcacct-{alnum35}"), true),
-            ("codex", format!("sk-admin-{alnum35}"), true),
-            ("codex", format!("sk-{}", "a1".repeat(24)), true),
-            ("codex", "sk-short".to_string(), false),
-            ("copilot", format!("gho_{alnum35}"), true),
-            ("copilot", format!("github_pat_{alnum35}"), true),
-            ("copilot", format!("ghu_{alnum35}"), true),
-            ("copilot", format!("ghp_{alnum35}"), false),
+        // The kind each key's shape picks (None: refused).
+        let cases: &[(&str, String, Option<&str>)] = &[
+            ("gemini", format!("AIza{alnum35}"), Some("api_key")),
+            ("gemini", format!("AIza{alnum35}x"), None),
+            ("gemini", "sk-ant-api03-abc".to_string(), None),
+            ("claude", format!("sk-ant-api03-{alnum35}"), Some("api_key")),
+            (
+                "claude",
+                format!("sk-ant-oat01-{alnum35}"),
+                Some("oauth_token"),
+            ),
+            ("claude", format!("sk-ant-oat02-{alnum35}"), None),
+            ("codex", format!("sk-proj-{alnum35}"), Some("api_key")),
+            ("codex", format!("sk-svcacct-{alnum35}"), Some("api_key")),
+            ("codex", format!("sk-admin-{alnum35}"), Some("api_key")),
+            ("codex", format!("sk-{}", "a1".repeat(24)), Some("api_key")),
+            ("codex", "sk-short".to_string(), None),
+            ("codex", format!("at-{alnum35}"), Some("access_token")),
+            ("copilot", format!("gho_{alnum35}"), Some("api_key")),
+            (
+                "copilot",
+                format!("github_pat_{alnum35}"),
+                Some("fine_grained_pat"),
+            ),
+            ("copilot", format!("ghu_{alnum35}"), Some("api_key")),
+            ("copilot", format!("ghp_{alnum35}"), None),
         ];
-        for (name, key, accepted) in cases {
-            let pattern = builtin(name)
-                .key_pattern
-                .expect("shipped providers have a key pattern");
+        for (name, key, kind) in cases {
+            let p = builtin(name);
+            assert!(p.key_pattern.is_some(), "{name} has a default key pattern");
             assert_eq!(
-                pattern.is_match(key),
-                *accepted,
+                p.key_kind_of(key).map(|k| k.kind.as_str()),
+                *kind,
                 "{name} key of length {}",
                 key.len()
             );

@@ -5,13 +5,13 @@ use std::path::Path;
 use super::out::outln;
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
 use crate::operator::own_login;
-use crate::plan::{OperatorHolds, matrix_cell};
+use crate::plan::{OperatorHolds, ShareFlags, matrix_cell, rotation_label};
 use crate::store::Store;
 
 pub fn run(
     cli: &Cli,
     inventory: Option<&Path>,
-    share_oauth: bool,
+    share: ShareFlags,
     format: Format,
 ) -> Result<i32, Failure> {
     let registry = load_registry(cli)?;
@@ -40,8 +40,10 @@ pub fn run(
     };
     let mut rows = Vec::new();
     for (p, _) in registry.iter() {
-        let api_key =
-            stored.contains(&p.name) || std::env::var_os(&p.key_env).is_some_and(|v| !v.is_empty());
+        let api_key = stored.contains(&p.name)
+            || p.keys
+                .iter()
+                .any(|k| std::env::var_os(&k.env).is_some_and(|v| !v.is_empty()));
         let own = own_login(p).is_some_and(|l| l.status == "present");
         if !api_key && !own {
             continue;
@@ -49,6 +51,7 @@ pub fn run(
         let holds = OperatorHolds {
             api_key,
             own_login: own,
+            login_rotates: p.login_rotates(),
         };
         let what = match (api_key, own) {
             (true, true) => "API key + own login",
@@ -56,11 +59,19 @@ pub fn run(
             _ => "own login",
         };
         for m in &member_providers {
+            // Whether the login a symmetric cell could copy may be shared safely.
+            let rotation = match (m == &p.name, registry.get(m)) {
+                (true, Some(mp)) if mp.login_rotates().is_some() || own => {
+                    rotation_label(mp.login_rotates())
+                }
+                _ => "-",
+            };
             rows.push((
                 p.name.clone(),
                 what,
                 m.clone(),
-                matrix_cell(&p.name, m, holds, share_oauth),
+                rotation,
+                matrix_cell(&p.name, m, holds, share),
             ));
         }
     }
@@ -68,7 +79,7 @@ pub fn run(
         Format::Json => {
             let list: Vec<_> = rows
                 .iter()
-                .map(|(o, what, m, s)| serde_json::json!({"operator_provider": o, "operator_holds": what, "member_provider": m, "strategy": s}))
+                .map(|(o, what, m, r, s)| serde_json::json!({"operator_provider": o, "operator_holds": what, "member_provider": m, "login_rotation": r, "strategy": s}))
                 .collect();
             outln!(
                 "{}",
@@ -84,9 +95,14 @@ pub fn run(
                 return Ok(0);
             }
             let mut t = crate::report::new_table(false);
-            t.set_header(["OPERATOR HOLDS", "MEMBER PROVIDER", "STRATEGY"]);
-            for (o, what, m, s) in &rows {
-                t.add_row([format!("{o} ({what})"), m.clone(), s.clone()]);
+            t.set_header([
+                "OPERATOR HOLDS",
+                "MEMBER PROVIDER",
+                "LOGIN ROTATION",
+                "STRATEGY",
+            ]);
+            for (o, what, m, r, s) in &rows {
+                t.add_row([format!("{o} ({what})"), m.clone(), r.to_string(), s.clone()]);
             }
             outln!("{t}");
         }
