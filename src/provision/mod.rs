@@ -183,9 +183,20 @@ pub async fn provision(
     };
     let mut payloads = Payloads::default();
     for p in needed(&Decision::Push) {
-        payloads
-            .keys
-            .insert(p.name.clone(), broker.collect(p, !opts.check));
+        let key = broker.collect(p, !opts.check);
+        if let Ok(k) = &key
+            && k.shape_unchecked
+        {
+            eprintln!(
+                "warning: the {} key from {} ({}) matches none of its known shapes; pushed as {} because of --allow-key-shape {} (this run only)",
+                p.name,
+                k.source.as_str(),
+                k.masked(),
+                k.push_key(p).target(),
+                p.name
+            );
+        }
+        payloads.keys.insert(p.name.clone(), key);
     }
     let sharing = needed(&Decision::ShareOauth);
     if !sharing.is_empty() && !opts.check {
