@@ -72,7 +72,10 @@ impl CollectedKey {
     }
     /// How this key is installed: its kind's entry in the provider's `[[keys]]`.
     pub fn push_key<'p>(&self, provider: &'p Provider) -> &'p PushKey {
-        provider.push_key(&self.kind).unwrap_or(&provider.keys[0])
+        provider
+            .push_key(&self.kind)
+            .or(provider.keys.first())
+            .expect("a key is collected only for a provider with [[keys]]")
     }
     /// `GEMINI_API_KEY AIz…7x2f`
     pub fn label(&self, provider: &Provider) -> String {
@@ -170,7 +173,9 @@ impl KeyBroker {
     }
 
     pub fn availability(&self, provider: &Provider, may_prompt: bool) -> KeyAvailability {
-        if self.in_store(provider) {
+        if provider.keys.is_empty() {
+            KeyAvailability::None
+        } else if self.in_store(provider) {
             KeyAvailability::Store
         } else if provider
             .keys
@@ -209,6 +214,9 @@ impl KeyBroker {
     ) -> Result<CollectedKey, KeyError> {
         if let Some(problem) = &self.store_problem {
             tracing::warn!("local credential store not used: {problem}");
+        }
+        if provider.keys.is_empty() {
+            return Err(KeyError::Unpushable(provider.name.clone()));
         }
         let allow = self.allow_shape.contains(&provider.name);
         if self.in_store(provider) {
@@ -259,6 +267,10 @@ impl KeyBroker {
 /// Why no key could be had for a provider. Never carries the key: at most its masked form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    #[error(
+        "fleetauth pushes no key for {0} (`keys = []` in its definition): log in on the member"
+    )]
+    Unpushable(String),
     #[error("the local credential store is encrypted: set {PASSPHRASE_ENV} or run on a terminal")]
     StoreLocked,
     #[error("cannot read {0}")]
@@ -354,7 +366,9 @@ pub fn checked(
     {
         return Ok(ok(k, false, value));
     }
-    let chosen = candidates[0];
+    let Some(&chosen) = candidates.first() else {
+        return Err(KeyError::Unpushable(provider.name.clone()));
+    };
     if allow_shape {
         return Ok(ok(chosen, true, value));
     }

@@ -674,9 +674,17 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
     };
     let (keys, key_env, key_pattern, install) = match &keys_value {
         Some(v) => {
+            // `keys = []`: a CLI that honours no key fleetauth could push (sweep and probe only).
             let keys = push_keys(v)?;
-            let first = keys[0].clone();
-            (keys, first.env, first.pattern, first.install)
+            match keys.first().cloned() {
+                Some(first) => (keys, first.env, first.pattern, first.install),
+                None => (
+                    keys,
+                    String::new(),
+                    None,
+                    Install::EnvFile { var: String::new() },
+                ),
+            }
         }
         None => (
             vec![PushKey {
@@ -716,13 +724,6 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
 /// `[[keys]]`: the kinds of key fleetauth may push, the default first.
 fn push_keys(value: &Value<'_, '_>) -> Result<Vec<PushKey>, ConfigError> {
     let items = value.array()?;
-    if items.is_empty() {
-        return Err(value
-            .error(format!("{} must not be empty", value.what()))
-            .with_help(
-                "list at least one [[keys]] entry, or drop `keys` if nothing can be pushed",
-            ));
-    }
     let mut keys: Vec<PushKey> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let table = item.table(format!("[[keys]] item {}", i + 1))?;
