@@ -413,3 +413,131 @@ fn same_method(a: &Install, b: &Install) -> bool {
             | (Install::LoginCommand { .. }, Install::LoginCommand { .. })
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::Registry;
+
+    fn builtin(name: &str) -> Provider {
+        Registry::builtin().unwrap().get(name).unwrap().clone()
+    }
+
+    fn kind_of(
+        p: &Provider,
+        named: Option<&str>,
+        key: &str,
+        allow: bool,
+    ) -> Result<(String, bool), KeyError> {
+        checked(
+            p,
+            named,
+            SecretString::from(key.to_string()),
+            KeySource::Env,
+            allow,
+        )
+        .map(|k| (k.kind, k.shape_unchecked))
+    }
+
+    const TAIL: &str = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r";
+
+    #[test]
+    fn the_kind_decides_where_a_key_goes() {
+        let claude = builtin("claude");
+        let setup = format!("sk-ant-oat01-{TAIL}");
+        let (kind, unchecked) = kind_of(&claude, Some("oauth_token"), &setup, false).unwrap();
+        assert_eq!((kind.as_str(), unchecked), ("oauth_token", false));
+        assert_eq!(
+            claude.push_key(&kind).unwrap().target(),
+            "CLAUDE_CODE_OAUTH_TOKEN"
+        );
+        // Without a kind (a prompt), the shape picks it.
+        assert_eq!(
+            kind_of(&claude, None, &setup, false).unwrap().0,
+            "oauth_token"
+        );
+        // A setup-token given as an API key is refused, and the error says where it belongs.
+        match kind_of(&claude, Some("api_key"), &setup, false) {
+            Err(e @ KeyError::Malformed { .. }) => {
+                let t = e.to_string();
+                assert!(t.contains("Claude Code API key"), "{t}");
+                assert!(t.contains("--kind oauth-token"), "{t}");
+                assert!(!t.contains(TAIL), "{t}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A stored kind the provider no longer has: classified by shape.
+        assert_eq!(
+            kind_of(&claude, Some("gone"), &setup, false).unwrap().0,
+            "oauth_token"
+        );
+        let codex = builtin("codex");
+        let at = format!("at-{TAIL}");
+        assert_eq!(
+            kind_of(&codex, Some("access_token"), &at, false).unwrap().0,
+            "access_token"
+        );
+        // The API key is installed by the login command, the access token into the env file:
+        // they never accept each other's shapes.
+        assert!(kind_of(&codex, Some("api_key"), &at, false).is_err());
+    }
+
+    #[test]
+    fn kinds_sharing_a_variable_accept_each_others_shapes() {
+        let copilot = builtin("copilot");
+        let pat = format!("github_pat_{TAIL}");
+        assert_eq!(
+            kind_of(&copilot, Some("api_key"), &pat, false).unwrap().0,
+            "fine_grained_pat"
+        );
+        let gho = format!("gho_{TAIL}");
+        assert_eq!(
+            kind_of(&copilot, Some("fine_grained_pat"), &gho, false)
+                .unwrap()
+                .0,
+            "api_key"
+        );
+    }
+
+    #[test]
+    fn refused_shapes_stay_refused_and_the_override_is_for_new_shapes_only() {
+        let copilot = builtin("copilot");
+        let classic = format!("ghp_{TAIL}");
+        for allow in [false, true] {
+            match kind_of(&copilot, None, &classic, allow) {
+                Err(e @ KeyError::Refused { .. }) => {
+                    let t = e.to_string();
+                    assert!(t.contains("classic personal access token"), "{t}");
+                    assert!(!t.contains(TAIL), "{t}");
+                }
+                other => panic!("allow={allow}: {other:?}"),
+            }
+        }
+        let claude = builtin("claude");
+        let novel = "sk-ant-api04-short";
+        match kind_of(&claude, Some("api_key"), novel, false) {
+            Err(e @ KeyError::Malformed { .. }) => {
+                assert!(e.to_string().contains("--allow-key-shape claude"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            kind_of(&claude, Some("api_key"), novel, true).unwrap(),
+            ("api_key".to_string(), true)
+        );
+        // From a prompt, an unknown shape goes in as the default kind.
+        assert_eq!(kind_of(&claude, None, novel, true).unwrap().0, "api_key");
+    }
+
+    #[test]
+    fn the_remedy_names_every_operator_variable() {
+        assert_eq!(
+            env_remedy(&builtin("claude")),
+            "`export ANTHROPIC_API_KEY=…` or `export CLAUDE_CODE_OAUTH_TOKEN=…`"
+        );
+        assert_eq!(
+            env_remedy(&builtin("copilot")),
+            "`export COPILOT_GITHUB_TOKEN=…`"
+        );
+    }
+}

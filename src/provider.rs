@@ -2130,4 +2130,121 @@ default = "~/.tool"
         std::fs::remove_dir_all(one).unwrap();
         std::fs::remove_dir_all(two).unwrap();
     }
+
+    /// MINIMAL with its single-key form replaced by `[[keys]]` entries.
+    fn with_keys(keys: &str) -> String {
+        format!("{}{keys}", MINIMAL.replace("key_env = \"TOOL_KEY\"\n", ""))
+    }
+
+    const TWO_KEYS: &str = "[[keys]]\nkind = \"api_key\"\nenv = \"TOOL_KEY\"\npattern = '^tk-'\nvar = \"TOOL_KEY\"\n\n[[keys]]\nkind = \"oauth_token\"\ndescription = \"setup token\"\npattern = '^tot-'\nrefuse = [{ pattern = '^old-', reason = \"an old token\" }]\nvar = \"TOOL_OAUTH_TOKEN\"\n\n[[keys]]\nkind = \"cli_key\"\nenv = \"TOOL_CLI_KEY\"\nmethod = \"login_command\"\nargs = [\"login\", \"--stdin\"]\n";
+
+    #[test]
+    fn keys_tables_give_each_kind_its_variable_pattern_and_install() {
+        let p = parse_ok(&with_keys(TWO_KEYS));
+        let kinds: Vec<&str> = p.keys.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(kinds, ["api_key", "oauth_token", "cli_key"]);
+        // The first kind is the default the old fields mirror.
+        assert_eq!(p.key_env, "TOOL_KEY");
+        assert!(matches!(&p.install, Install::EnvFile { var } if var == "TOOL_KEY"));
+        let oauth = p.push_key("oauth-token").expect("`-` and `_` are the same");
+        assert_eq!(oauth.env, "TOOL_OAUTH_TOKEN", "env defaults to var");
+        assert_eq!(oauth.target(), "TOOL_OAUTH_TOKEN");
+        assert_eq!(oauth.description, "setup token");
+        assert_eq!(oauth.refuse.len(), 1);
+        let cli = p.push_key("cli_key").unwrap();
+        assert!(
+            matches!(&cli.install, Install::LoginCommand { args } if args == &["login", "--stdin"])
+        );
+        assert_eq!(cli.description, "cli key", "default description");
+        assert_eq!(
+            p.key_kind_of("tot-1").map(|k| k.kind.as_str()),
+            Some("oauth_token")
+        );
+        assert_eq!(
+            p.key_kind_of("tk-1").map(|k| k.kind.as_str()),
+            Some("api_key")
+        );
+        assert!(p.push_key("nope").is_none());
+    }
+
+    #[test]
+    fn the_single_key_form_is_one_api_key_kind() {
+        let p = parse_ok(&format!("key_pattern = '^tk-'\n{MINIMAL}"));
+        assert_eq!(p.keys.len(), 1);
+        let k = &p.keys[0];
+        assert_eq!(
+            (k.kind.as_str(), k.env.as_str(), k.target()),
+            ("api_key", "TOOL_KEY", "TOOL_KEY")
+        );
+        assert!(k.pattern.as_ref().is_some_and(|re| re.is_match("tk-1")));
+        // `keys = []`: nothing to push.
+        let none = parse_ok(&format!("keys = []\n{}", with_keys("")));
+        assert!(none.keys.is_empty());
+    }
+
+    #[test]
+    fn keys_errors_name_the_entry() {
+        let e = parse_err(&format!(
+            "{}[[keys]]\nkind = \"api_key\"\nvar = \"X\"\n",
+            MINIMAL
+        ));
+        assert!(
+            e.to_string()
+                .contains("`key_env` next to `[[keys]]`: use one form"),
+            "{e}"
+        );
+        let e = parse_err(&with_keys("[[keys]]\nkind = \"Api\"\nvar = \"X\"\n"));
+        assert!(e.to_string().contains("invalid key kind \"Api\""), "{e}");
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\n[[keys]]\nkind = \"a\"\nvar = \"Y\"\n",
+        ));
+        assert!(
+            e.to_string().contains("key kind \"a\" is listed twice"),
+            "{e}"
+        );
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nmethod = \"login_command\"\nargs = [\"x\"]\n",
+        ));
+        assert!(
+            e.to_string().contains("`env`"),
+            "a login command needs the operator variable: {e}"
+        );
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\nargs = [\"x\"]\n",
+        ));
+        assert!(
+            e.to_string().contains("`args` with method = \"env_file\""),
+            "{e}"
+        );
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\nrefuse = [{ pattern = 'x' }]\n",
+        ));
+        assert!(e.to_string().contains("reason"), "{e}");
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\npatern = 'x'\n",
+        ));
+        assert!(e.to_string().contains("unknown key `patern`"), "{e}");
+    }
+
+    #[test]
+    fn rotates_is_read_on_oauth_files_only() {
+        let oauth = "[[credentials]]\ntype = \"oauth_file\"\nid = \"creds\"\nfile = \"creds.json\"\ntoken_pointer = \"/t\"\nrotates = true\n";
+        let p = parse_ok(&with(oauth));
+        assert_eq!(p.rotates.get("creds"), Some(&true));
+        assert_eq!(p.login_rotates(), Some(true));
+        let p = parse_ok(&with(&oauth.replace("rotates = true\n", "")));
+        assert_eq!(p.login_rotates(), None, "undeclared = unknown");
+        let p = parse_ok(&with(&oauth.replace("rotates = true", "rotates = false")));
+        assert_eq!(p.login_rotates(), Some(false));
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"env\"\nid = \"k\"\nvar = \"K\"\nkind = \"api_key\"\nrotates = true\n",
+        ));
+        assert!(e.to_string().contains("unknown key `rotates`"), "{e}");
+        let e = parse_err(&with(&oauth.replace("rotates = true", "rotates = \"yes\"")));
+        assert!(e.to_string().contains("must be true or false"), "{e}");
+        // The shipped logins: claude and codex rotate, gemini does not.
+        assert_eq!(builtin("claude").login_rotates(), Some(true));
+        assert_eq!(builtin("codex").login_rotates(), Some(true));
+        assert_eq!(builtin("gemini").login_rotates(), Some(false));
+    }
 }
