@@ -384,9 +384,9 @@ pub fn checked(
         .join(" or ");
     let hint = match provider.key_kind_of(secret) {
         Some(other) => format!(
-            "; it looks like a {} ({}): store it with `fleetauth auth set {} --kind {}` or export {}",
-            other.description,
+            "; it has the shape of the {} kind ({}): store it with `fleetauth auth set {} --kind {}` or export {}",
             other.kind,
+            other.description,
             provider.name,
             other.kind.replace('_', "-"),
             other.env

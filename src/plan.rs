@@ -203,7 +203,7 @@ pub fn matrix_cell(
         );
     }
     if holds.api_key {
-        format!("{first}, else push the operator's {member_provider} API key and verify it")
+        format!("{first}, else push the operator's {member_provider} key and verify it")
     } else if holds.own_login && share.oauth {
         match share_refusal(member_provider, holds.login_rotates, share.rotating) {
             Some(_) => format!(

@@ -439,9 +439,35 @@ fn orchestrator_with_a_claude_login_and_a_gemini_key_provisions_a_mixed_fleet() 
     // The matrix tells the same story.
     let matrix = lab.run(&["matrix", "-i", inv.to_str().unwrap()]).output();
     matrix.assert_exit(0);
-    matrix.assert_stdout_contains("gemini (API key)");
+    matrix.assert_stdout_contains("gemini (api_key)");
     matrix.assert_stdout_contains("claude (own login)");
     matrix.assert_stdout_contains("cannot authenticate");
+    // Which logins can be shared safely: claude's rotates, so even --share-oauth does not copy it.
+    let shared = lab
+        .run(&[
+            "matrix",
+            "-i",
+            inv.to_str().unwrap(),
+            "--share-oauth",
+            "--format",
+            "json",
+        ])
+        .output();
+    shared.assert_exit(0);
+    let cells = shared.json()["matrix"].as_array().unwrap().clone();
+    let claude = cells
+        .iter()
+        .find(|c| c["operator_provider"] == "claude" && c["member_provider"] == "claude")
+        .unwrap();
+    assert_eq!(
+        claude["login_rotation"], "rotates: not safe to share",
+        "{claude}"
+    );
+    let strategy = claude["strategy"].as_str().unwrap();
+    assert!(
+        strategy.contains("only with --share-rotating-login"),
+        "{strategy}"
+    );
 }
 
 /// Run fleetauth on a pseudo-terminal (tests/fixtures/pty_drive.py), typing `key` whenever it

@@ -30,20 +30,30 @@ pub fn run(
         None => registry.names().iter().map(|s| s.to_string()).collect(),
     };
     let home = fleetauth_home();
-    let stored: Vec<String> = if home.exists() {
+    let stored: Vec<(String, String)> = if home.exists() {
         Store::open(home)
             .and_then(|s| s.index())
-            .map(|i| i.into_iter().map(|e| e.provider).collect())
+            .map(|i| i.into_iter().map(|e| (e.provider, e.kind)).collect())
             .unwrap_or_default()
     } else {
         Vec::new()
     };
     let mut rows = Vec::new();
     for (p, _) in registry.iter() {
-        let api_key = stored.contains(&p.name)
-            || p.keys
-                .iter()
-                .any(|k| std::env::var_os(&k.env).is_some_and(|v| !v.is_empty()));
+        // The kinds of key held: the stored one, then each set operator variable's.
+        let mut kinds: Vec<&str> = stored
+            .iter()
+            .filter(|(name, _)| *name == p.name)
+            .map(|(_, kind)| kind.as_str())
+            .collect();
+        for k in &p.keys {
+            if std::env::var_os(&k.env).is_some_and(|v| !v.is_empty())
+                && !kinds.contains(&k.kind.as_str())
+            {
+                kinds.push(&k.kind);
+            }
+        }
+        let api_key = !kinds.is_empty();
         let own = own_login(p).is_some_and(|l| l.status == "present");
         if !api_key && !own {
             continue;
@@ -54,9 +64,9 @@ pub fn run(
             login_rotates: p.login_rotates(),
         };
         let what = match (api_key, own) {
-            (true, true) => "API key + own login",
-            (true, false) => "API key",
-            _ => "own login",
+            (true, true) => format!("{} + own login", kinds.join(" + ")),
+            (true, false) => kinds.join(" + "),
+            _ => "own login".to_string(),
         };
         for m in &member_providers {
             // Whether the login a symmetric cell could copy may be shared safely.
@@ -68,7 +78,7 @@ pub fn run(
             };
             rows.push((
                 p.name.clone(),
-                what,
+                what.clone(),
                 m.clone(),
                 rotation,
                 matrix_cell(&p.name, m, holds, share),
