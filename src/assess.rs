@@ -814,6 +814,12 @@ fn keychain_name(obs: &ProviderObservation, c: &Credential) -> &'static str {
 
 /// What an operator types to fix a provider with no credential.
 pub fn remedy_hint(provider: &Provider) -> String {
+    if provider.keys.is_empty() {
+        return format!(
+            "log in with `{}` on the member (fleetauth has no {} credential to push)",
+            provider.binary, provider.name
+        );
+    }
     format!(
         "run `fleetauth auth set {}` or `export {}=…`, then `fleetauth provision`",
         provider.name, provider.key_env

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::assess::{CredStatus, Found, resolve};
 use crate::probe::{EnvFileObservation, FileObservation, ProviderObservation};
-use crate::provider::{Credential, CredentialKind, Provider};
+use crate::provider::{Credential, Provider};
 
 /// What the operator's own CLI login for a provider looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,18 +123,6 @@ pub fn own_login(provider: &Provider) -> Option<OwnLogin> {
         status,
         detail: format!("{}{note}", path.display()),
     })
-}
-
-/// The kind of key the provider's variable holds, for display.
-pub fn key_kind(provider: &Provider) -> CredentialKind {
-    provider
-        .credentials
-        .iter()
-        .find_map(|c| match c {
-            Credential::Env { var, kind, .. } if *var == provider.key_env => Some(*kind),
-            _ => None,
-        })
-        .unwrap_or(CredentialKind::ApiKey)
 }
 
 /// The operator's own OAuth login file, ready to copy to members (`--share-oauth`).

@@ -83,16 +83,21 @@ pub fn decide(
     before: Before,
     key_available: bool,
     share_available: bool,
-    key_env: &str,
+    exports: &str,
 ) -> Decision {
     let left = |home: CredentialHome| match home {
         CredentialHome::EnvFile => Strategy::PreAuthenticated,
         CredentialHome::MemberLogin | CredentialHome::Unknown => Strategy::MemberLogin,
     };
     let no_key = || {
-        Decision::NeedsAuth(format!(
-            "no {provider} key to push: run `fleetauth auth set {provider}` or `export {key_env}=…` and provision again"
-        ))
+        Decision::NeedsAuth(match exports {
+            "" => format!(
+                "fleetauth has nothing to push for {provider}: log in with its CLI on the member"
+            ),
+            _ => format!(
+                "no {provider} key to push: run `fleetauth auth set {provider}` or {exports} and provision again"
+            ),
+        })
     };
     match before.state {
         State::NotInstalled | State::Unreachable | State::Error => {
@@ -119,6 +124,53 @@ pub fn decide(
     }
 }
 
+impl Decision {
+    /// A `NeedsAuth` decision names why `--share-oauth` did not copy the operator's login
+    /// (see [`share_refusal`]); other decisions are unchanged.
+    pub fn with_share_refusal(self, why: Option<&str>) -> Decision {
+        match (self, why) {
+            (Decision::NeedsAuth(remedy), Some(why)) => {
+                Decision::NeedsAuth(format!("{remedy}; {why}"))
+            }
+            (d, _) => d,
+        }
+    }
+}
+
+/// Whether `--share-oauth` may copy the operator's `provider` login, given whether its refresh
+/// token rotates (`rotates` on the provider's `oauth_file` credentials; `None` = unknown) and
+/// whether `--share-rotating-login` was given. `Some(why)` = refused: a rotating refresh token
+/// is single-use, so a second holder of the same login logs the first out — the operator's own
+/// login included. An unknown rotation is treated as rotating.
+pub fn share_refusal(
+    provider: &str,
+    rotates: Option<bool>,
+    share_rotating: bool,
+) -> Option<String> {
+    if share_rotating {
+        return None;
+    }
+    let why = match rotates {
+        Some(false) => return None,
+        Some(true) => "its refresh token rotates",
+        None => "whether its refresh token rotates is unknown",
+    };
+    Some(format!(
+        "--share-oauth did not copy your {provider} login: {why}, and a second holder logs the first out \
+         (your own login included); push a non-rotating credential (`fleetauth auth set {provider}`), or add \
+         --share-rotating-login to copy it anyway"
+    ))
+}
+
+/// The matrix's rotation column: can the provider's login be shared safely?
+pub fn rotation_label(rotates: Option<bool>) -> &'static str {
+    match rotates {
+        Some(true) => "rotates: not safe to share",
+        Some(false) => "does not rotate: safe to share",
+        None => "unknown: treated as rotating",
+    }
+}
+
 /// What the operator holds for a provider, for `fleetauth matrix`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OperatorHolds {
@@ -126,6 +178,17 @@ pub struct OperatorHolds {
     pub api_key: bool,
     /// The operator's own CLI login for this provider.
     pub own_login: bool,
+    /// Whether that login's refresh token rotates (`None`: unknown, or no login file).
+    pub login_rotates: Option<bool>,
+}
+
+/// The sharing flags `matrix` shows the strategies for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShareFlags {
+    /// `--share-oauth`
+    pub oauth: bool,
+    /// `--share-rotating-login`
+    pub rotating: bool,
 }
 
 /// One cell of the matrix: what `provision` can do for a member of `member_provider` with the
@@ -135,7 +198,7 @@ pub fn matrix_cell(
     operator_provider: &str,
     member_provider: &str,
     holds: OperatorHolds,
-    share_oauth: bool,
+    share: ShareFlags,
 ) -> String {
     let first = "member's own login if it works";
     if operator_provider != member_provider {
@@ -145,11 +208,21 @@ pub fn matrix_cell(
         );
     }
     if holds.api_key {
-        format!("{first}, else push the operator's {member_provider} API key and verify it")
-    } else if holds.own_login && share_oauth {
-        format!(
-            "{first}, else copy the operator's own OAuth login (--share-oauth; refresh tokens rotate)"
-        )
+        format!("{first}, else push the operator's {member_provider} key and verify it")
+    } else if holds.own_login && share.oauth {
+        match share_refusal(member_provider, holds.login_rotates, share.rotating) {
+            Some(_) => format!(
+                "{first}, else needs_auth: the operator's own login is not copied ({}): \
+                 only with --share-rotating-login; or `fleetauth auth set {member_provider}`",
+                rotation_label(holds.login_rotates)
+            ),
+            None if holds.login_rotates == Some(false) => format!(
+                "{first}, else copy the operator's own OAuth login (--share-oauth; it does not rotate)"
+            ),
+            None => format!(
+                "{first}, else copy the operator's own OAuth login (--share-rotating-login: a second holder logs the first out)"
+            ),
+        }
     } else if holds.own_login {
         format!(
             "{first}, else needs_auth: the operator's own login is shared only with --share-oauth; \
@@ -171,11 +244,11 @@ mod tests {
     }
 
     fn d(mode: AuthMode, b: Before, key: bool) -> Decision {
-        decide("gemini", mode, b, key, false, "GEMINI_API_KEY")
+        decide("gemini", mode, b, key, false, "`export GEMINI_API_KEY=…`")
     }
 
     fn share(mode: AuthMode, b: Before, key: bool) -> Decision {
-        decide("claude", mode, b, key, true, "ANTHROPIC_API_KEY")
+        decide("claude", mode, b, key, true, "`export ANTHROPIC_API_KEY=…`")
     }
 
     #[test]
@@ -276,16 +349,24 @@ mod tests {
         let providers = ["claude", "gemini", "codex", "copilot"];
         let key = OperatorHolds {
             api_key: true,
-            own_login: false,
+            ..Default::default()
         };
         let login = OperatorHolds {
             api_key: false,
             own_login: true,
+            login_rotates: Some(false),
         };
+        let (none, oauth) = (
+            ShareFlags::default(),
+            ShareFlags {
+                oauth: true,
+                rotating: false,
+            },
+        );
         for o in providers {
             for m in providers {
-                let with_key = matrix_cell(o, m, key, false);
-                let shared = matrix_cell(o, m, login, true);
+                let with_key = matrix_cell(o, m, key, none);
+                let shared = matrix_cell(o, m, login, oauth);
                 if o == m {
                     assert!(
                         with_key.contains("push the operator's"),
@@ -295,7 +376,7 @@ mod tests {
                         shared.contains("copy the operator's own OAuth login"),
                         "{shared}"
                     );
-                    let unshared = matrix_cell(o, m, login, false);
+                    let unshared = matrix_cell(o, m, login, none);
                     assert!(unshared.contains("only with --share-oauth"), "{unshared}");
                 } else {
                     for cell in [&with_key, &shared] {
@@ -305,5 +386,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rotating_logins_are_shared_only_with_the_second_flag() {
+        let r = share_refusal("claude", Some(true), false).expect("refused");
+        assert!(r.contains("refresh token rotates"), "{r}");
+        assert!(r.contains("--share-rotating-login"), "{r}");
+        assert!(r.contains("logs the first out"), "{r}");
+        assert_eq!(share_refusal("claude", Some(true), true), None);
+        assert_eq!(share_refusal("gemini", Some(false), false), None);
+        let unknown = share_refusal("x", None, false).expect("unknown counts as rotating");
+        assert!(unknown.contains("unknown"), "{unknown}");
+        assert_eq!(share_refusal("x", None, true), None);
+        // The refusal is appended to a needs_auth remedy and to nothing else.
+        let d = Decision::NeedsAuth("no key".into()).with_share_refusal(Some(&r));
+        assert!(
+            matches!(&d, Decision::NeedsAuth(t) if t.starts_with("no key; --share-oauth did not copy"))
+        );
+        assert_eq!(Decision::Push.with_share_refusal(Some(&r)), Decision::Push);
+    }
+
+    #[test]
+    fn matrix_cells_say_which_logins_share_safely() {
+        let holds = |rotates| OperatorHolds {
+            api_key: false,
+            own_login: true,
+            login_rotates: rotates,
+        };
+        let oauth = ShareFlags {
+            oauth: true,
+            rotating: false,
+        };
+        let both = ShareFlags {
+            oauth: true,
+            rotating: true,
+        };
+        let c = matrix_cell("claude", "claude", holds(Some(true)), oauth);
+        assert!(
+            c.contains("needs_auth") && c.contains("only with --share-rotating-login"),
+            "{c}"
+        );
+        let c = matrix_cell("claude", "claude", holds(Some(true)), both);
+        assert!(
+            c.contains("copy the operator's own OAuth login") && c.contains("logs the first out"),
+            "{c}"
+        );
+        let c = matrix_cell("gemini", "gemini", holds(Some(false)), oauth);
+        assert!(
+            c.contains("copy the operator's own OAuth login") && c.contains("does not rotate"),
+            "{c}"
+        );
+        assert_eq!(rotation_label(Some(true)), "rotates: not safe to share");
+        assert_eq!(
+            rotation_label(Some(false)),
+            "does not rotate: safe to share"
+        );
     }
 }

@@ -51,6 +51,80 @@ pub struct Provider {
     pub key_env: String,
     /// What a well-formed key looks like; a key that does not match is refused before any push.
     pub key_pattern: Option<regex::Regex>,
+    /// Every kind of key fleetauth may push, the default first (`[[keys]]`; the old single-key
+    /// form `key_env` / `key_pattern` / `[install]` is one kind, `api_key`). `key_env`,
+    /// `key_pattern` and `install` above mirror the first.
+    pub keys: Vec<PushKey>,
+    /// Whether an OAuth login's refresh token rotates, by credential id (`rotates` on
+    /// `type = "oauth_file"` credentials; absent = unknown).
+    pub rotates: BTreeMap<String, bool>,
+}
+
+/// One kind of key fleetauth may push for a provider (`[[keys]]`).
+#[derive(Debug, Clone)]
+pub struct PushKey {
+    /// `api_key`, `oauth_token`, `access_token`, …: what `auth set --kind` names.
+    pub kind: String,
+    /// Human name (`setup-token (claude setup-token)`).
+    pub description: String,
+    /// The operator-side variable a key of this kind may come from.
+    pub env: String,
+    /// What a well-formed key of this kind looks like.
+    pub pattern: Option<regex::Regex>,
+    /// Shapes refused outright, with the reason (even with `--allow-key-shape`).
+    pub refuse: Vec<(regex::Regex, String)>,
+    /// How it is installed on a member.
+    pub install: Install,
+}
+
+impl PushKey {
+    /// The variable the key ends up in on the member (for a login command: its `env`).
+    pub fn target(&self) -> &str {
+        match &self.install {
+            Install::EnvFile { var } => var,
+            Install::LoginCommand { .. } => &self.env,
+        }
+    }
+}
+
+impl Provider {
+    /// The push kind named `kind` (`oauth-token` and `oauth_token` are the same).
+    pub fn push_key(&self, kind: &str) -> Option<&PushKey> {
+        let kind = kind.replace('-', "_");
+        self.keys.iter().find(|k| k.kind == kind)
+    }
+
+    /// The first push kind whose pattern `value` matches.
+    pub fn key_kind_of(&self, value: &str) -> Option<&PushKey> {
+        self.keys
+            .iter()
+            .find(|k| k.pattern.as_ref().is_some_and(|p| p.is_match(value)))
+    }
+
+    /// Whether the provider's OAuth login rotates its refresh token: `Some(true)` if any of
+    /// its `oauth_file` credentials says so, `Some(false)` if all say not, `None` if unknown.
+    pub fn login_rotates(&self) -> Option<bool> {
+        let files: Vec<&str> = self
+            .credentials
+            .iter()
+            .filter(|c| matches!(c, Credential::OauthFile { .. }))
+            .map(Credential::id)
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let known: Vec<bool> = files
+            .iter()
+            .filter_map(|id| self.rotates.get(*id).copied())
+            .collect();
+        if known.contains(&true) {
+            Some(true)
+        } else if known.len() == files.len() {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -517,6 +591,7 @@ const TOP_KEYS: &[&str] = &[
     "config_home",
     "credentials",
     "install",
+    "keys",
 ];
 const VERSION_KEYS: &[&str] = &["args", "regex"];
 const STATUS_KEYS: &[&str] = &["args", "logged_in_exit"];
@@ -552,6 +627,7 @@ const OAUTH_FILE_KEYS: &[&str] = &[
     "refresh_pointer",
     "refresh_expiry_pointer",
     "requires_selection",
+    "rotates",
     "path_env",
     "note",
 ];
@@ -588,6 +664,17 @@ const KEYCHAIN_KEYS: &[&str] = &[
 const INSTALL_METHODS: &[&str] = &["env_file", "login_command"];
 const ENV_FILE_INSTALL_KEYS: &[&str] = &["method", "var"];
 const LOGIN_COMMAND_INSTALL_KEYS: &[&str] = &["method", "args"];
+const PUSH_KEY_KEYS: &[&str] = &[
+    "kind",
+    "description",
+    "env",
+    "pattern",
+    "refuse",
+    "method",
+    "var",
+    "args",
+];
+const REFUSE_KEYS: &[&str] = &["pattern", "reason"];
 
 const DEFAULT_VERSION_REGEX: &str = r"(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)";
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -643,8 +730,28 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         Some(v) => v.bool()?,
         None => false,
     };
-    let key_env = env_var(&root.required("key_env")?)?;
-    let key_pattern = root.get("key_pattern").map(|v| regex(&v)).transpose()?;
+    let keys_value = root.get("keys");
+    if keys_value.is_some()
+        && let Some(old) = ["key_env", "key_pattern", "install"]
+            .into_iter()
+            .find_map(|k| root.get(k))
+    {
+        return Err(old
+            .key_error(format!(
+                "`{}` next to `[[keys]]`: use one form",
+                old.key()
+            ))
+            .with_help(
+                "[[keys]] replaces key_env, key_pattern and [install]: move them into its entries (providers/README.md)",
+            ));
+    }
+    let (key_env, key_pattern) = match &keys_value {
+        Some(_) => (String::new(), None),
+        None => (
+            env_var(&root.required("key_env")?)?,
+            root.get("key_pattern").map(|v| regex(&v)).transpose()?,
+        ),
+    };
 
     let (version_args, version_regex) = match root.get("version") {
         Some(v) => {
@@ -742,6 +849,38 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
             var: key_env.clone(),
         },
     };
+    let rotates = match root.get("credentials") {
+        Some(v) => rotations(&v)?,
+        None => BTreeMap::new(),
+    };
+    let (keys, key_env, key_pattern, install) = match &keys_value {
+        Some(v) => {
+            // `keys = []`: a CLI that honours no key fleetauth could push (sweep and probe only).
+            let keys = push_keys(v)?;
+            match keys.first().cloned() {
+                Some(first) => (keys, first.env, first.pattern, first.install),
+                None => (
+                    keys,
+                    String::new(),
+                    None,
+                    Install::EnvFile { var: String::new() },
+                ),
+            }
+        }
+        None => (
+            vec![PushKey {
+                kind: "api_key".to_string(),
+                description: "API key".to_string(),
+                env: key_env.clone(),
+                pattern: key_pattern.clone(),
+                refuse: Vec::new(),
+                install: install.clone(),
+            }],
+            key_env,
+            key_pattern,
+            install,
+        ),
+    };
 
     Ok(Provider {
         name: name.to_string(),
@@ -758,7 +897,113 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         install,
         key_env,
         key_pattern,
+        keys,
+        rotates,
     })
+}
+
+/// `[[keys]]`: the kinds of key fleetauth may push, the default first.
+fn push_keys(value: &Value<'_, '_>) -> Result<Vec<PushKey>, ConfigError> {
+    let items = value.array()?;
+    let mut keys: Vec<PushKey> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let table = item.table(format!("[[keys]] item {}", i + 1))?;
+        table.deny_unknown(PUSH_KEY_KEYS)?;
+        let kind_value = table.required("kind")?;
+        let kind = kind_value.str()?;
+        let valid = kind.starts_with(|c: char| c.is_ascii_lowercase())
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(kind_value
+                .error(format!("invalid key kind \"{kind}\""))
+                .with_help("a kind is lowercase letters, digits and `_`, starting with a letter (e.g. api_key)"));
+        }
+        if keys.iter().any(|k| k.kind == kind) {
+            return Err(kind_value
+                .error(format!("key kind \"{kind}\" is listed twice"))
+                .with_help("give every [[keys]] entry its own kind"));
+        }
+        let method = match table.get("method") {
+            Some(m) => m.one_of(INSTALL_METHODS)?,
+            None => "env_file",
+        };
+        let install = if method == "env_file" {
+            if let Some(a) = table.get("args") {
+                return Err(a
+                    .key_error(format!(
+                        "`args` with method = \"env_file\" in {}",
+                        table.name()
+                    ))
+                    .with_help("`args` is for method = \"login_command\""));
+            }
+            Install::EnvFile {
+                var: env_var(&table.required("var")?)?,
+            }
+        } else {
+            if let Some(v) = table.get("var") {
+                return Err(v
+                    .key_error(format!(
+                        "`var` with method = \"login_command\" in {}",
+                        table.name()
+                    ))
+                    .with_help(
+                        "a login command stores the key itself; `var` is for method = \"env_file\"",
+                    ));
+            }
+            Install::LoginCommand {
+                args: non_empty_args(&table.required("args")?)?,
+            }
+        };
+        let env = match table.get("env") {
+            Some(v) => env_var(&v)?,
+            None => match &install {
+                Install::EnvFile { var } => var.clone(),
+                Install::LoginCommand { .. } => {
+                    return Err(table
+                        .missing("env")
+                        .with_help("name the operator variable a key of this kind may come from"));
+                }
+            },
+        };
+        let mut refuse = Vec::new();
+        if let Some(list) = table.get("refuse") {
+            for (j, r) in list.array()?.into_iter().enumerate() {
+                let rt = r.table(format!("item {} of `refuse` in {}", j + 1, table.name()))?;
+                rt.deny_unknown(REFUSE_KEYS)?;
+                refuse.push((
+                    regex(&rt.required("pattern")?)?,
+                    rt.required("reason")?.non_empty_str()?.to_string(),
+                ));
+            }
+        }
+        keys.push(PushKey {
+            kind: kind.to_string(),
+            description: match table.get("description") {
+                Some(d) => d.non_empty_str()?.to_string(),
+                None => kind.replace('_', " "),
+            },
+            env,
+            pattern: table.get("pattern").map(|v| regex(&v)).transpose()?,
+            refuse,
+            install,
+        });
+    }
+    Ok(keys)
+}
+
+/// `rotates = true|false` on `type = "oauth_file"` credentials, by id (validated by
+/// [`credentials`], which refuses the key on other types).
+fn rotations(value: &Value<'_, '_>) -> Result<BTreeMap<String, bool>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (i, item) in value.array()?.into_iter().enumerate() {
+        let table = item.table(format!("[[credentials]] item {}", i + 1))?;
+        if let (Some(id), Some(r)) = (table.get("id"), table.get("rotates")) {
+            out.insert(id.str()?.to_string(), r.bool()?);
+        }
+    }
+    Ok(out)
 }
 
 fn default_version_regex() -> regex::Regex {
@@ -1354,29 +1599,39 @@ mod tests {
     #[test]
     fn key_patterns_accept_the_stub_formats_and_refuse_the_rest() {
         let alnum35 = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r";
-        let cases: &[(&str, String, bool)] = &[
-            ("gemini", format!("AIza{alnum35}"), true),
-            ("gemini", format!("AIza{alnum35}x"), false),
-            ("gemini", "sk-ant-api03-abc".to_string(), false),
-            ("claude", format!("sk-ant-api03-{alnum35}"), true),
-            ("claude", format!("sk-ant-oat01-{alnum35}"), false),
-            ("codex", format!("sk-proj-{alnum35}"), true),
-            ("codex", format!("sk-svcacct-{alnum35}"), true),
-            ("codex", format!("sk-admin-{alnum35}"), true),
-            ("codex", format!("sk-{}", "a1".repeat(24)), true),
-            ("codex", "sk-short".to_string(), false),
-            ("copilot", format!("gho_{alnum35}"), true),
-            ("copilot", format!("github_pat_{alnum35}"), true),
-            ("copilot", format!("ghu_{alnum35}"), true),
-            ("copilot", format!("ghp_{alnum35}"), false),
+        // The kind each key's shape picks (None: refused).
+        let cases: &[(&str, String, Option<&str>)] = &[
+            ("gemini", format!("AIza{alnum35}"), Some("api_key")),
+            ("gemini", format!("AIza{alnum35}x"), None),
+            ("gemini", "sk-ant-api03-abc".to_string(), None),
+            ("claude", format!("sk-ant-api03-{alnum35}"), Some("api_key")),
+            (
+                "claude",
+                format!("sk-ant-oat01-{alnum35}"),
+                Some("oauth_token"),
+            ),
+            ("claude", format!("sk-ant-oat02-{alnum35}"), None),
+            ("codex", format!("sk-proj-{alnum35}"), Some("api_key")),
+            ("codex", format!("sk-svcacct-{alnum35}"), Some("api_key")),
+            ("codex", format!("sk-admin-{alnum35}"), Some("api_key")),
+            ("codex", format!("sk-{}", "a1".repeat(24)), Some("api_key")),
+            ("codex", "sk-short".to_string(), None),
+            ("codex", format!("at-{alnum35}"), Some("access_token")),
+            ("copilot", format!("gho_{alnum35}"), Some("api_key")),
+            (
+                "copilot",
+                format!("github_pat_{alnum35}"),
+                Some("fine_grained_pat"),
+            ),
+            ("copilot", format!("ghu_{alnum35}"), Some("api_key")),
+            ("copilot", format!("ghp_{alnum35}"), None),
         ];
-        for (name, key, accepted) in cases {
-            let pattern = builtin(name)
-                .key_pattern
-                .expect("shipped providers have a key pattern");
+        for (name, key, kind) in cases {
+            let p = builtin(name);
+            assert!(p.key_pattern.is_some(), "{name} has a default key pattern");
             assert_eq!(
-                pattern.is_match(key),
-                *accepted,
+                p.key_kind_of(key).map(|k| k.kind.as_str()),
+                *kind,
                 "{name} key of length {}",
                 key.len()
             );
@@ -2259,5 +2514,122 @@ default = "~/.tool"
 
         std::fs::remove_dir_all(one).unwrap();
         std::fs::remove_dir_all(two).unwrap();
+    }
+
+    /// MINIMAL with its single-key form replaced by `[[keys]]` entries.
+    fn with_keys(keys: &str) -> String {
+        format!("{}{keys}", MINIMAL.replace("key_env = \"TOOL_KEY\"\n", ""))
+    }
+
+    const TWO_KEYS: &str = "[[keys]]\nkind = \"api_key\"\nenv = \"TOOL_KEY\"\npattern = '^tk-'\nvar = \"TOOL_KEY\"\n\n[[keys]]\nkind = \"oauth_token\"\ndescription = \"setup token\"\npattern = '^tot-'\nrefuse = [{ pattern = '^old-', reason = \"an old token\" }]\nvar = \"TOOL_OAUTH_TOKEN\"\n\n[[keys]]\nkind = \"cli_key\"\nenv = \"TOOL_CLI_KEY\"\nmethod = \"login_command\"\nargs = [\"login\", \"--stdin\"]\n";
+
+    #[test]
+    fn keys_tables_give_each_kind_its_variable_pattern_and_install() {
+        let p = parse_ok(&with_keys(TWO_KEYS));
+        let kinds: Vec<&str> = p.keys.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(kinds, ["api_key", "oauth_token", "cli_key"]);
+        // The first kind is the default the old fields mirror.
+        assert_eq!(p.key_env, "TOOL_KEY");
+        assert!(matches!(&p.install, Install::EnvFile { var } if var == "TOOL_KEY"));
+        let oauth = p.push_key("oauth-token").expect("`-` and `_` are the same");
+        assert_eq!(oauth.env, "TOOL_OAUTH_TOKEN", "env defaults to var");
+        assert_eq!(oauth.target(), "TOOL_OAUTH_TOKEN");
+        assert_eq!(oauth.description, "setup token");
+        assert_eq!(oauth.refuse.len(), 1);
+        let cli = p.push_key("cli_key").unwrap();
+        assert!(
+            matches!(&cli.install, Install::LoginCommand { args } if args == &["login", "--stdin"])
+        );
+        assert_eq!(cli.description, "cli key", "default description");
+        assert_eq!(
+            p.key_kind_of("tot-1").map(|k| k.kind.as_str()),
+            Some("oauth_token")
+        );
+        assert_eq!(
+            p.key_kind_of("tk-1").map(|k| k.kind.as_str()),
+            Some("api_key")
+        );
+        assert!(p.push_key("nope").is_none());
+    }
+
+    #[test]
+    fn the_single_key_form_is_one_api_key_kind() {
+        let p = parse_ok(&format!("key_pattern = '^tk-'\n{MINIMAL}"));
+        assert_eq!(p.keys.len(), 1);
+        let k = &p.keys[0];
+        assert_eq!(
+            (k.kind.as_str(), k.env.as_str(), k.target()),
+            ("api_key", "TOOL_KEY", "TOOL_KEY")
+        );
+        assert!(k.pattern.as_ref().is_some_and(|re| re.is_match("tk-1")));
+        // `keys = []`: nothing to push.
+        let none = parse_ok(&format!("keys = []\n{}", with_keys("")));
+        assert!(none.keys.is_empty());
+    }
+
+    #[test]
+    fn keys_errors_name_the_entry() {
+        let e = parse_err(&format!(
+            "{}[[keys]]\nkind = \"api_key\"\nvar = \"X\"\n",
+            MINIMAL
+        ));
+        assert!(
+            e.to_string()
+                .contains("`key_env` next to `[[keys]]`: use one form"),
+            "{e}"
+        );
+        let e = parse_err(&with_keys("[[keys]]\nkind = \"Api\"\nvar = \"X\"\n"));
+        assert!(e.to_string().contains("invalid key kind \"Api\""), "{e}");
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\n[[keys]]\nkind = \"a\"\nvar = \"Y\"\n",
+        ));
+        assert!(
+            e.to_string().contains("key kind \"a\" is listed twice"),
+            "{e}"
+        );
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nmethod = \"login_command\"\nargs = [\"x\"]\n",
+        ));
+        assert!(
+            e.to_string().contains("`env`"),
+            "a login command needs the operator variable: {e}"
+        );
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\nargs = [\"x\"]\n",
+        ));
+        assert!(
+            e.to_string().contains("`args` with method = \"env_file\""),
+            "{e}"
+        );
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\nrefuse = [{ pattern = 'x' }]\n",
+        ));
+        assert!(e.to_string().contains("reason"), "{e}");
+        let e = parse_err(&with_keys(
+            "[[keys]]\nkind = \"a\"\nvar = \"X\"\npatern = 'x'\n",
+        ));
+        assert!(e.to_string().contains("unknown key `patern`"), "{e}");
+    }
+
+    #[test]
+    fn rotates_is_read_on_oauth_files_only() {
+        let oauth = "[[credentials]]\ntype = \"oauth_file\"\nid = \"creds\"\nfile = \"creds.json\"\ntoken_pointer = \"/t\"\nrotates = true\n";
+        let p = parse_ok(&with(oauth));
+        assert_eq!(p.rotates.get("creds"), Some(&true));
+        assert_eq!(p.login_rotates(), Some(true));
+        let p = parse_ok(&with(&oauth.replace("rotates = true\n", "")));
+        assert_eq!(p.login_rotates(), None, "undeclared = unknown");
+        let p = parse_ok(&with(&oauth.replace("rotates = true", "rotates = false")));
+        assert_eq!(p.login_rotates(), Some(false));
+        let e = parse_err(&with(
+            "[[credentials]]\ntype = \"env\"\nid = \"k\"\nvar = \"K\"\nkind = \"api_key\"\nrotates = true\n",
+        ));
+        assert!(e.to_string().contains("unknown key `rotates`"), "{e}");
+        let e = parse_err(&with(&oauth.replace("rotates = true", "rotates = \"yes\"")));
+        assert!(e.to_string().contains("must be true or false"), "{e}");
+        // The shipped logins: claude and codex rotate, gemini does not.
+        assert_eq!(builtin("claude").login_rotates(), Some(true));
+        assert_eq!(builtin("codex").login_rotates(), Some(true));
+        assert_eq!(builtin("gemini").login_rotates(), Some(false));
     }
 }

@@ -34,7 +34,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::mask;
-use crate::provider::CredentialKind;
 use crate::shell;
 
 /// The encrypted file holding every key.
@@ -82,7 +81,8 @@ pub enum SetOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
     pub provider: String,
-    pub kind: CredentialKind,
+    /// The push kind (`api_key`, `oauth_token`, … — a provider's `[[keys]]`).
+    pub kind: String,
     /// `sha256:` + 12 hex digits, see [`crate::mask::fingerprint`].
     pub fingerprint: String,
     /// When the key was stored, RFC 3339 UTC.
@@ -92,7 +92,8 @@ pub struct IndexEntry {
 /// One decrypted credential. `Debug` shows the value redacted.
 #[derive(Debug, Clone)]
 pub struct StoredCredential {
-    pub kind: CredentialKind,
+    /// The push kind (`api_key`, `oauth_token`, … — a provider's `[[keys]]`).
+    pub kind: String,
     pub value: SecretString,
     /// When the key was stored, RFC 3339 UTC.
     pub set_at: String,
@@ -158,6 +159,8 @@ pub enum StoreError {
     InvalidProvider(String),
     #[error("the key for {0} is empty; nothing to store")]
     EmptyValue(String),
+    #[error("invalid key kind `{0}`: a kind is lowercase letters, digits and `_`")]
+    InvalidKind(String),
     #[error(
         "the key for {0} contains a line break, carriage return or NUL; a key is one line — enter it again without them"
     )]
@@ -225,11 +228,12 @@ impl Store {
     pub fn set(
         &self,
         provider: &str,
-        kind: CredentialKind,
+        kind: &str,
         value: SecretString,
         pass: &SecretString,
     ) -> Result<SetOutcome, StoreError> {
         validate_provider(provider)?;
+        validate_kind(kind)?;
         validate_value(provider, &value)?;
         validate_passphrase(pass)?;
         let _lock = self.lock(LockKind::Exclusive)?;
@@ -245,7 +249,7 @@ impl Store {
             creds.insert(
                 provider.to_string(),
                 StoredCredential {
-                    kind,
+                    kind: kind.to_string(),
                     value,
                     set_at: now(),
                 },
@@ -446,7 +450,7 @@ impl Store {
                 .iter()
                 .map(|(provider, c)| {
                     let entry = EntryOut {
-                        kind: c.kind.as_str(),
+                        kind: &c.kind,
                         value: c.value.expose_secret(),
                         set_at: &c.set_at,
                     };
@@ -491,7 +495,7 @@ impl Store {
             .iter()
             .map(|(provider, c)| {
                 let record = IndexRecord {
-                    kind: c.kind,
+                    kind: c.kind.clone(),
                     fingerprint: c.fingerprint(),
                     set_at: c.set_at.clone(),
                 };
@@ -647,6 +651,19 @@ fn validate_value(provider: &str, value: &SecretString) -> Result<(), StoreError
     Ok(())
 }
 
+/// A push kind: lowercase letters, digits and `_` (what `[[keys]]` accepts).
+fn validate_kind(kind: &str) -> Result<(), StoreError> {
+    let ok = kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidKind(kind.to_string()))
+    }
+}
+
 fn validate_passphrase(pass: &SecretString) -> Result<(), StoreError> {
     if pass.expose_secret().is_empty() {
         return Err(StoreError::EmptyPassphrase);
@@ -658,15 +675,10 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-fn serialize_kind<S: serde::Serializer>(kind: &CredentialKind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(kind.as_str())
-}
-
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IndexRecord {
-    #[serde(serialize_with = "serialize_kind")]
-    kind: CredentialKind,
+    kind: String,
     fingerprint: String,
     set_at: String,
 }
@@ -680,7 +692,7 @@ struct Payload {
 
 #[derive(Deserialize)]
 struct PayloadEntry {
-    kind: CredentialKind,
+    kind: String,
     value: SecretString,
     set_at: String,
 }
@@ -694,7 +706,7 @@ struct PayloadOut<'a> {
 
 #[derive(Serialize)]
 struct EntryOut<'a> {
-    kind: &'static str,
+    kind: &'a str,
     value: &'a str,
     set_at: &'a str,
 }
@@ -767,7 +779,7 @@ mod tests {
         let (_tmp, store) = new_store();
         assert_eq!(
             store
-                .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+                .set("gemini", "api_key", secret(KEY), &pass())
                 .unwrap(),
             SetOutcome::Added
         );
@@ -785,7 +797,7 @@ mod tests {
             assert_eq!(mode(&store.path(name)), 0o600, "{name}");
         }
         let loaded = store.load(&pass()).unwrap();
-        assert_eq!(loaded["gemini"].kind, CredentialKind::ApiKey);
+        assert_eq!(loaded["gemini"].kind, "api_key");
         assert_eq!(loaded["gemini"].masked(), "AIz…7x2f");
         // Nothing but the three files is left behind (no temporary files).
         let mut names: Vec<_> = fs::read_dir(store.dir())
@@ -801,7 +813,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path().join("s")).unwrap();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         let header = fs::read(store.path(CREDENTIALS_FILE)).unwrap();
         let stanza = format!(" {DEFAULT_WORK_FACTOR}\n");
@@ -823,12 +835,12 @@ mod tests {
     fn index_needs_no_passphrase_and_shows_no_key() {
         let (_tmp, store) = new_store();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         store
             .set(
                 "claude",
-                CredentialKind::OauthToken,
+                "oauth_token",
                 secret("sk-ant-oat01-zzzzzzzzzz"),
                 &pass(),
             )
@@ -836,8 +848,8 @@ mod tests {
         let index = store.index().unwrap();
         let providers: Vec<_> = index.iter().map(|e| e.provider.as_str()).collect();
         assert_eq!(providers, ["claude", "gemini"]);
-        assert_eq!(index[0].kind, CredentialKind::OauthToken);
-        assert_eq!(index[1].kind, CredentialKind::ApiKey);
+        assert_eq!(index[0].kind, "oauth_token");
+        assert_eq!(index[1].kind, "api_key");
         assert_eq!(index[1].fingerprint, mask::fingerprint(&secret(KEY)));
         assert!(
             humantime::parse_rfc3339(&index[1].set_at).is_ok(),
@@ -850,12 +862,12 @@ mod tests {
     fn the_key_is_in_no_file_in_plain_text() {
         let (_tmp, store) = new_store();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         store
             .set(
                 "codex",
-                CredentialKind::ApiKey,
+                "api_key",
                 secret("sk-proj-ABCDEFGHIJKLMNOP"),
                 &pass(),
             )
@@ -883,13 +895,13 @@ mod tests {
     fn identical_set_is_unchanged_and_writes_nothing() {
         let (_tmp, store) = new_store();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         let before = fs::read(store.path(CREDENTIALS_FILE)).unwrap();
         let meta = fs::metadata(store.path(CREDENTIALS_FILE)).unwrap();
         assert_eq!(
             store
-                .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+                .set("gemini", "api_key", secret(KEY), &pass())
                 .unwrap(),
             SetOutcome::Unchanged
         );
@@ -903,7 +915,7 @@ mod tests {
             store
                 .set(
                     "gemini",
-                    CredentialKind::ApiKey,
+                    "api_key",
                     secret("AIza-another-key-0000"),
                     &pass()
                 )
@@ -914,33 +926,28 @@ mod tests {
             store
                 .set(
                     "gemini",
-                    CredentialKind::OauthToken,
+                    "oauth_token",
                     secret("AIza-another-key-0000"),
                     &pass()
                 )
                 .unwrap(),
             SetOutcome::Replaced
         );
-        assert_eq!(store.index().unwrap()[0].kind, CredentialKind::OauthToken);
+        assert_eq!(store.index().unwrap()[0].kind, "oauth_token");
     }
 
     #[test]
     fn wrong_passphrase_is_refused_clearly() {
         let (_tmp, store) = new_store();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         let wrong = secret("not the passphrase");
         let before = fs::read(store.path(CREDENTIALS_FILE)).unwrap();
         for err in [
             store.get("gemini", &wrong).unwrap_err(),
             store
-                .set(
-                    "claude",
-                    CredentialKind::ApiKey,
-                    secret("sk-ant-api03-xxxxxxxx"),
-                    &wrong,
-                )
+                .set("claude", "api_key", secret("sk-ant-api03-xxxxxxxx"), &wrong)
                 .unwrap_err(),
             store.unset("gemini", &wrong).unwrap_err(),
         ] {
@@ -969,12 +976,12 @@ mod tests {
         let (_tmp, store) = new_store();
         assert!(!store.unset("gemini", &pass()).unwrap());
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         store
             .set(
                 "claude",
-                CredentialKind::ApiKey,
+                "api_key",
                 secret("sk-ant-api03-xxxxxxxx"),
                 &pass(),
             )
@@ -1013,7 +1020,7 @@ mod tests {
     fn a_loose_file_is_refused_with_the_fix() {
         let (_tmp, store) = new_store();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         for name in [CREDENTIALS_FILE, INDEX_FILE] {
             let path = store.path(name);
@@ -1066,7 +1073,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let value = secret(&format!("key-number-{i}-abcdefgh"));
                     store
-                        .set(&format!("p{i}"), CredentialKind::ApiKey, value, &pass())
+                        .set(&format!("p{i}"), "api_key", value, &pass())
                         .unwrap()
                 })
             })
@@ -1089,13 +1096,13 @@ mod tests {
     fn the_index_heals_from_the_encrypted_file() {
         let (_tmp, store) = new_store();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         fs::remove_file(store.path(INDEX_FILE)).unwrap();
         assert!(store.index().unwrap().is_empty());
         assert_eq!(
             store
-                .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+                .set("gemini", "api_key", secret(KEY), &pass())
                 .unwrap(),
             SetOutcome::Unchanged
         );
@@ -1111,7 +1118,7 @@ mod tests {
     fn a_damaged_encrypted_file_is_reported_as_such() {
         let (_tmp, store) = new_store();
         store
-            .set("gemini", CredentialKind::ApiKey, secret(KEY), &pass())
+            .set("gemini", "api_key", secret(KEY), &pass())
             .unwrap();
         let path = store.path(CREDENTIALS_FILE);
         let mut bytes = fs::read(&path).unwrap();
@@ -1133,22 +1140,12 @@ mod tests {
     fn bad_input_is_refused_before_anything_is_written() {
         let (_tmp, store) = new_store();
         let err = |r: Result<SetOutcome, StoreError>| r.unwrap_err().to_string();
-        assert!(
-            err(store.set("../x", CredentialKind::ApiKey, secret(KEY), &pass()))
-                .contains("provider name")
-        );
-        assert!(
-            err(store.set("gemini", CredentialKind::ApiKey, secret(""), &pass())).contains("empty")
-        );
-        let msg = err(store.set(
-            "gemini",
-            CredentialKind::ApiKey,
-            secret("AIza-line\nbreak"),
-            &pass(),
-        ));
+        assert!(err(store.set("../x", "api_key", secret(KEY), &pass())).contains("provider name"));
+        assert!(err(store.set("gemini", "api_key", secret(""), &pass())).contains("empty"));
+        let msg = err(store.set("gemini", "api_key", secret("AIza-line\nbreak"), &pass()));
         assert!(msg.contains("line break") && !msg.contains("AIza"), "{msg}");
         assert!(
-            err(store.set("gemini", CredentialKind::ApiKey, secret(KEY), &secret("")))
+            err(store.set("gemini", "api_key", secret(KEY), &secret("")))
                 .contains("passphrase is empty")
         );
         assert!(!store.has_passphrase());
@@ -1192,7 +1189,7 @@ mod tests {
     #[test]
     fn debug_output_redacts_values() {
         let c = StoredCredential {
-            kind: CredentialKind::ApiKey,
+            kind: "api_key".to_string(),
             value: secret(KEY),
             set_at: now(),
         };

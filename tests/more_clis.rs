@@ -58,7 +58,7 @@ fn providers_list_shows_the_new_clis() {
         ("cursor", "cursor-agent", "env file: CURSOR_API_KEY"),
         ("droid", "droid", "env file: FACTORY_API_KEY"),
         ("amp", "amp", "env file: AMP_API_KEY"),
-        ("agy", "agy", "env file: AGY_KEY_NOT_SUPPORTED"),
+        ("agy", "agy", "nothing to push"),
         ("qwen", "qwen", "env file: OPENAI_API_KEY"),
     ] {
         let line = line_of(name);
@@ -512,8 +512,9 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
         .iter()
         .map(|(_, var, key)| (*var, key.as_str()))
         .collect();
-    // Even a value in agy's placeholder variable is never pushed: its key_pattern refuses all.
-    env.push(("AGY_KEY_NOT_SUPPORTED", "anything-at-all"));
+    // agy honours no key (not even GEMINI_API_KEY): with one at hand, nothing is pushed to it.
+    let gemini_key = fake::gemini_key();
+    env.push(("GEMINI_API_KEY", &gemini_key));
     let out = provision(&lab, &inv, &env);
     out.assert_exit(1); // agy stays needs_auth
 
@@ -558,7 +559,7 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
         "{row}"
     );
 
-    // Without the placeholder variable (the usual operator): nothing pushed either.
+    // Without any key at hand: nothing pushed either, and the row says what to do.
     let out = provision(&lab, &inv, &[]);
     let row = out.row("no-push-agy", "agy");
     assert_eq!(
@@ -566,7 +567,13 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
         (Some("needs_auth"), Some("none")),
         "{row}"
     );
-    assert_eq!(agy.env_file_contents(), "FOO='keep me'\n");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("log in with `agy` on the member"),
+        "{row}"
+    );
     assert_eq!(
         agy.env_file_contents(),
         "FOO='keep me'\n",
@@ -575,7 +582,7 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
     assert!(
         !agy.commands_log()
             .iter()
-            .any(|c| c.contains("AGY_KEY_NOT_SUPPORTED")),
+            .any(|c| c.contains("GEMINI_API_KEY")),
         "a push was attempted on the agy member"
     );
 }

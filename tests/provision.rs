@@ -439,9 +439,35 @@ fn orchestrator_with_a_claude_login_and_a_gemini_key_provisions_a_mixed_fleet() 
     // The matrix tells the same story.
     let matrix = lab.run(&["matrix", "-i", inv.to_str().unwrap()]).output();
     matrix.assert_exit(0);
-    matrix.assert_stdout_contains("gemini (API key)");
+    matrix.assert_stdout_contains("gemini (api_key)");
     matrix.assert_stdout_contains("claude (own login)");
     matrix.assert_stdout_contains("cannot authenticate");
+    // Which logins can be shared safely: claude's rotates, so even --share-oauth does not copy it.
+    let shared = lab
+        .run(&[
+            "matrix",
+            "-i",
+            inv.to_str().unwrap(),
+            "--share-oauth",
+            "--format",
+            "json",
+        ])
+        .output();
+    shared.assert_exit(0);
+    let cells = shared.json()["matrix"].as_array().unwrap().clone();
+    let claude = cells
+        .iter()
+        .find(|c| c["operator_provider"] == "claude" && c["member_provider"] == "claude")
+        .unwrap();
+    assert_eq!(
+        claude["login_rotation"], "rotates: not safe to share",
+        "{claude}"
+    );
+    let strategy = claude["strategy"].as_str().unwrap();
+    assert!(
+        strategy.contains("only with --share-rotating-login"),
+        "{strategy}"
+    );
 }
 
 /// Run fleetauth on a pseudo-terminal (tests/fixtures/pty_drive.py), typing `key` whenever it
@@ -618,9 +644,36 @@ fn share_oauth_is_opt_in_warns_and_verifies() {
     assert_eq!(without.row("m", "claude")["state"], "needs_auth");
     assert!(!m.home().join(".claude/.credentials.json").exists());
 
-    let out = provision(&lab, &inv, &[], &["--share-oauth"]);
+    // claude's refresh token rotates (providers/claude.toml `rotates = true`): --share-oauth
+    // alone refuses to copy it and says how to insist.
+    let refused = provision(&lab, &inv, &[], &["--share-oauth"]);
+    refused.assert_exit(1).assert_no_secret(&token);
+    let row = refused.row("m", "claude");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("needs_auth"), Some("none")),
+        "{row}"
+    );
+    let detail = row["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("refresh token rotates")
+            && detail.contains("logs the first out")
+            && detail.contains("--share-rotating-login"),
+        "{detail}"
+    );
+    assert!(!m.home().join(".claude/.credentials.json").exists());
+
+    // The second flag alone is a usage error: it only qualifies --share-oauth.
+    provision(&lab, &inv, &[], &["--share-rotating-login"]).assert_exit(2);
+
+    let out = provision(
+        &lab,
+        &inv,
+        &[],
+        &["--share-oauth", "--share-rotating-login"],
+    );
     out.assert_exit(0);
-    out.assert_stderr_contains("Refresh tokens rotate");
+    out.assert_stderr_contains("refresh token rotates");
     out.assert_no_secret(&token);
     let row = out.row("m", "claude");
     assert_eq!(
@@ -745,4 +798,222 @@ fn failed_login_command_install_is_undone() {
         !auth.exists(),
         "the auth.json written by `codex login` was not removed"
     );
+}
+
+/// A Claude setup-token (`claude setup-token`, `sk-ant-oat01-…`, non-rotating) stored with
+/// `auth set claude --kind oauth-token` goes into CLAUDE_CODE_OAUTH_TOKEN — never
+/// ANTHROPIC_API_KEY — and the prompt verifies it there.
+#[test]
+fn claude_setup_token_is_pushed_into_claude_code_oauth_token_and_verified() {
+    let lab = Lab::new();
+    let token = fake::claude_oauth_token();
+    let set = lab
+        .run(&["auth", "set", "claude", "--kind", "oauth-token"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(token.as_bytes())
+        .output();
+    set.assert_exit(0)
+        .assert_no_secret(&token)
+        .assert_stdout_contains("pushed into CLAUDE_CODE_OAUTH_TOKEN");
+    let status = lab.fleetauth(&["auth", "status", "--format", "json"]);
+    let rows = status.json()["credentials"].as_array().unwrap().clone();
+    assert!(
+        rows.iter().any(|r| r["provider"] == "claude"
+            && r["source"] == "store"
+            && r["kind"] == "oauth_token"),
+        "{rows:?}"
+    );
+    let m = lab.member("m").provider("claude", State::NoAuth).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let out = provision(&lab, &inv, &[], &[]);
+    out.assert_exit(0).assert_no_secret(&token);
+    let row = out.row("m", "claude");
+    assert_eq!(
+        (
+            row["state"].as_str(),
+            row["action"].as_str(),
+            row["source"].as_str()
+        ),
+        (Some("ready"), Some("pushed"), Some("pushed_key")),
+        "{row}"
+    );
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.starts_with("CLAUDE_CODE_OAUTH_TOKEN "), "{detail}");
+    let env = m.env_file_contents();
+    assert!(
+        env.contains(&format!("CLAUDE_CODE_OAUTH_TOKEN='{token}'")),
+        "{env}"
+    );
+    assert!(!env.contains("ANTHROPIC_API_KEY"), "{env}");
+    // A second run finds it working and leaves it.
+    let again = provision(&lab, &inv, &[], &[]);
+    assert_eq!(again.row("m", "claude")["action"], "none");
+}
+
+/// A key of the wrong shape is refused before any push, naming the kind it does look like; a
+/// key of a shape no pattern knows goes through only with `--allow-key-shape PROVIDER`, for
+/// that run.
+#[test]
+fn wrong_shape_is_refused_and_allow_key_shape_lets_a_new_shape_through() {
+    let lab = Lab::new();
+    let m = lab.member("m").provider("claude", State::NoAuth).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let before = m.env_file_contents();
+
+    // A setup-token exported as ANTHROPIC_API_KEY: refused, with the right place for it.
+    let setup = fake::claude_oauth_token();
+    let out = provision(&lab, &inv, &[("ANTHROPIC_API_KEY", &setup)], &[]);
+    out.assert_exit(1).assert_no_secret(&setup);
+    let row = out.row("m", "claude");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("needs_auth"), Some("none"))
+    );
+    let detail = row["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("does not look like a Claude Code API key"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("--kind oauth-token") && detail.contains("CLAUDE_CODE_OAUTH_TOKEN"),
+        "{detail}"
+    );
+    assert_eq!(m.env_file_contents(), before);
+    // `auth set` refuses it the same way and stores nothing.
+    lab.run(&["auth", "set", "claude", "--kind", "api-key"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(setup.as_bytes())
+        .output()
+        .assert_exit(1)
+        .assert_no_secret(&setup)
+        .assert_stderr_contains("nothing stored");
+
+    // A key of a new shape (shorter than the pattern allows; the vendor accepts it).
+    let novel = "sk-ant-api03-n3wSh4pe";
+    let refused = provision(&lab, &inv, &[("ANTHROPIC_API_KEY", novel)], &[]);
+    refused.assert_exit(1).assert_no_secret(novel);
+    let detail = refused.row("m", "claude")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(detail.contains("--allow-key-shape claude"), "{detail}");
+    assert_eq!(m.env_file_contents(), before);
+
+    let allowed = provision(
+        &lab,
+        &inv,
+        &[("ANTHROPIC_API_KEY", novel)],
+        &["--allow-key-shape", "claude"],
+    );
+    allowed.assert_exit(0).assert_no_secret(novel);
+    allowed.assert_stderr_contains("--allow-key-shape claude (this run only)");
+    let row = allowed.row("m", "claude");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("pushed")),
+        "{row}"
+    );
+    assert!(
+        m.env_file_contents()
+            .contains(&format!("ANTHROPIC_API_KEY='{novel}'"))
+    );
+
+    // The override names a provider; an unknown one is a usage error.
+    provision(&lab, &inv, &[], &["--allow-key-shape", "nope"]).assert_exit(2);
+}
+
+/// A Codex personal access token (`at-…`) goes into CODEX_ACCESS_TOKEN in the env file, from
+/// the operator's CODEX_ACCESS_TOKEN or `auth set codex --kind access-token`.
+#[test]
+fn codex_access_token_is_pushed_into_codex_access_token() {
+    let lab = Lab::new();
+    let token = format!("at-FAKE{}", fake::alnum(40));
+    let m = lab.member("m").provider("codex", State::NoAuth).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let out = provision(&lab, &inv, &[("CODEX_ACCESS_TOKEN", &token)], &[]);
+    out.assert_exit(0).assert_no_secret(&token);
+    let row = out.row("m", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("pushed")),
+        "{row}"
+    );
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("CODEX_ACCESS_TOKEN "),
+        "{row}"
+    );
+    let env = m.env_file_contents();
+    assert!(
+        env.contains(&format!("CODEX_ACCESS_TOKEN='{token}'")),
+        "{env}"
+    );
+    assert!(
+        !m.home().join(".codex/auth.json").exists(),
+        "no login command ran"
+    );
+    assert!(m.commands_log().iter().all(|c| !c.contains(&token)));
+
+    // Stored by kind: the store says access_token.
+    lab.run(&["auth", "set", "codex", "--kind", "access-token"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(token.as_bytes())
+        .output()
+        .assert_exit(0)
+        .assert_stdout_contains("pushed into CODEX_ACCESS_TOKEN");
+    // A kind codex does not have is a usage error listing those it has.
+    lab.run(&["auth", "set", "codex", "--kind", "oauth-token"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(token.as_bytes())
+        .output()
+        .assert_exit(2)
+        .assert_stderr_contains("access-token (personal access token, into CODEX_ACCESS_TOKEN)");
+}
+
+/// Copilot: a fine-grained PAT is pushed into COPILOT_GITHUB_TOKEN; a classic `ghp_` token is
+/// refused with the reason, by `auth set` and by `provision`.
+#[test]
+fn copilot_fine_grained_pat_pushed_and_classic_pat_refused() {
+    let lab = Lab::new();
+    let classic = format!("ghp_{}", fake::alnum(36));
+    lab.run(&["auth", "set", "copilot"])
+        .env("FLEETAUTH_PASSPHRASE", PASS)
+        .stdin(classic.as_bytes())
+        .output()
+        .assert_exit(1)
+        .assert_no_secret(&classic)
+        .assert_stderr_contains("classic personal access token (ghp_)");
+    let m = lab.member("m").provider("copilot", State::NoAuth).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let out = provision(
+        &lab,
+        &inv,
+        &[("COPILOT_GITHUB_TOKEN", &classic)],
+        &["--allow-key-shape", "copilot"],
+    );
+    out.assert_exit(1).assert_no_secret(&classic);
+    let detail = out.row("m", "copilot")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("fine-grained token"),
+        "refused even with the override: {detail}"
+    );
+
+    let pat = fake::github_pat();
+    store_key(&lab, "copilot", &pat);
+    let status = lab.fleetauth(&["auth", "status", "--format", "json"]);
+    let rows = status.json()["credentials"].as_array().unwrap().clone();
+    assert!(
+        rows.iter()
+            .any(|r| r["provider"] == "copilot" && r["kind"] == "fine_grained_pat"),
+        "the kind follows the shape: {rows:?}"
+    );
+    let out = provision(&lab, &inv, &[], &[]);
+    out.assert_exit(0).assert_no_secret(&pat);
+    assert_eq!(out.row("m", "copilot")["action"], "pushed");
+    assert!(m.env_file_contents().contains("COPILOT_GITHUB_TOKEN="));
 }

@@ -7,12 +7,13 @@ use std::io::{IsTerminal, Read};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::out;
 use super::out::outln;
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
-use crate::keys::PASSPHRASE_ENV;
+use crate::keys::{KeyError, KeySource, PASSPHRASE_ENV, checked, env_remedy};
 use crate::mask;
-use crate::operator::{key_kind, own_login};
-use crate::provider::{CredentialKind, Registry};
+use crate::operator::own_login;
+use crate::provider::Registry;
 use crate::store::{SetOutcome, Store};
 
 fn store() -> Result<Store, Failure> {
@@ -84,28 +85,51 @@ pub fn set(
     cli: &Cli,
     provider: &str,
     from_env: Option<&str>,
-    kind: CredentialKind,
+    kind: Option<&str>,
+    allow_shape: bool,
 ) -> Result<i32, Failure> {
     let registry = load_registry(cli)?;
     known(&registry, provider)?;
     let p = registry.get(provider).expect("checked");
-    let key = read_key(provider, from_env)?;
-    if kind == CredentialKind::ApiKey
-        && let Some(pattern) = &p.key_pattern
-        && !pattern.is_match(key.expose_secret())
+    if let Some(k) = kind
+        && p.push_key(k).is_none()
     {
-        return Err(Failure::failed(format!(
-            "error: {} does not look like a {} key (expected {}); nothing stored",
-            mask::mask(&key),
-            p.display_name,
-            pattern.as_str()
+        return Err(Failure::usage(format!(
+            "error: --kind {k}: fleetauth pushes no such key for {provider}\n  = help: {provider} keys: {}",
+            kinds_help(p)
         )));
     }
+    let key = read_key(provider, from_env)?;
+    let source = if from_env.is_some() {
+        KeySource::Env
+    } else {
+        KeySource::Prompt
+    };
+    let collected = checked(p, kind, key, source, allow_shape).map_err(|e| {
+        Failure::failed(match e {
+            KeyError::Malformed {
+                masked,
+                expected,
+                pattern,
+                hint,
+                ..
+            } => format!(
+                "error: {masked} does not look like a {expected} (expected {pattern}); nothing stored{}",
+                hint.replace(&format!("`--allow-key-shape {provider}` for this run"), "`--allow-key-shape`")
+            ),
+            KeyError::Refused { masked, reason, .. } => {
+                format!("error: {masked} is {reason}; nothing stored")
+            }
+            other => format!("error: {other}"),
+        })
+    })?;
+    let kind = collected.kind.clone();
+    let key = collected.value;
     let store = store()?;
     let pass = passphrase(&store, true)?;
     let (masked, fp) = (mask::mask(&key), mask::fingerprint(&key));
     let outcome = store
-        .set(provider, kind, key, &pass)
+        .set(provider, &kind, key, &pass)
         .map_err(|e| Failure::failed(format!("error: {e}")))?;
     let action = match outcome {
         SetOutcome::Added => "stored",
@@ -118,8 +142,34 @@ pub fn set(
             tracing::warn!("could not write the audit log: {e}");
         }
     }
-    outln!("{provider}: {action} — {masked} ({fp})");
+    let what = p.push_key(&kind).expect("checked");
+    outln!(
+        "{provider}: {action} — {} {masked} ({fp}), pushed into {}",
+        what.description,
+        what.target()
+    );
+    if collected.shape_unchecked {
+        out::errln!(
+            "warning: {provider}: the key matches no known shape; each provision refuses it unless that run passes --allow-key-shape {provider}"
+        );
+    }
     Ok(0)
+}
+
+/// `api-key (API key, into ANTHROPIC_API_KEY), oauth-token (…)`
+fn kinds_help(p: &crate::provider::Provider) -> String {
+    p.keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{} ({}, into {})",
+                k.kind.replace('_', "-"),
+                k.description,
+                k.target()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn unset(cli: &Cli, provider: &str) -> Result<i32, Failure> {
@@ -183,7 +233,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 .map(|c| c.masked());
             rows.push(StatusRow {
                 provider: p.name.clone(),
-                kind: e.kind.as_str().into(),
+                kind: e.kind.clone(),
                 status: "present".into(),
                 source: "store".into(),
                 detail: format!(
@@ -199,18 +249,34 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 masked,
             });
         }
-        if let Ok(v) = std::env::var(&p.key_env)
-            && !v.is_empty()
-        {
+        let mut seen: Vec<&str> = Vec::new();
+        for k in &p.keys {
+            if seen.contains(&k.env.as_str()) {
+                continue;
+            }
+            seen.push(&k.env);
+            let Ok(v) = std::env::var(&k.env) else {
+                continue;
+            };
+            if v.is_empty() {
+                continue;
+            }
             any = true;
+            // Kinds sharing a variable (copilot) are told apart by the key's shape.
+            let kind = p
+                .keys
+                .iter()
+                .filter(|o| o.env == k.env)
+                .find(|o| o.pattern.as_ref().is_some_and(|re| re.is_match(&v)))
+                .unwrap_or(k);
             let v = SecretString::from(v);
             rows.push(StatusRow {
                 provider: p.name.clone(),
-                kind: key_kind(p).as_str().into(),
+                kind: kind.kind.clone(),
                 status: "present".into(),
                 source: "env".into(),
                 masked: Some(mask::mask(&v)),
-                detail: format!("${}", p.key_env),
+                detail: format!("${}", k.env),
             });
         }
         if let Some(login) = own_login(p) {
@@ -231,7 +297,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 status: "missing".into(),
                 source: "-".into(),
                 masked: None,
-                detail: format!("`fleetauth auth set {}` or export {}", p.name, p.key_env),
+                detail: format!("`fleetauth auth set {}` or {}", p.name, env_remedy(p)),
             });
         }
     }

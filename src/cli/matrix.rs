@@ -5,13 +5,13 @@ use std::path::Path;
 use super::out::outln;
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
 use crate::operator::own_login;
-use crate::plan::{OperatorHolds, matrix_cell};
+use crate::plan::{OperatorHolds, ShareFlags, matrix_cell, rotation_label};
 use crate::store::Store;
 
 pub fn run(
     cli: &Cli,
     inventory: Option<&Path>,
-    share_oauth: bool,
+    share: ShareFlags,
     format: Format,
 ) -> Result<i32, Failure> {
     let registry = load_registry(cli)?;
@@ -30,18 +30,30 @@ pub fn run(
         None => registry.names().iter().map(|s| s.to_string()).collect(),
     };
     let home = fleetauth_home();
-    let stored: Vec<String> = if home.exists() {
+    let stored: Vec<(String, String)> = if home.exists() {
         Store::open(home)
             .and_then(|s| s.index())
-            .map(|i| i.into_iter().map(|e| e.provider).collect())
+            .map(|i| i.into_iter().map(|e| (e.provider, e.kind)).collect())
             .unwrap_or_default()
     } else {
         Vec::new()
     };
     let mut rows = Vec::new();
     for (p, _) in registry.iter() {
-        let api_key =
-            stored.contains(&p.name) || std::env::var_os(&p.key_env).is_some_and(|v| !v.is_empty());
+        // The kinds of key held: the stored one, then each set operator variable's.
+        let mut kinds: Vec<&str> = stored
+            .iter()
+            .filter(|(name, _)| *name == p.name)
+            .map(|(_, kind)| kind.as_str())
+            .collect();
+        for k in &p.keys {
+            if std::env::var_os(&k.env).is_some_and(|v| !v.is_empty())
+                && !kinds.contains(&k.kind.as_str())
+            {
+                kinds.push(&k.kind);
+            }
+        }
+        let api_key = !kinds.is_empty();
         let own = own_login(p).is_some_and(|l| l.status == "present");
         if !api_key && !own {
             continue;
@@ -49,18 +61,27 @@ pub fn run(
         let holds = OperatorHolds {
             api_key,
             own_login: own,
+            login_rotates: p.login_rotates(),
         };
         let what = match (api_key, own) {
-            (true, true) => "API key + own login",
-            (true, false) => "API key",
-            _ => "own login",
+            (true, true) => format!("{} + own login", kinds.join(" + ")),
+            (true, false) => kinds.join(" + "),
+            _ => "own login".to_string(),
         };
         for m in &member_providers {
+            // Whether the login a symmetric cell could copy may be shared safely.
+            let rotation = match (m == &p.name, registry.get(m)) {
+                (true, Some(mp)) if mp.login_rotates().is_some() || own => {
+                    rotation_label(mp.login_rotates())
+                }
+                _ => "-",
+            };
             rows.push((
                 p.name.clone(),
-                what,
+                what.clone(),
                 m.clone(),
-                matrix_cell(&p.name, m, holds, share_oauth),
+                rotation,
+                matrix_cell(&p.name, m, holds, share),
             ));
         }
     }
@@ -68,7 +89,7 @@ pub fn run(
         Format::Json => {
             let list: Vec<_> = rows
                 .iter()
-                .map(|(o, what, m, s)| serde_json::json!({"operator_provider": o, "operator_holds": what, "member_provider": m, "strategy": s}))
+                .map(|(o, what, m, r, s)| serde_json::json!({"operator_provider": o, "operator_holds": what, "member_provider": m, "login_rotation": r, "strategy": s}))
                 .collect();
             outln!(
                 "{}",
@@ -84,9 +105,14 @@ pub fn run(
                 return Ok(0);
             }
             let mut t = crate::report::new_table(false);
-            t.set_header(["OPERATOR HOLDS", "MEMBER PROVIDER", "STRATEGY"]);
-            for (o, what, m, s) in &rows {
-                t.add_row([format!("{o} ({what})"), m.clone(), s.clone()]);
+            t.set_header([
+                "OPERATOR HOLDS",
+                "MEMBER PROVIDER",
+                "LOGIN ROTATION",
+                "STRATEGY",
+            ]);
+            for (o, what, m, r, s) in &rows {
+                t.add_row([format!("{o} ({what})"), m.clone(), r.to_string(), s.clone()]);
             }
             outln!("{t}");
         }

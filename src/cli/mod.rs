@@ -123,10 +123,18 @@ pub enum Command {
         /// Show the full plan (would_push, masked keys) and write nothing anywhere.
         #[arg(long)]
         check: bool,
-        /// Where no key can be had, copy your own OAuth login for the same provider (refresh
-        /// tokens rotate: hosts sharing one login break each other).
+        /// Where no key can be had, copy your own OAuth login for the same provider. Only logins
+        /// whose refresh token does not rotate are copied (see `fleetauth matrix`).
         #[arg(long)]
         share_oauth: bool,
+        /// With --share-oauth, also copy logins whose refresh token rotates (claude, codex): the
+        /// first holder to refresh logs every other one out, your own login included.
+        #[arg(long, requires = "share_oauth")]
+        share_rotating_login: bool,
+        /// Push this provider's key although its shape matches none of the provider's key
+        /// patterns (a vendor's new key format). This run only; repeatable.
+        #[arg(long, value_name = "PROVIDER")]
+        allow_key_shape: Vec<String>,
         /// Keep the file a verified push replaced, as `<file>.fleetauth-prev` (0600) on the
         /// member. By default it is removed: it holds the previous key.
         #[arg(long)]
@@ -158,6 +166,9 @@ pub enum Command {
         /// Show the strategies with --share-oauth.
         #[arg(long)]
         share_oauth: bool,
+        /// Show the strategies with --share-oauth --share-rotating-login.
+        #[arg(long, requires = "share_oauth")]
+        share_rotating_login: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -181,9 +192,15 @@ pub enum AuthCommand {
         /// Read the key from this environment variable.
         #[arg(long, value_name = "VAR")]
         from_env: Option<String>,
-        /// What the key is.
-        #[arg(long, value_enum, default_value_t = KeyKind::ApiKey)]
-        kind: KeyKind,
+        /// What the key is: one of the provider's key kinds (`fleetauth providers list`), e.g.
+        /// `api-key`, `oauth-token` (claude setup-token), `access-token` (codex). Default: the
+        /// kind the key's shape matches.
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Store a key whose shape matches none of the provider's key patterns (it is checked
+        /// again, and refused, at each provision unless that run allows it too).
+        #[arg(long)]
+        allow_key_shape: bool,
     },
     /// Remove a stored key.
     Unset { provider: String },
@@ -192,12 +209,6 @@ pub enum AuthCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum KeyKind {
-    ApiKey,
-    OauthToken,
 }
 
 #[derive(Subcommand, Debug)]
@@ -344,8 +355,19 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
             fleet,
             check,
             share_oauth,
+            share_rotating_login,
+            allow_key_shape,
             keep_backup,
-        } => provision::run(&cli, fleet, *check, *share_oauth, *keep_backup).await,
+        } => {
+            let opts = provision::Flags {
+                check: *check,
+                share_oauth: *share_oauth,
+                share_rotating_login: *share_rotating_login,
+                allow_key_shape: allow_key_shape.clone(),
+                keep_backup: *keep_backup,
+            };
+            provision::run(&cli, fleet, opts).await
+        }
         Command::Run {
             fleet,
             stdin,
@@ -357,21 +379,31 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
                 provider,
                 from_env,
                 kind,
-            } => {
-                let kind = match kind {
-                    KeyKind::ApiKey => crate::provider::CredentialKind::ApiKey,
-                    KeyKind::OauthToken => crate::provider::CredentialKind::OauthToken,
-                };
-                auth::set(&cli, provider, from_env.as_deref(), kind)
-            }
+                allow_key_shape,
+            } => auth::set(
+                &cli,
+                provider,
+                from_env.as_deref(),
+                kind.as_deref(),
+                *allow_key_shape,
+            ),
             AuthCommand::Unset { provider } => auth::unset(&cli, provider),
             AuthCommand::Status { format } => auth::status(&cli, *format),
         },
         Command::Matrix {
             inventory,
             share_oauth,
+            share_rotating_login,
             format,
-        } => matrix::run(&cli, inventory.as_deref(), *share_oauth, *format),
+        } => matrix::run(
+            &cli,
+            inventory.as_deref(),
+            crate::plan::ShareFlags {
+                oauth: *share_oauth,
+                rotating: *share_rotating_login,
+            },
+            *format,
+        ),
         Command::Inventory {
             command:
                 InventoryCommand::Check {

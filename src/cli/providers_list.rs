@@ -18,6 +18,10 @@ pub fn run(cli: &Cli, format: Format) -> Result<i32, Failure> {
                     serde_json::json!({
                         "name": p.name, "display_name": p.display_name, "binary": p.binary,
                         "key_env": p.key_env, "install": install(&p.install), "origin": origin,
+                        "keys": p.keys.iter().map(|k| serde_json::json!({
+                            "kind": k.kind, "description": k.description, "env": k.env,
+                            "install": install(&k.install),
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -32,19 +36,33 @@ pub fn run(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 "PROVIDER",
                 "NAME",
                 "BINARY",
+                "KEY KIND",
                 "KEY VARIABLE",
                 "INSTALL",
                 "DEFINED IN",
             ]);
+            // One line per kind of key fleetauth may push (`auth set --kind`).
             for (p, origin) in registry.iter() {
-                t.add_row([
-                    p.name.clone(),
-                    p.display_name.clone(),
-                    p.binary.clone(),
-                    p.key_env.clone(),
-                    install(&p.install),
-                    origin.to_string(),
-                ]);
+                let kinds: Vec<[String; 3]> = match p.keys.is_empty() {
+                    true => vec![["-".into(), "-".into(), "nothing to push".into()]],
+                    false => p
+                        .keys
+                        .iter()
+                        .map(|k| [k.kind.replace('_', "-"), k.env.clone(), install(&k.install)])
+                        .collect(),
+                };
+                for (i, [kind, env, how]) in kinds.into_iter().enumerate() {
+                    let first = |v: &str| if i == 0 { v.to_string() } else { String::new() };
+                    t.add_row([
+                        first(&p.name),
+                        first(&p.display_name),
+                        first(&p.binary),
+                        kind,
+                        env,
+                        how,
+                        first(origin),
+                    ]);
+                }
             }
             outln!("{t}");
         }

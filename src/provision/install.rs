@@ -52,11 +52,11 @@ pub(super) async fn install_and_verify(
         .find(|(r, _)| r.provider == provider.name)
         .map(|(r, _)| r.clone())
         .expect("row exists");
-    let key = match &payload {
-        Payload::Key(k) => Some(&k.value),
-        Payload::Login(_) => None,
+    let (key, pattern) = match &payload {
+        Payload::Key(k) => (Some(&k.value), k.push_key(provider).pattern.as_ref()),
+        Payload::Login(_) => (None, provider.key_pattern.as_ref()),
     };
-    let scrub = |text: &str| mask::scrub(text, key, provider.key_pattern.as_ref());
+    let scrub = |text: &str| mask::scrub(text, key, pattern);
     let fail = |detail: String, state: State| Row {
         state,
         action: Some(Action::Failed),
@@ -65,20 +65,22 @@ pub(super) async fn install_and_verify(
         ..base.clone()
     };
     let binary = observed.binaries.get(&provider.name);
-    let install = match (&payload, &provider.install) {
-        (Payload::Key(k), Install::EnvFile { var }) => transaction::Install::EnvFile {
-            var,
-            value: &k.value,
-        },
-        (Payload::Key(k), Install::LoginCommand { args }) => match binary {
-            Some(bin) => transaction::Install::LoginCommand {
-                args,
-                binary: bin,
-                key: &k.value,
+    let install = match &payload {
+        Payload::Key(k) => match &k.push_key(provider).install {
+            Install::EnvFile { var } => transaction::Install::EnvFile {
+                var,
+                value: &k.value,
             },
-            None => return fail("the CLI's path is unknown".into(), State::Error),
+            Install::LoginCommand { args } => match binary {
+                Some(bin) => transaction::Install::LoginCommand {
+                    args,
+                    binary: bin,
+                    key: &k.value,
+                },
+                None => return fail("the CLI's path is unknown".into(), State::Error),
+            },
         },
-        (Payload::Login(l), _) => transaction::Install::File {
+        Payload::Login(l) => transaction::Install::File {
             rel: &l.rel,
             bytes: &l.bytes,
         },

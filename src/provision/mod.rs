@@ -11,8 +11,10 @@
 //!    it with the prompt, and restore the previous env file when verification fails.
 //!
 //! With `--share-oauth`, a provider for which no key can be had gets a copy of the operator's own
-//! OAuth login file instead (replaced atomically, verified, undone on failure), after a warning:
-//! refresh tokens rotate, and hosts sharing one login break each other.
+//! OAuth login file instead (replaced atomically, verified, undone on failure), after a warning —
+//! but only a login whose refresh token does not rotate (`rotates = false` in the provider's
+//! definition), unless `--share-rotating-login` is given too: a rotating refresh token is
+//! single-use, and hosts sharing one login log each other out.
 //!
 //! `--check` stops after phase 2 without prompting for keys and writes nothing anywhere.
 
@@ -23,9 +25,9 @@ use std::time::SystemTime;
 
 use crate::fleet::{Progress, map_members};
 use crate::inventory::Member;
-use crate::keys::KeyBroker;
+use crate::keys::{KeyBroker, env_remedy};
 use crate::operator::shared_login;
-use crate::plan::{Before, Decision, decide};
+use crate::plan::{Before, Decision, decide, share_refusal};
 use crate::probe::MemberObservation;
 use crate::provider::{Provider, Registry};
 use crate::row::{Action, Row, State};
@@ -50,6 +52,8 @@ pub struct ProvisionOptions {
     pub audit_dir: PathBuf,
     /// Copy the operator's own OAuth login where no key can be had.
     pub share_oauth: bool,
+    /// With `share_oauth`, also copy logins whose refresh token rotates.
+    pub share_rotating_login: bool,
     /// Keep the file a verified push replaced as `<file>.fleetauth-prev` (default: removed).
     pub keep_backup: bool,
 }
@@ -82,7 +86,7 @@ async fn observe_member(
     let mut binaries = BTreeMap::new();
     for provider in member.providers.iter().filter_map(|p| registry.get(p)) {
         let (row, home) = judge_one(&member, provider, &obs, now);
-        let offer = offers.get(&provider.name).copied().unwrap_or_default();
+        let offer = offers.get(&provider.name).cloned().unwrap_or_default();
         let decision = decide(
             &provider.name,
             member.auth_mode(&provider.name),
@@ -92,8 +96,9 @@ async fn observe_member(
             },
             offer.key,
             offer.share,
-            &provider.key_env,
-        );
+            &env_remedy(provider),
+        )
+        .with_share_refusal(offer.share_refused.as_deref());
         if let Some(bin) = obs
             .providers
             .get(&provider.name)
@@ -130,8 +135,28 @@ pub async fn provision(
             .iter()
             .map(|p| {
                 let key = broker.availability(p, !opts.check).is_available();
-                let share = opts.share_oauth && shared_login(p).is_ok();
-                (p.name.clone(), Offer { key, share })
+                let has_login = opts.share_oauth && shared_login(p).is_ok();
+                let share_refused = has_login
+                    .then(|| match p.keys.is_empty() {
+                        // A CLI that takes no pushed credential takes no copied login either.
+                        true => Some(format!(
+                            "fleetauth pushes nothing for {}: not even a copy of your login",
+                            p.name
+                        )),
+                        false => {
+                            share_refusal(&p.name, p.login_rotates(), opts.share_rotating_login)
+                        }
+                    })
+                    .flatten();
+                let share = has_login && share_refused.is_none();
+                (
+                    p.name.clone(),
+                    Offer {
+                        key,
+                        share,
+                        share_refused,
+                    },
+                )
             })
             .collect(),
     );
@@ -167,22 +192,47 @@ pub async fn provision(
     };
     let mut payloads = Payloads::default();
     for p in needed(&Decision::Push) {
-        payloads
-            .keys
-            .insert(p.name.clone(), broker.collect(p, !opts.check));
+        let key = broker.collect(p, !opts.check);
+        if let Ok(k) = &key
+            && k.shape_unchecked
+        {
+            eprintln!(
+                "warning: the {} key from {} ({}) matches none of its known shapes; pushed as {} because of --allow-key-shape {} (this run only)",
+                p.name,
+                k.source.as_str(),
+                k.masked(),
+                k.push_key(p).target(),
+                p.name
+            );
+        }
+        payloads.keys.insert(p.name.clone(), key);
     }
     let sharing = needed(&Decision::ShareOauth);
     if !sharing.is_empty() && !opts.check {
-        eprintln!(
-            "warning: --share-oauth copies your own {} login to members. Refresh tokens rotate (codex, \
-             likely claude): when one host refreshes, the others and your own login break. Prefer an \
-             API key per provider, or a login per member.",
+        let names = |rotating: bool| {
             sharing
                 .iter()
+                .filter(|p| (p.login_rotates() != Some(false)) == rotating)
                 .map(|p| p.name.as_str())
                 .collect::<Vec<_>>()
-                .join("/")
-        );
+        };
+        let (rotating, stable) = (names(true), names(false));
+        if !rotating.is_empty() {
+            eprintln!(
+                "warning: --share-rotating-login copies your own {} login to members. Its refresh token \
+                 rotates: when one holder refreshes, every other one is logged out, your own login \
+                 included. Prefer a non-rotating credential per provider (an API key, a claude \
+                 setup-token, a codex access token), or a login per member.",
+                rotating.join("/")
+            );
+        }
+        if !stable.is_empty() {
+            eprintln!(
+                "warning: --share-oauth copies your own {} login to members (its refresh token does not \
+                 rotate: every copy keeps working, and revoking it logs them all out).",
+                stable.join("/")
+            );
+        }
     }
     for p in sharing {
         payloads.logins.insert(p.name.clone(), shared_login(p));

@@ -8,10 +8,12 @@ use crate::operator::{ShareError, SharedLogin};
 use crate::provider::Provider;
 
 /// What can be offered to a provider's members, known before any is needed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct Offer {
     pub key: bool,
     pub share: bool,
+    /// Why `--share-oauth` does not copy the operator's login (it rotates), if it does not.
+    pub share_refused: Option<String>,
 }
 
 /// What phase 2 collected, per provider.

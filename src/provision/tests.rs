@@ -18,6 +18,7 @@ fn registry(var: &str) -> Arc<Registry> {
     let mut reg = Registry::builtin().unwrap();
     let mut gemini = reg.get("gemini").unwrap().clone();
     gemini.key_env = var.to_string();
+    gemini.keys[0].env = var.to_string();
     reg.insert(gemini, "test".into());
     Arc::new(reg)
 }
@@ -40,6 +41,7 @@ async fn run(fake: &Arc<FakeMember>, var: &str, key: &str, check: bool) -> Vec<R
         check,
         jobs: 4,
         audit_dir: audit.path().to_path_buf(),
+        share_rotating_login: false,
         share_oauth: false,
         keep_backup: false,
     };
