@@ -571,7 +571,7 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
         row["detail"]
             .as_str()
             .unwrap()
-            .contains("log in with `agy` on the member"),
+            .contains("nothing to push for agy: log in with its CLI on the member"),
         "{row}"
     );
     assert_eq!(
