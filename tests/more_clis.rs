@@ -233,7 +233,7 @@ fn cases() -> Vec<Case> {
             "needs_auth",
             Some("env_file"),
         ),
-        // droid: the encrypted login is invisible without --deep (TODO(format) in droid.toml).
+        // droid: the encrypted login counts by its presence; --deep proves it.
         (
             "droid",
             NotInstalled,
@@ -252,7 +252,14 @@ fn cases() -> Vec<Case> {
             "needs_auth",
             Some("env_file"),
         ),
-        ("droid", OauthValid, None, "needs_auth", "ready", None),
+        (
+            "droid",
+            OauthValid,
+            None,
+            "ready",
+            "ready",
+            Some("key_file"),
+        ),
         (
             "droid",
             VendorUnreachable,
