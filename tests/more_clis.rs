@@ -60,6 +60,7 @@ fn providers_list_shows_the_new_clis() {
         ("amp", "amp", "env file: AMP_API_KEY"),
         ("agy", "agy", "nothing to push"),
         ("qwen", "qwen", "env file: OPENAI_API_KEY"),
+        ("qwen", "qwen", "QWEN_OPENAI_API_KEY"),
     ] {
         let line = line_of(name);
         assert!(line.contains(binary), "{name}: {line}");
@@ -503,7 +504,8 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
                 .start(),
         );
     }
-    // qwen shares OPENAI_API_KEY with opencode-openai: the same operator key serves both.
+    // qwen's key is for its own OpenAI-compatible endpoint: it comes from QWEN_OPENAI_API_KEY,
+    // never from the operator's OPENAI_API_KEY (OpenAI's key, for opencode-openai and codex).
     let qwen = lab
         .member("push-qwen")
         .provider("qwen", State::NoAuth)
@@ -522,6 +524,8 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
     // agy honours no key (not even GEMINI_API_KEY): with one at hand, nothing is pushed to it.
     let gemini_key = fake::gemini_key();
     env.push(("GEMINI_API_KEY", &gemini_key));
+    let qwen_key = fake::openai_key();
+    env.push(("QWEN_OPENAI_API_KEY", &qwen_key));
     let out = provision(&lab, &inv, &env);
     out.assert_exit(1); // agy stays needs_auth
 
@@ -549,10 +553,14 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
         (Some("ready"), Some("pushed")),
         "{row}"
     );
-    let openai = &keys[1].2;
+    let qwen_env = qwen.env_file_contents();
     assert!(
-        qwen.env_file_contents()
-            .contains(&format!("export OPENAI_API_KEY='{openai}'"))
+        qwen_env.contains(&format!("export OPENAI_API_KEY='{qwen_key}'")),
+        "qwen's own key is installed as OPENAI_API_KEY"
+    );
+    assert!(
+        !qwen_env.contains(&keys[1].2),
+        "the operator's OpenAI key must not reach a qwen member"
     );
 
     let row = out.row("no-push-agy", "agy");
