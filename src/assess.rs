@@ -1438,6 +1438,24 @@ mod tests {
             "{}",
             v.detail
         );
+        // An administrator's enforcedType wins over every selectedType, the system one included.
+        let v = installed()
+            .file(".gemini/settings.json", OAUTH_SELECTED)
+            .file(".gemini/oauth_creds.json", &gemini_oauth(7200, true))
+            .file(
+                "/etc/gemini-cli/settings.json",
+                r#"{"security":{"auth":{"selectedType":"oauth-personal","enforcedType":"gemini-api-key"}}}"#,
+            )
+            .file(".gemini/.env", "GEMINI_API_KEY=AIza1\n")
+            .judge("gemini");
+        assert_eq!(v.state, State::Ready);
+        assert!(
+            v.detail.starts_with(".gemini/.env GEMINI_API_KEY set")
+                && v.detail
+                    .contains("security.auth.enforcedType=gemini-api-key"),
+            "{}",
+            v.detail
+        );
         // The CLI's own encrypted key store: presence counts.
         let mut c = installed().file(
             ".gemini/settings.json",

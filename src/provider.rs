@@ -1473,6 +1473,7 @@ mod tests {
         assert_eq!(
             ids,
             [
+                "system_enforced_type",
                 "system_selected_type",
                 "selected_type",
                 "use_gca",
@@ -1487,14 +1488,16 @@ mod tests {
                 "keychain_oauth"
             ]
         );
-        match &gemini.credentials[0] {
-            Credential::Setting { file, path_env, .. } => {
-                assert_eq!(file, "/etc/gemini-cli/settings.json");
-                assert_eq!(path_env.as_deref(), Some("GEMINI_CLI_SYSTEM_SETTINGS_PATH"));
+        for system in &gemini.credentials[..2] {
+            match system {
+                Credential::Setting { file, path_env, .. } => {
+                    assert_eq!(file, "/etc/gemini-cli/settings.json");
+                    assert_eq!(path_env.as_deref(), Some("GEMINI_CLI_SYSTEM_SETTINGS_PATH"));
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
-        match &gemini.credentials[1] {
+        match &gemini.credentials[2] {
             Credential::Setting {
                 file,
                 pointer,

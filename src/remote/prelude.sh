@@ -126,6 +126,11 @@ fa_cleanup() {
   for fa_c in $fa_cleanups; do "$fa_c"; done
   fa_cleanups=
   if [ -n "$fa_tmp" ]; then rm -rf -- "$fa_tmp"; fa_tmp=; fi
+  # A signal can land between mktemp creating the directory and `fa_tmp` being assigned: its
+  # name carries this shell's pid, so it is found by that.
+  for fa_d in "${TMPDIR:-/tmp}/fleetauth.$$."*; do
+    if [ -d "$fa_d" ]; then rm -rf -- "$fa_d"; fi
+  done
 }
 fa_on_signal() {
   trap '' HUP INT TERM PIPE
@@ -139,6 +144,6 @@ trap 'fa_on_signal 143' TERM
 trap 'fa_on_signal 141' PIPE
 
 fa_mktemp_dir() {
-  fa_tmp=$(mktemp -d "${TMPDIR:-/tmp}/fleetauth.XXXXXX" 2>/dev/null) ||
+  fa_tmp=$(mktemp -d "${TMPDIR:-/tmp}/fleetauth.$$.XXXXXX" 2>/dev/null) ||
     fa_fail "$FA_ST_IO" "cannot create a private temporary directory in ${TMPDIR:-/tmp}"
 }
