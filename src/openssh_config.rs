@@ -86,6 +86,25 @@ fn args(file: &Path, host: &str, user: Option<&str>, port: Option<u16>) -> Vec<S
     args
 }
 
+/// The two `ssh -G` runs that resolve `host`: with `file`, and with `/dev/null` (OpenSSH's
+/// defaults, see [`from_config`]).
+fn arg_pair(file: &Path, host: &str, user: Option<&str>, port: Option<u16>) -> [Vec<String>; 2] {
+    [
+        args(file, host, user, port),
+        args(Path::new("/dev/null"), host, user, port),
+    ]
+}
+
+/// The (config, defaults) dumps of an [`arg_pair`]'s outputs; Err: what `ssh -G` said when one
+/// failed.
+fn dumps(pair: &[Output]) -> Result<(Resolved, Resolved), String> {
+    if let Some(out) = pair.iter().find(|o| !o.status.success()) {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let dump = |o: &Output| parse_dump(&String::from_utf8_lossy(&o.stdout));
+    Ok((dump(&pair[0]), dump(&pair[1])))
+}
+
 /// Run `ssh` with each argument list, [`BATCH`] at a time; None when `ssh` cannot be run.
 fn run_all(ssh: &Path, jobs: &[Vec<String>]) -> Option<Vec<Output>> {
     let mut outputs = Vec::with_capacity(jobs.len());
@@ -264,8 +283,7 @@ pub fn apply_with<'a>(
             let request = requests.get(&m.name).cloned().unwrap_or_default();
             let user = request.user.then_some(m.user.as_str());
             let port = request.port.then_some(m.port);
-            jobs.push(args(file, &m.host, user, port));
-            jobs.push(args(Path::new("/dev/null"), &m.host, user, port));
+            jobs.extend(arg_pair(file, &m.host, user, port));
         }
         match run_all(ssh, &jobs) {
             None => {
@@ -280,20 +298,15 @@ pub fn apply_with<'a>(
                 for ((i, file), pair) in todo.iter().zip(outputs.chunks(2)) {
                     let m = &mut *members[*i];
                     let request = requests.get(&m.name).cloned().unwrap_or_default();
-                    for out in pair {
-                        if !out.status.success() {
-                            return Err(error(format!(
-                                "OpenSSH cannot resolve member `{}` (host {}) with {}: {}",
-                                m.name,
-                                m.host,
-                                file.display(),
-                                String::from_utf8_lossy(&out.stderr).trim()
-                            ))
-                            .with_help("check the ssh_config file with `ssh -G -F FILE HOST`"));
-                        }
-                    }
-                    let config = parse_dump(&String::from_utf8_lossy(&pair[0].stdout));
-                    let defaults = parse_dump(&String::from_utf8_lossy(&pair[1].stdout));
+                    let (config, defaults) = dumps(pair).map_err(|why| {
+                        error(format!(
+                            "OpenSSH cannot resolve member `{}` (host {}) with {}: {why}",
+                            m.name,
+                            m.host,
+                            file.display(),
+                        ))
+                        .with_help("check the ssh_config file with `ssh -G -F FILE HOST`")
+                    })?;
                     resolve(m, &request, &config, &defaults, local)
                         .map_err(|why| error(format!("member `{}`: {why}", m.name)))?;
                 }
@@ -494,29 +507,20 @@ impl Hops<'_> {
         };
         if let (Some(ssh), Some(file)) = (self.ssh, file) {
             let (user, port) = (spec.user.as_deref(), spec.port);
-            let outputs = run_all(
-                ssh,
-                &[
-                    args(file, &spec.host, user, port),
-                    args(Path::new("/dev/null"), &spec.host, user, port),
-                ],
-            )
-            .ok_or("`ssh -G` cannot be run")?;
-            if let Some(out) = outputs.iter().find(|o| !o.status.success()) {
-                return Err(format!(
-                    "OpenSSH cannot resolve jump host `{written}` with {}: {}",
-                    file.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
+            let outputs = run_all(ssh, &arg_pair(file, &spec.host, user, port))
+                .ok_or("`ssh -G` cannot be run")?;
+            let (config, defaults) = dumps(&outputs).map_err(|why| {
+                format!(
+                    "OpenSSH cannot resolve jump host `{written}` with {}: {why}",
+                    file.display()
+                )
+            })?;
             let request = Request {
                 user: spec.user.is_some(),
                 port: spec.port.is_some(),
                 proxy_jump: !first,
                 ..Request::default()
             };
-            let config = parse_dump(&String::from_utf8_lossy(&outputs[0].stdout));
-            let defaults = parse_dump(&String::from_utf8_lossy(&outputs[1].stdout));
             resolve(&mut hop, &request, &config, &defaults, self.local)
                 .map_err(|why| format!("jump host `{written}`: {why}"))?;
             // No inventory speaks for a hop: OpenSSH's own default user (the local account, as
