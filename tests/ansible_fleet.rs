@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use support::{Lab, Member, State, fake};
 
-const PASS: &str = "store passphrase for tests";
+const PASS: &str = support::STORE_PASSPHRASE;
 
 /// web01, web02 (group `web`) and db01 (group `db`), both groups children of `prod`:
 ///

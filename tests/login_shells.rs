@@ -22,7 +22,7 @@ const SHELLS: [&str; 6] = ["bash", "dash", "zsh", "fish", "tcsh", "busybox"];
 /// The reference member: the harness's usual `/bin/sh` member, quiet start-up.
 const PLAIN: &str = "plain";
 
-const PASS: &str = "store passphrase for tests";
+const PASS: &str = support::STORE_PASSPHRASE;
 
 /// One test's fleet: `plain` and one member per login shell.
 struct Fleet {

@@ -22,7 +22,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Lab, Member, Output, State, fake};
+use support::{Lab, Member, State, fake};
 
 /// Every prompt's deadline in these tests (inventory `probe_timeout`).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
@@ -447,21 +447,6 @@ fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
-fn provision_json(lab: &Lab, inv: &Path, env: &[(&str, &str)]) -> Output {
-    let mut run = lab.run(&[
-        "provision",
-        "-i",
-        inv.to_str().unwrap(),
-        "--format",
-        "json",
-        "--no-input",
-    ]);
-    for (k, v) in env {
-        run = run.env(k, v);
-    }
-    run.output()
-}
-
 /// `sh` sourcing the member's env file locally, printing `$name` (exactly, no newline added).
 fn sourced(m: &Member, name: &str) -> String {
     let out = m
@@ -507,7 +492,7 @@ fn racing_provisioners_with_a_good_and_a_rejected_key_report_what_each_member_ho
         let go = |key: &str, delay: u64| {
             start.wait();
             std::thread::sleep(Duration::from_millis(delay));
-            provision_json(&lab, &inv, &[("GEMINI_API_KEY", key)])
+            lab.provision_json(&inv, &[("GEMINI_API_KEY", key)], &[])
         };
         let (g, b) = std::thread::scope(|s| {
             let g = s.spawn(|| go(&good, good_delay));
@@ -906,7 +891,7 @@ fn provision_refuses_an_env_file_directory_others_can_write_and_writes_through_n
     let inv = lab.inventory(&inventory_defaults());
     let old = format!("{OLD_LINE}\n");
 
-    let out = provision_json(&lab, &inv, &[("GEMINI_API_KEY", &key)]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
     out.assert_no_secret(&key);
     assert_ne!(out.code, Some(0), "provision succeeded\n{out}");
     let mut failures = Vec::new();
@@ -1109,7 +1094,7 @@ fn restore_after_a_rejected_key_keeps_the_previous_file_byte_for_byte_and_its_mo
     fs::set_permissions(m.env_file(), fs::Permissions::from_mode(0o640)).unwrap();
     let inv = lab.inventory(&inventory_defaults());
 
-    let out = provision_json(&lab, &inv, &[("GEMINI_API_KEY", &bad)]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &bad)], &[]);
     out.assert_no_secret(&bad);
     let row = out.row("m", "gemini");
     assert_eq!(str_of(&row, "action"), "failed", "{row}");
@@ -1150,7 +1135,7 @@ fn a_login_command_that_echoes_the_key_leaks_it_nowhere() {
     };
     let mut failures = Vec::new();
 
-    let out = provision_json(&lab, &inv, &[("OPENAI_API_KEY", &key)]);
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &key)], &[]);
     let s = out.row("saves", "codex");
     assert_eq!(
         (str_of(&s, "state"), str_of(&s, "action")),
@@ -1218,7 +1203,7 @@ fn a_line_assigning_the_key_among_others_is_replaced_or_reported_never_left_behi
         .env_line("export A=1 GEMINI_API_KEY=old-bad-key")
         .start();
     let inv = lab.inventory(&inventory_defaults());
-    let out = provision_json(&lab, &inv, &[("GEMINI_API_KEY", &key)]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
     out.assert_no_secret(&key);
     let row = out.row("m", "gemini");
     let env = m.env_file_contents();
@@ -1252,7 +1237,7 @@ fn a_multi_line_value_of_another_variable_is_kept_and_the_key_added() {
         .start();
     assert_eq!(sourced(&m, "NOTE"), note, "the harness wrote NOTE wrongly");
     let inv = lab.inventory(&inventory_defaults());
-    let out = provision_json(&lab, &inv, &[("GEMINI_API_KEY", &key)]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
     out.assert_no_secret(&key);
     let row = out.row("m", "gemini");
     assert_eq!(
@@ -1295,7 +1280,7 @@ fn a_verified_push_or_a_restore_leaves_only_the_env_file_and_an_empty_lock() {
         .vendor_rejects(&good)
         .start();
     let inv = lab.inventory(&inventory_defaults());
-    let out = provision_json(&lab, &inv, &[("GEMINI_API_KEY", &good)]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &good)], &[]);
     assert_eq!(
         str_of(&out.row("ok", "gemini"), "action"),
         "pushed",

@@ -1,44 +1,16 @@
-//! The CLIs defined only as data — providers/{opencode-anthropic,opencode-openai,cursor,droid,amp,
-//! agy,qwen}.toml — against real sshd members running their stubs (docker/stubs): `providers list`
-//! shows them, `sweep` and `sweep --deep` judge each in its states, `provision` pushes a key where
-//! one can be pushed and never for agy, which honours no key.
-//!
-//! The definitions are passed with `--providers-dir` (the repository's providers/), the way an
-//! operator adds a CLI fleetauth does not build in.
+//! The built-in CLIs beyond the first four — providers/{opencode-anthropic,opencode-openai,cursor,
+//! droid,amp,agy,qwen}.toml — against real sshd members running their stubs (docker/stubs):
+//! `providers list` shows them, `sweep` and `sweep --deep` judge each in its states, `provision`
+//! pushes a key where one can be pushed and never for agy, which honours no key.
 
 mod support;
 
-use std::path::PathBuf;
-
 use support::{Lab, Member, State, fake};
-
-const PASS: &str = "store passphrase for tests";
-
-fn providers_dir() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("providers")
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-/// `fleetauth --providers-dir providers/ ARGS…`.
-fn with_defs(args: &[&str]) -> Vec<String> {
-    let mut v = vec!["--providers-dir".to_string(), providers_dir()];
-    v.extend(args.iter().map(|a| a.to_string()));
-    v
-}
-
-fn fleetauth(lab: &Lab, args: &[&str]) -> support::Output {
-    let args = with_defs(args);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    lab.fleetauth(&args)
-}
 
 #[test]
 fn providers_list_shows_the_new_clis() {
     let lab = Lab::new();
-    let out = fleetauth(&lab, &["providers", "list"]);
+    let out = lab.fleetauth(&["providers", "list"]);
     out.assert_exit(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
     let line_of = |name: &str| {
@@ -65,9 +37,9 @@ fn providers_list_shows_the_new_clis() {
         let line = line_of(name);
         assert!(line.contains(binary), "{name}: {line}");
         assert!(line.contains(install), "{name}: {line}");
-        assert!(line.contains(&format!("{name}.toml")), "{name}: {line}");
+        assert!(line.contains("built-in"), "{name}: {line}");
     }
-    // The built-in four are still there.
+    // The first four are still there.
     for name in ["claude", "codex", "copilot", "gemini"] {
         line_of(name);
     }
@@ -374,9 +346,9 @@ fn every_new_cli_in_its_states_with_and_without_deep() {
     }
     let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
     let inv = inv.to_str().unwrap();
-    let quick = fleetauth(&lab, &["sweep", "-i", inv, "--format", "json"]);
+    let quick = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
     quick.assert_exit(1);
-    let deep = fleetauth(&lab, &["sweep", "-i", inv, "--format", "json", "--deep"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv, "--format", "json", "--deep"]);
     deep.assert_exit(1);
 
     let mut wrong = Vec::new();
@@ -465,23 +437,6 @@ fn every_new_cli_in_its_states_with_and_without_deep() {
     assert!(d.contains("2026-04-15"), "{d}");
 }
 
-fn provision(lab: &Lab, inv: &std::path::Path, env: &[(&str, &str)]) -> support::Output {
-    let args = with_defs(&[
-        "provision",
-        "-i",
-        inv.to_str().unwrap(),
-        "--format",
-        "json",
-        "--no-input",
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut run = lab.run(&args).env("FLEETAUTH_PASSPHRASE", PASS);
-    for (k, v) in env {
-        run = run.env(k, v);
-    }
-    run.output()
-}
-
 #[test]
 fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
     let lab = Lab::new();
@@ -526,7 +481,7 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
     env.push(("GEMINI_API_KEY", &gemini_key));
     let qwen_key = fake::openai_key();
     env.push(("QWEN_OPENAI_API_KEY", &qwen_key));
-    let out = provision(&lab, &inv, &env);
+    let out = lab.provision_json(&inv, &env, &[]);
     out.assert_exit(1); // agy stays needs_auth
 
     for ((provider, var, key), member) in keys.iter().zip(&members) {
@@ -575,7 +530,7 @@ fn provision_pushes_a_key_for_each_new_cli_but_never_for_agy() {
     );
 
     // Without any key at hand: nothing pushed either, and the row says what to do.
-    let out = provision(&lab, &inv, &[]);
+    let out = lab.provision_json(&inv, &[], &[]);
     let row = out.row("no-push-agy", "agy");
     assert_eq!(
         (row["state"].as_str(), row["action"].as_str()),
@@ -615,17 +570,14 @@ fn an_unreachable_vendor_makes_every_new_cli_hang_until_the_probe_deadline() {
         .vendor_unreachable()
         .start();
     let inv = lab.inventory("probe_timeout = \"2s\"\ncommand_timeout = \"30s\"");
-    let out = fleetauth(
-        &lab,
-        &[
-            "sweep",
-            "-i",
-            inv.to_str().unwrap(),
-            "--format",
-            "json",
-            "--deep",
-        ],
-    );
+    let out = lab.fleetauth(&[
+        "sweep",
+        "-i",
+        inv.to_str().unwrap(),
+        "--format",
+        "json",
+        "--deep",
+    ]);
     out.assert_exit(1);
     for p in ["opencode-openai", "cursor", "droid", "amp", "agy", "qwen"] {
         let row = out.row("all", p);

@@ -8,7 +8,7 @@ use std::fs;
 
 use support::{Lab, State, fake};
 
-const PASS: &str = "store passphrase for tests";
+const PASS: &str = support::STORE_PASSPHRASE;
 
 /// `fleetauth auth set PROVIDER` with the key on stdin.
 fn store_key(lab: &Lab, provider: &str, key: &str) {
@@ -18,28 +18,6 @@ fn store_key(lab: &Lab, provider: &str, key: &str) {
         .output()
         .assert_exit(0)
         .assert_no_secret(key);
-}
-
-fn provision(
-    lab: &Lab,
-    inv: &std::path::Path,
-    env: &[(&str, &str)],
-    extra: &[&str],
-) -> support::Output {
-    let mut args = vec![
-        "provision",
-        "-i",
-        inv.to_str().unwrap(),
-        "--format",
-        "json",
-        "--no-input",
-    ];
-    args.extend_from_slice(extra);
-    let mut run = lab.run(&args).env("FLEETAUTH_PASSPHRASE", PASS);
-    for (k, v) in env {
-        run = run.env(k, v);
-    }
-    run.output()
 }
 
 #[test]
@@ -60,7 +38,7 @@ fn each_strategy_in_order() {
         .start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
 
-    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &key)], &[]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
     out.assert_exit(1); // `absent` has no CLI
     let row = |m: &str| out.row(m, "gemini").clone();
     assert_eq!(
@@ -111,7 +89,7 @@ fn each_strategy_in_order() {
     out.assert_no_secret(&key);
 
     // Second run: nothing pushed anywhere.
-    let again = provision(&lab, &inv, &[("GEMINI_API_KEY", &key)], &[]);
+    let again = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
     for m in ["pre", "login", "push"] {
         assert_eq!(again.row(m, "gemini")["action"], "none", "{m}");
         assert_eq!(again.row(m, "gemini")["state"], "ready", "{m}");
@@ -124,7 +102,7 @@ fn no_key_anywhere_is_needs_auth_with_the_exact_remedy() {
     let lab = Lab::new();
     lab.member("m").provider("gemini", State::NoAuth).start();
     let inv = lab.inventory("");
-    let out = provision(&lab, &inv, &[], &[]);
+    let out = lab.provision_json(&inv, &[], &[]);
     out.assert_exit(1);
     let row = out.row("m", "gemini");
     assert_eq!(
@@ -149,7 +127,7 @@ fn key_from_the_store_and_check_writes_nothing() {
     let inv = lab.inventory("");
     let before = m.env_file_contents();
 
-    let plan = provision(&lab, &inv, &[], &["--check"]);
+    let plan = lab.provision_json(&inv, &[], &["--check"]);
     let row = plan.row("m", "gemini");
     assert_eq!(row["action"], "would_push");
     let detail = row["detail"].as_str().unwrap();
@@ -158,7 +136,7 @@ fn key_from_the_store_and_check_writes_nothing() {
     plan.assert_no_secret(&key);
     assert_eq!(m.env_file_contents(), before, "--check wrote the env file");
 
-    let out = provision(&lab, &inv, &[], &[]);
+    let out = lab.provision_json(&inv, &[], &[]);
     out.assert_exit(0);
     assert_eq!(out.row("m", "gemini")["action"], "pushed");
     // The audit log has the push with a fingerprint, never the key.
@@ -180,7 +158,7 @@ fn rejected_key_is_restored_and_failed_with_the_cli_reason() {
         .start();
     let inv = lab.inventory("");
     let before = m.env_file_contents();
-    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &bad)], &[]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &bad)], &[]);
     out.assert_exit(1);
     let row = out.row("m", "gemini");
     assert_eq!(row["action"], "failed");
@@ -206,7 +184,7 @@ fn shadowed_push_fails_and_names_the_shadowing_setting() {
         .start();
     let inv = lab.inventory("");
     let before = m.env_file_contents();
-    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &fake::gemini_key())], &[]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &fake::gemini_key())], &[]);
     let row = out.row("m", "gemini");
     assert_eq!(row["action"], "failed", "{row}");
     let detail = row["detail"].as_str().unwrap();
@@ -232,7 +210,7 @@ fn auth_modes_narrow_the_strategies() {
         .inventory_line("auth_mode = { gemini = \"api_key\" }")
         .start();
     let inv = lab.inventory("");
-    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &key)], &[]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
     let o = out.row("oauth", "gemini");
     assert_eq!(
         (o["state"].as_str(), o["action"].as_str()),
@@ -260,7 +238,7 @@ fn codex_key_installed_by_its_login_command() {
     let key = fake::openai_key();
     let m = lab.member("m").provider("codex", State::NoAuth).start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
-    let out = provision(&lab, &inv, &[("OPENAI_API_KEY", &key)], &[]);
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &key)], &[]);
     out.assert_exit(0);
     let row = out.row("m", "codex");
     assert_eq!(
@@ -396,8 +374,8 @@ fn two_provisioners_racing_on_one_member_lose_nothing() {
     .unwrap();
     let (gk, ck) = (fake::gemini_key(), fake::github_oauth_token());
     std::thread::scope(|s| {
-        let a = s.spawn(|| provision(&lab, &inv_g, &[("GEMINI_API_KEY", &gk)], &[]));
-        let b = s.spawn(|| provision(&lab, &inv_c, &[("COPILOT_GITHUB_TOKEN", &ck)], &[]));
+        let a = s.spawn(|| lab.provision_json(&inv_g, &[("GEMINI_API_KEY", &gk)], &[]));
+        let b = s.spawn(|| lab.provision_json(&inv_c, &[("COPILOT_GITHUB_TOKEN", &ck)], &[]));
         a.join().unwrap().assert_exit(0);
         b.join().unwrap().assert_exit(0);
     });
@@ -423,14 +401,14 @@ fn orchestrator_with_a_claude_login_and_a_gemini_key_provisions_a_mixed_fleet() 
         .start();
     lab.member("cod").provider("codex", State::KeyFile).start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
-    let out = provision(&lab, &inv, &[], &[]);
+    let out = lab.provision_json(&inv, &[], &[]);
     out.assert_exit(0);
     for (m, p) in [("gem", "gemini"), ("cla", "claude"), ("cod", "codex")] {
         assert_eq!(out.row(m, p)["state"], "ready", "{m}");
     }
     assert_eq!(out.row("gem", "gemini")["action"], "pushed");
     assert!(g.env_file_contents().contains("MINE=1"));
-    let again = provision(&lab, &inv, &[], &[]);
+    let again = lab.provision_json(&inv, &[], &[]);
     assert!(
         again.results().iter().all(|r| r["action"] == "none"),
         "second run pushed something"
@@ -640,13 +618,13 @@ fn share_oauth_is_opt_in_warns_and_verifies() {
     let m = lab.member("m").provider("claude", State::NoAuth).start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
 
-    let without = provision(&lab, &inv, &[], &[]);
+    let without = lab.provision_json(&inv, &[], &[]);
     assert_eq!(without.row("m", "claude")["state"], "needs_auth");
     assert!(!m.home().join(".claude/.credentials.json").exists());
 
     // claude's refresh token rotates (providers/claude.toml `rotates = true`): --share-oauth
     // alone refuses to copy it and says how to insist.
-    let refused = provision(&lab, &inv, &[], &["--share-oauth"]);
+    let refused = lab.provision_json(&inv, &[], &["--share-oauth"]);
     refused.assert_exit(1).assert_no_secret(&token);
     let row = refused.row("m", "claude");
     assert_eq!(
@@ -664,14 +642,10 @@ fn share_oauth_is_opt_in_warns_and_verifies() {
     assert!(!m.home().join(".claude/.credentials.json").exists());
 
     // The second flag alone is a usage error: it only qualifies --share-oauth.
-    provision(&lab, &inv, &[], &["--share-rotating-login"]).assert_exit(2);
+    lab.provision_json(&inv, &[], &["--share-rotating-login"])
+        .assert_exit(2);
 
-    let out = provision(
-        &lab,
-        &inv,
-        &[],
-        &["--share-oauth", "--share-rotating-login"],
-    );
+    let out = lab.provision_json(&inv, &[], &["--share-oauth", "--share-rotating-login"]);
     out.assert_exit(0);
     out.assert_stderr_contains("refresh token rotates");
     out.assert_no_secret(&token);
@@ -708,7 +682,7 @@ fn an_operator_key_provisions_members_of_every_provider() {
     }
     let inv = lab.inventory("probe_timeout = \"5s\"");
     let env: Vec<(&str, &str)> = keys.iter().map(|(_, var, k)| (*var, k.as_str())).collect();
-    let out = provision(&lab, &inv, &env, &[]);
+    let out = lab.provision_json(&inv, &env, &[]);
     out.assert_exit(0);
     for (p, _, k) in &keys {
         let row = out.row(&format!("m-{p}"), p);
@@ -727,7 +701,7 @@ fn keys_never_cross_providers() {
     let lab = Lab::new();
     let m = lab.member("m").provider("claude", State::NoAuth).start();
     let inv = lab.inventory("");
-    let out = provision(&lab, &inv, &[("GEMINI_API_KEY", &fake::gemini_key())], &[]);
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &fake::gemini_key())], &[]);
     let row = out.row("m", "claude");
     assert_eq!(
         (row["state"].as_str(), row["action"].as_str()),
@@ -760,7 +734,7 @@ fn shared_gemini_login_without_member_settings_is_undone() {
     .unwrap();
     let m = lab.member("m").provider("gemini", State::NoAuth).start();
     let inv = lab.inventory("");
-    let out = provision(&lab, &inv, &[], &["--share-oauth"]);
+    let out = lab.provision_json(&inv, &[], &["--share-oauth"]);
     let row = out.row("m", "gemini");
     assert_eq!(row["action"], "failed", "{row}");
     assert!(
@@ -785,7 +759,7 @@ fn failed_login_command_install_is_undone() {
     let inv = lab.inventory("probe_timeout = \"5s\"");
     let auth = m.home().join(".codex/auth.json");
     assert!(!auth.exists());
-    let out = provision(&lab, &inv, &[("OPENAI_API_KEY", &fake::openai_key())], &[]);
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &fake::openai_key())], &[]);
     let row = out.row("m", "codex");
     assert_eq!(row["action"], "failed", "{row}");
     let detail = row["detail"].as_str().unwrap();
@@ -825,7 +799,7 @@ fn claude_setup_token_is_pushed_into_claude_code_oauth_token_and_verified() {
     );
     let m = lab.member("m").provider("claude", State::NoAuth).start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
-    let out = provision(&lab, &inv, &[], &[]);
+    let out = lab.provision_json(&inv, &[], &[]);
     out.assert_exit(0).assert_no_secret(&token);
     let row = out.row("m", "claude");
     assert_eq!(
@@ -846,7 +820,7 @@ fn claude_setup_token_is_pushed_into_claude_code_oauth_token_and_verified() {
     );
     assert!(!env.contains("ANTHROPIC_API_KEY"), "{env}");
     // A second run finds it working and leaves it.
-    let again = provision(&lab, &inv, &[], &[]);
+    let again = lab.provision_json(&inv, &[], &[]);
     assert_eq!(again.row("m", "claude")["action"], "none");
 }
 
@@ -862,7 +836,7 @@ fn wrong_shape_is_refused_and_allow_key_shape_lets_a_new_shape_through() {
 
     // A setup-token exported as ANTHROPIC_API_KEY: refused, with the right place for it.
     let setup = fake::claude_oauth_token();
-    let out = provision(&lab, &inv, &[("ANTHROPIC_API_KEY", &setup)], &[]);
+    let out = lab.provision_json(&inv, &[("ANTHROPIC_API_KEY", &setup)], &[]);
     out.assert_exit(1).assert_no_secret(&setup);
     let row = out.row("m", "claude");
     assert_eq!(
@@ -890,7 +864,7 @@ fn wrong_shape_is_refused_and_allow_key_shape_lets_a_new_shape_through() {
 
     // A key of a new shape (shorter than the pattern allows; the vendor accepts it).
     let novel = "sk-ant-api03-n3wSh4pe";
-    let refused = provision(&lab, &inv, &[("ANTHROPIC_API_KEY", novel)], &[]);
+    let refused = lab.provision_json(&inv, &[("ANTHROPIC_API_KEY", novel)], &[]);
     refused.assert_exit(1).assert_no_secret(novel);
     let detail = refused.row("m", "claude")["detail"]
         .as_str()
@@ -899,8 +873,7 @@ fn wrong_shape_is_refused_and_allow_key_shape_lets_a_new_shape_through() {
     assert!(detail.contains("--allow-key-shape claude"), "{detail}");
     assert_eq!(m.env_file_contents(), before);
 
-    let allowed = provision(
-        &lab,
+    let allowed = lab.provision_json(
         &inv,
         &[("ANTHROPIC_API_KEY", novel)],
         &["--allow-key-shape", "claude"],
@@ -919,7 +892,8 @@ fn wrong_shape_is_refused_and_allow_key_shape_lets_a_new_shape_through() {
     );
 
     // The override names a provider; an unknown one is a usage error.
-    provision(&lab, &inv, &[], &["--allow-key-shape", "nope"]).assert_exit(2);
+    lab.provision_json(&inv, &[], &["--allow-key-shape", "nope"])
+        .assert_exit(2);
 }
 
 /// A Codex personal access token (`at-…`) goes into CODEX_ACCESS_TOKEN in the env file, from
@@ -930,7 +904,7 @@ fn codex_access_token_is_pushed_into_codex_access_token() {
     let token = format!("at-FAKE{}", fake::alnum(40));
     let m = lab.member("m").provider("codex", State::NoAuth).start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
-    let out = provision(&lab, &inv, &[("CODEX_ACCESS_TOKEN", &token)], &[]);
+    let out = lab.provision_json(&inv, &[("CODEX_ACCESS_TOKEN", &token)], &[]);
     out.assert_exit(0).assert_no_secret(&token);
     let row = out.row("m", "codex");
     assert_eq!(
@@ -987,8 +961,7 @@ fn copilot_fine_grained_pat_pushed_and_classic_pat_refused() {
         .assert_stderr_contains("classic personal access token (ghp_)");
     let m = lab.member("m").provider("copilot", State::NoAuth).start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
-    let out = provision(
-        &lab,
+    let out = lab.provision_json(
         &inv,
         &[("COPILOT_GITHUB_TOKEN", &classic)],
         &["--allow-key-shape", "copilot"],
@@ -1012,7 +985,7 @@ fn copilot_fine_grained_pat_pushed_and_classic_pat_refused() {
             .any(|r| r["provider"] == "copilot" && r["kind"] == "fine_grained_pat"),
         "the kind follows the shape: {rows:?}"
     );
-    let out = provision(&lab, &inv, &[], &[]);
+    let out = lab.provision_json(&inv, &[], &[]);
     out.assert_exit(0).assert_no_secret(&pat);
     assert_eq!(out.row("m", "copilot")["action"], "pushed");
     assert!(m.env_file_contents().contains("COPILOT_GITHUB_TOKEN="));

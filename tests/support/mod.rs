@@ -42,7 +42,7 @@ mod users;
 
 pub use home::{ENV_FILE, Planted, RC_NOISE, STUB_KEYCHAIN};
 pub use lab::{Endpoint, Lab, Member, MemberBuilder};
-pub use run::{Output, Run, capture};
+pub use run::{Output, Run, STORE_PASSPHRASE, capture};
 
 /// The state one provider is in on one member. Each is laid out as the real CLI would leave a
 /// machine in that state (files under the member's `$HOME`, lines in its env file, the vendor's

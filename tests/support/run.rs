@@ -11,12 +11,16 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::Lab;
+
+/// The passphrase of the local credential store in tests (`FLEETAUTH_PASSPHRASE`).
+pub const STORE_PASSPHRASE: &str = "store passphrase for tests";
 
 /// A fleetauth invocation being prepared; [`Run::output`] runs it.
 #[must_use = "nothing runs until .output()"]
@@ -37,6 +41,27 @@ impl Lab {
     /// Run fleetauth with `args` and `stdin` on its standard input.
     pub fn fleetauth_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         self.run(args).stdin(stdin).output()
+    }
+
+    /// `fleetauth provision -i INV --format json --no-input EXTRA…` with `env` in fleetauth's
+    /// environment and [`STORE_PASSPHRASE`] as the store's passphrase.
+    pub fn provision_json(&self, inv: &Path, env: &[(&str, &str)], extra: &[&str]) -> Output {
+        let mut args = vec![
+            "provision",
+            "-i",
+            inv.to_str().unwrap(),
+            "--format",
+            "json",
+            "--no-input",
+        ];
+        args.extend_from_slice(extra);
+        let mut run = self
+            .run(&args)
+            .env("FLEETAUTH_PASSPHRASE", STORE_PASSPHRASE);
+        for (k, v) in env {
+            run = run.env(k, v);
+        }
+        run.output()
     }
 
     /// Prepare a fleetauth run (add env, stdin, a deadline, then `.output()`).
