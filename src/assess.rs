@@ -131,11 +131,24 @@ pub struct Resolution<'p> {
     pub selected_missing: Option<String>,
     /// The setting that decided, if one did.
     pub setting: Option<Found<'p>>,
+    /// Credentials the CLI does not read because another file exists (`unless_exists`), as
+    /// notes for the detail column.
+    pub ignored: Vec<String>,
 }
 
 impl Resolution<'_> {
-    /// `GEMINI_API_KEY (env file) is hidden by …` notes for the detail column.
+    /// `GEMINI_API_KEY (env file) is hidden by …` and `… is not read: …` notes for the detail
+    /// column.
     pub fn shadow_note(&self) -> Option<String> {
+        let ignored = (!self.ignored.is_empty()).then(|| self.ignored.join("; "));
+        let parts: Vec<String> = [self.hidden_note(), ignored]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    fn hidden_note(&self) -> Option<String> {
         if self.shadowed.is_empty() {
             return None;
         }
@@ -489,11 +502,25 @@ pub fn resolve<'p>(
     now: SystemTime,
 ) -> Resolution<'p> {
     let mut all: Vec<Found<'p>> = Vec::new();
+    let mut ignored = Vec::new();
     for found in provider
         .credentials
         .iter()
         .filter_map(|c| evaluate(c, obs, env, now))
     {
+        // gemini loads only the first `.env` file it finds: a key in a later one is not read.
+        if let Some(guard) = found
+            .credential
+            .unless_exists()
+            .filter(|g| obs.files.contains_key(*g) || obs.present_files.iter().any(|f| f == g))
+        {
+            ignored.push(format!(
+                "{} is not read: {guard} exists, and {} loads only the first of them",
+                found.label(),
+                provider.binary
+            ));
+            continue;
+        }
         // Two credentials read from one broken file (codex's auth.json holds a key *or* a
         // login) are one problem, not one shadowing the other.
         let broken = matches!(
@@ -571,6 +598,7 @@ pub fn resolve<'p>(
                         effective,
                         selected_missing,
                         setting: Some(setting.clone()),
+                        ignored: ignored.clone(),
                     }
                 }
                 // A selected type fleetauth has no credential for (vertex-ai, …): the setting decides.
@@ -579,6 +607,7 @@ pub fn resolve<'p>(
                     effective: Some(setting.clone()),
                     selected_missing: None,
                     setting: Some(setting.clone()),
+                    ignored: ignored.clone(),
                 },
             };
         }
@@ -600,6 +629,7 @@ pub fn resolve<'p>(
     Resolution {
         effective,
         shadowed,
+        ignored,
         ..Default::default()
     }
 }

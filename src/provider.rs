@@ -283,6 +283,12 @@ pub enum Credential {
         /// The pointer names an object keyed by account: any non-empty string under it counts.
         any_value: bool,
         path_env: Option<String>,
+        /// A variable naming the file's directory instead; the file keeps its name (the GitHub
+        /// CLI's `GH_CONFIG_DIR` for `hosts.yml`). Never together with `path_env`.
+        dir_env: Option<String>,
+        /// Another credential's file whose existence means this one is not read: the CLI loads
+        /// only the first of several files it finds (gemini: `.gemini/.env` before `.env`).
+        unless_exists: Option<String>,
         note: Option<String>,
     },
     /// A file whose presence is the credential (an encrypted store): never read.
@@ -345,6 +351,20 @@ impl Credential {
             | Credential::OauthFile { path_env, .. }
             | Credential::KeyFile { path_env, .. }
             | Credential::PresentFile { path_env, .. } => path_env.as_deref(),
+            _ => None,
+        }
+    }
+    /// The variable that, set on the member, names the directory of this credential's file.
+    pub fn dir_env(&self) -> Option<&str> {
+        match self {
+            Credential::KeyFile { dir_env, .. } => dir_env.as_deref(),
+            _ => None,
+        }
+    }
+    /// The file whose existence makes the CLI skip this credential's file.
+    pub fn unless_exists(&self) -> Option<&str> {
+        match self {
+            Credential::KeyFile { unless_exists, .. } => unless_exists.as_deref(),
             _ => None,
         }
     }
@@ -641,6 +661,8 @@ const KEY_FILE_KEYS: &[&str] = &[
     "format",
     "any_value",
     "path_env",
+    "dir_env",
+    "unless_exists",
     "note",
 ];
 const PRESENT_FILE_KEYS: &[&str] = &[
@@ -1214,6 +1236,8 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
     // Checked after all are read: (setting's value, the id it selects).
     let mut selections = Vec::new();
     let mut id_values = Vec::new();
+    // Checked after all are read: (index of the credential, its `unless_exists` value).
+    let mut unless = Vec::new();
     for (i, item) in value.array()?.into_iter().enumerate() {
         let table = item.table(format!("[[credentials]] item {}", i + 1))?;
         let kind_value = table
@@ -1349,6 +1373,24 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
             }
             _ => {
                 table.deny_unknown(KEY_FILE_KEYS)?;
+                let path_env = optional_env(&table, "path_env")?;
+                let dir_env = match table.get("dir_env") {
+                    Some(v) if path_env.is_some() => {
+                        return Err(v
+                            .key_error(format!(
+                                "`dir_env` and `path_env` together in {}",
+                                table.name()
+                            ))
+                            .with_help("`path_env` names the whole file, `dir_env` its directory: keep one"));
+                    }
+                    Some(v) => Some(env_var(&v)?),
+                    None => None,
+                };
+                let unless_value = table.get("unless_exists");
+                let unless_exists = unless_value.as_ref().map(config_file).transpose()?;
+                if let Some(v) = unless_value {
+                    unless.push((credentials.len(), v));
+                }
                 Credential::KeyFile {
                     id,
                     file: config_file(&table.required("file")?)?,
@@ -1357,7 +1399,9 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                     kind: optional_kind(&table)?,
                     format: optional_format(&table)?,
                     any_value: optional_bool(&table, "any_value")?,
-                    path_env: optional_env(&table, "path_env")?,
+                    path_env,
+                    dir_env,
+                    unless_exists,
                     note: optional_note(&table)?,
                 }
             }
@@ -1385,6 +1429,29 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                 )));
             }
             Some(_) => {}
+        }
+    }
+    // The probe reports a file only when some credential reads it (or needs it to exist).
+    for (at, value) in &unless {
+        let file = value.str()?;
+        let observed = credentials
+            .iter()
+            .enumerate()
+            .any(|(i, c)| i != *at && (c.file() == Some(file) || c.presence_file() == Some(file)));
+        if !observed {
+            let files: Vec<&str> = credentials
+                .iter()
+                .filter_map(|c| c.file().or_else(|| c.presence_file()))
+                .collect();
+            return Err(value
+                .error(format!(
+                    "{} names \"{file}\", which no other credential reads",
+                    value.what()
+                ))
+                .with_help(format!(
+                    "name the `file` of another credential of this provider: {}",
+                    files.join(", ")
+                )));
         }
     }
     for (credential, id_value) in credentials.iter().zip(&id_values) {
@@ -1483,7 +1550,7 @@ mod tests {
                 "dotenv_gemini",
                 "dotenv_home",
                 "keychain_api_key",
-                "stored_api_key",
+                "encrypted_store",
                 "oauth_creds",
                 "keychain_oauth"
             ]
@@ -1507,7 +1574,10 @@ mod tests {
             } => {
                 assert_eq!(file, ".gemini/settings.json");
                 assert_eq!(pointer, "/security/auth/selectedType");
-                assert_eq!(selects["oauth-personal"], ["oauth_creds", "keychain_oauth"]);
+                assert_eq!(
+                    selects["oauth-personal"],
+                    ["oauth_creds", "keychain_oauth", "encrypted_store"]
+                );
                 assert_eq!(selects["gemini-api-key"][0], "gemini_api_key");
                 assert_eq!(*scope, SettingScope::All);
             }

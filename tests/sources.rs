@@ -113,6 +113,76 @@ const CASES: &[Case] = &[
             "IneligibleTierError, since 2026-06-18): use an API key (GEMINI_API_KEY from AI Studio) or the Antigravity `agy` CLI",
         ),
     },
+    // gemini loads only the first .env file it finds: ~/.gemini/.env, else ~/.env.
+    Case {
+        member: "gemini-dotenv-home",
+        provider: "gemini",
+        state: State::DotenvHome,
+        quick: ("ready", Some("key_file"), ".env GEMINI_API_KEY set"),
+        deep: ("ready", Some("probe"), "via .env GEMINI_API_KEY"),
+    },
+    Case {
+        member: "gemini-dotenv-ignored",
+        provider: "gemini",
+        state: State::DotenvIgnored,
+        quick: (
+            "needs_auth",
+            None,
+            "no credential found; run `fleetauth auth set gemini` or `export GEMINI_API_KEY=…`, then `fleetauth provision`; .env GEMINI_API_KEY is not read: .gemini/.env exists, and gemini loads only the first of them",
+        ),
+        deep: (
+            "needs_auth",
+            None,
+            "no auth method configured; .env GEMINI_API_KEY is not read: .gemini/.env exists",
+        ),
+    },
+    // GEMINI_FORCE_ENCRYPTED_FILE_STORAGE=true: the login leaves oauth_creds.json for the
+    // keychain, or gemini's encrypted file where no keychain answers.
+    Case {
+        member: "gemini-keychain",
+        provider: "gemini",
+        state: State::KeychainLogin,
+        quick: (
+            "ready",
+            Some("keychain"),
+            "keychain service \"gemini-cli-oauth\" present in the macOS keychain (presence only; --deep proves it); the login GEMINI_FORCE_ENCRYPTED_FILE_STORAGE moved out of oauth_creds.json",
+        ),
+        deep: (
+            "ready",
+            Some("probe"),
+            "via keychain service \"gemini-cli-oauth\"",
+        ),
+    },
+    Case {
+        member: "gemini-keychain-locked",
+        provider: "gemini",
+        state: State::KeychainLocked,
+        quick: (
+            "needs_auth",
+            None,
+            "keychain service \"gemini-cli-oauth\": the login keychain is locked (normal over SSH), so gemini cannot read its login; push a non-rotating credential (`fleetauth provision`), or log in once inside an SSH session",
+        ),
+        deep: (
+            "needs_auth",
+            None,
+            "cannot be refreshed non-interactively: log in again or use an API key; via keychain service \"gemini-cli-oauth\"",
+        ),
+    },
+    Case {
+        member: "gemini-encrypted-file",
+        provider: "gemini",
+        state: State::EncryptedFileLogin,
+        quick: (
+            "ready",
+            Some("key_file"),
+            ".gemini/gemini-credentials.json present (encrypted: presence only; --deep proves it); gemini's encrypted store",
+        ),
+        deep: (
+            "ready",
+            Some("probe"),
+            "via .gemini/gemini-credentials.json",
+        ),
+    },
     Case {
         member: "codex-keyring",
         provider: "codex",
@@ -368,4 +438,177 @@ fn copilot_classic_token_and_byok_backend() {
     for out in [&quick, &deep] {
         assert!(!out.stdout.contains(&token) && !out.stderr.contains(&token));
     }
+}
+
+#[test]
+fn gemini_reads_only_the_first_dotenv_file_and_provision_fixes_an_ignored_one() {
+    // Both files hold a key: ~/.gemini/.env wins, the one in ~/.env (rejected by the vendor) is
+    // never read, so the member is ready. With ~/.gemini/.env holding no key, the key in ~/.env
+    // is not read either: needs_auth, and provision's key in the env file makes it ready.
+    let lab = Lab::new();
+    let both = lab
+        .member("both")
+        .provider("gemini", State::SettingsKey)
+        .start();
+    let stale = support::fake::gemini_key();
+    std::fs::write(
+        both.home().join(".env"),
+        format!("GEMINI_API_KEY={stale}\n"),
+    )
+    .unwrap();
+    std::fs::write(both.vendor_dir().join("rejected"), format!("{stale}\n")).unwrap();
+    let ignored = lab
+        .member("ignored")
+        .provider("gemini", State::DotenvIgnored)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let note = ".env GEMINI_API_KEY is not read: .gemini/.env exists, and gemini loads only the first of them";
+    for (out, source) in [(&quick, "key_file"), (&deep, "probe")] {
+        let row = out.row("both", "gemini");
+        let detail = row["detail"].as_str().unwrap();
+        assert_eq!(row["state"], "ready", "{row}");
+        assert_eq!(row["source"], source, "{row}");
+        assert!(
+            detail.contains(".gemini/.env GEMINI_API_KEY") && detail.contains(note),
+            "{row}"
+        );
+        assert!(
+            !detail.contains("shadows"),
+            "not read is not shadowed: {row}"
+        );
+    }
+    assert_eq!(quick.row("ignored", "gemini")["state"], "needs_auth");
+
+    let key = support::fake::gemini_key();
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
+    let row = out.row("ignored", "gemini");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("pushed")),
+        "{row}"
+    );
+    assert!(ignored.env_file_contents().contains("GEMINI_API_KEY="));
+    let row = out.row("both", "gemini");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("none")),
+        "{row}"
+    );
+    for o in [&quick, &deep, &out] {
+        for secret in [&stale, &key] {
+            assert!(!o.stdout.contains(secret.as_str()) && !o.stderr.contains(secret.as_str()));
+        }
+    }
+}
+
+#[test]
+fn gemini_login_in_encrypted_storage_is_left_alone_by_provision() {
+    // GEMINI_FORCE_ENCRYPTED_FILE_STORAGE moved the login out of oauth_creds.json: a member
+    // whose keychain or encrypted file holds it is ready, so provision pushes nothing.
+    let lab = Lab::new();
+    let kc = lab
+        .member("kc")
+        .provider("gemini", State::KeychainLogin)
+        .start();
+    let file = lab
+        .member("file")
+        .provider("gemini", State::EncryptedFileLogin)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let key = support::fake::gemini_key();
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
+    for member in [&kc, &file] {
+        let row = out.row(member.name(), "gemini");
+        assert_eq!(
+            (row["state"].as_str(), row["action"].as_str()),
+            (Some("ready"), Some("none")),
+            "{row}"
+        );
+        assert!(!member.env_file_contents().contains("GEMINI_API_KEY"));
+        assert!(!member.home().join(".gemini/oauth_creds.json").exists());
+    }
+}
+
+#[test]
+fn copilot_follows_copilot_home_and_gh_config_dir() {
+    // COPILOT_HOME replaces ~/.copilot; GH_CONFIG_DIR moves the GitHub CLI's hosts.yml. Each is
+    // checked both ways: the login in the moved place counts, the one left in the default
+    // place does not (the CLI no longer looks there).
+    let lab = Lab::new();
+    let members = lab.dir().join("members");
+    let alt = |member: &str, dir: &str| members.join(member).join("home").join(dir);
+    let moved_home = lab
+        .member("moved-home")
+        .provider("copilot", State::OauthValid)
+        .ambient_env(
+            "COPILOT_HOME",
+            alt("moved-home", "copilot alt").to_str().unwrap(),
+        )
+        .build();
+    std::fs::rename(
+        moved_home.home().join(".copilot"),
+        alt("moved-home", "copilot alt"),
+    )
+    .unwrap();
+    let stale_home = lab
+        .member("stale-home")
+        .provider("copilot", State::OauthValid)
+        .ambient_env(
+            "COPILOT_HOME",
+            alt("stale-home", "copilot-empty").to_str().unwrap(),
+        )
+        .build();
+    let moved_gh = lab
+        .member("moved-gh")
+        .provider("copilot", State::GhLogin)
+        .ambient_env("GH_CONFIG_DIR", alt("moved-gh", "gh alt").to_str().unwrap())
+        .build();
+    std::fs::rename(
+        moved_gh.home().join(".config/gh"),
+        alt("moved-gh", "gh alt"),
+    )
+    .unwrap();
+    let stale_gh = lab
+        .member("stale-gh")
+        .provider("copilot", State::GhLogin)
+        .ambient_env(
+            "GH_CONFIG_DIR",
+            alt("stale-gh", "gh-empty").to_str().unwrap(),
+        )
+        .build();
+    for m in [&moved_home, &stale_home, &moved_gh, &stale_gh] {
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let want = [
+        ("moved-home", "ready", "config.json copilot_tokens.* set"),
+        ("stale-home", "needs_auth", "no credential found"),
+        (
+            "moved-gh",
+            "ready",
+            "~/.config/gh/hosts.yml github.com.oauth_token set",
+        ),
+        ("stale-gh", "needs_auth", "no credential found"),
+    ];
+    for (member, state, detail) in want {
+        let row = quick.row(member, "copilot");
+        assert_eq!(row["state"], state, "{row}");
+        assert!(row["detail"].as_str().unwrap().contains(detail), "{row}");
+        assert_eq!(
+            deep.row(member, "copilot")["state"],
+            state,
+            "--deep {member}"
+        );
+    }
+    let row = deep.row("stale-gh", "copilot");
+    assert!(
+        row["detail"].as_str().unwrap().contains("not logged in"),
+        "{row}"
+    );
 }
