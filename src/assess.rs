@@ -1505,6 +1505,76 @@ mod tests {
     }
 
     #[test]
+    fn gemini_loads_only_the_first_dotenv_file() {
+        let ignored = ".env GEMINI_API_KEY is not read: .gemini/.env exists, and gemini loads only the first of them";
+        // ~/.env alone is read.
+        let v = installed()
+            .file(".env", "GEMINI_API_KEY=AIza1\n")
+            .judge("gemini");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail.starts_with(".env GEMINI_API_KEY set"),
+            "{}",
+            v.detail
+        );
+        // ~/.gemini/.env without the key still hides ~/.env: nothing usable, and the detail
+        // says why the key in ~/.env does not count.
+        let v = installed()
+            .file(".gemini/.env", "GOOGLE_CLOUD_PROJECT=p\n")
+            .file(".env", "GEMINI_API_KEY=AIza1\n")
+            .judge("gemini");
+        assert_eq!((v.state, v.source), (State::NeedsAuth, None));
+        assert!(v.detail.starts_with("no credential found"), "{}", v.detail);
+        assert!(v.detail.ends_with(ignored), "{}", v.detail);
+        // Both hold a key: the first is used, the second is not read (not "shadowed").
+        let v = installed()
+            .file(".gemini/.env", "GEMINI_API_KEY=AIza1\n")
+            .file(".env", "GEMINI_API_KEY=AIza2\n")
+            .judge("gemini");
+        assert_eq!(v.state, State::Ready);
+        assert_eq!(
+            v.detail,
+            format!(".gemini/.env GEMINI_API_KEY set; {ignored}")
+        );
+        // A key in the env file wins over both (a variable already set is never overridden).
+        let v = installed()
+            .env_file(&["GEMINI_API_KEY"])
+            .file(".gemini/.env", "GEMINI_API_KEY=AIza1\n")
+            .file(".env", "GEMINI_API_KEY=AIza2\n")
+            .judge("gemini");
+        assert_eq!(v.source, Some(Source::EnvFile));
+        assert!(
+            v.detail.contains("shadows .gemini/.env GEMINI_API_KEY") && v.detail.contains(ignored),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn gemini_login_moved_by_force_encrypted_storage() {
+        // GEMINI_FORCE_ENCRYPTED_FILE_STORAGE deletes oauth_creds.json: the keychain entry, else
+        // the encrypted file, holds the login; neither is needs_auth for lack of the file.
+        let mut c = installed().file(".gemini/settings.json", OAUTH_SELECTED);
+        c.obs
+            .present_files
+            .push(".gemini/gemini-credentials.json".into());
+        let v = c.judge("gemini");
+        assert_eq!(
+            (v.state, v.source),
+            (State::Ready, Some(Source::KeyFile)),
+            "{}",
+            v.detail
+        );
+        assert!(
+            v.detail.contains(
+                "the login GEMINI_FORCE_ENCRYPTED_FILE_STORAGE moved out of oauth_creds.json"
+            ),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
     fn gemini_probe_texts_and_exit_codes() {
         let oauth = || {
             installed()

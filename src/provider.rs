@@ -1617,6 +1617,25 @@ mod tests {
             Credential::Keychain { service, service_hash_env: Some(v), .. } if service == "Claude Code-credentials" && v == "CLAUDE_CONFIG_DIR")));
         assert!(claude.credentials.iter().any(|c| matches!(c,
             Credential::KeyFile { file, pointer, .. } if file == "/etc/claude-code/managed-settings.json" && pointer == "/apiKeyHelper")));
+        // Managed settings: Linux and macOS (a path with a space), the same pointers in both.
+        let managed = |file: &str| -> Vec<&str> {
+            claude
+                .credentials
+                .iter()
+                .filter_map(|c| match c {
+                    Credential::KeyFile {
+                        file: f, pointer, ..
+                    } if f == file => Some(pointer.as_str()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let linux = managed("/etc/claude-code/managed-settings.json");
+        assert_eq!(linux.len(), 7, "{linux:?}");
+        assert_eq!(
+            managed("/Library/Application Support/ClaudeCode/managed-settings.json"),
+            linux
+        );
 
         let codex = builtin("codex");
         assert!(
@@ -1643,7 +1662,17 @@ mod tests {
         assert!(copilot.credentials.iter().any(|c| matches!(c,
             Credential::KeyFile { pointer, any_value: true, .. } if pointer == "/copilot_tokens")));
         assert!(copilot.credentials.iter().any(|c| matches!(c,
-            Credential::KeyFile { file, format: FileFormat::Yaml, .. } if file == "~/.config/gh/hosts.yml")));
+            Credential::KeyFile { file, format: FileFormat::Yaml, dir_env: Some(d), .. } if file == "~/.config/gh/hosts.yml" && d == "GH_CONFIG_DIR")));
+        assert_eq!(copilot.config_home.env.as_deref(), Some("COPILOT_HOME"));
+
+        // gemini loads only the first .env file it finds: ~/.env only without ~/.gemini/.env.
+        let gemini = builtin("gemini");
+        let dotenv_home = gemini
+            .credentials
+            .iter()
+            .find(|c| c.id() == "dotenv_home")
+            .unwrap();
+        assert_eq!(dotenv_home.unless_exists(), Some(".gemini/.env"));
     }
 
     #[test]
@@ -2430,6 +2459,50 @@ default = "~/.tool"
             "[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\nservice = \"s\"\nservice_hash_env = \"not a var\"\n",
         ));
         assert!(e.message.contains("not a var"), "{e}");
+    }
+
+    #[test]
+    fn dir_env_and_unless_exists_parse_and_refuse_mistakes() {
+        let key_file = |extra: &str| {
+            format!(
+                "[[credentials]]\ntype = \"key_file\"\nid = \"first\"\nfile = \"~/.tool/.env\"\nformat = \"dotenv\"\npointer = \"/K\"\n\
+                 [[credentials]]\ntype = \"key_file\"\nid = \"second\"\nfile = \"hosts.yml\"\nformat = \"yaml\"\npointer = \"/K\"\n{extra}"
+            )
+        };
+        let p = parse_ok(&with(&key_file(
+            "dir_env = \"TOOL_DIR\"\nunless_exists = \"~/.tool/.env\"\n",
+        )));
+        assert_eq!(p.credentials[1].dir_env(), Some("TOOL_DIR"));
+        assert_eq!(p.credentials[1].unless_exists(), Some("~/.tool/.env"));
+        assert_eq!(p.credentials[0].dir_env(), None);
+
+        let text = with(&key_file(
+            "path_env = \"TOOL_FILE\"\ndir_env = \"TOOL_DIR\"\n",
+        ));
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "dir_env"),
+            1,
+            "`dir_env` and `path_env` together",
+            "keep one",
+        );
+        let e = parse_err(&with(&key_file("dir_env = \"not a var\"\n")));
+        assert!(e.message.contains("not a var"), "{e}");
+        // The file must be one the probe looks at, and not the credential's own.
+        let text = with(&key_file("unless_exists = \"~/.tool/other\"\n"));
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "unless_exists"),
+            17,
+            "names \"~/.tool/other\", which no other credential reads",
+            "~/.tool/.env, hosts.yml",
+        );
+        let e = parse_err(&with(&key_file("unless_exists = \"hosts.yml\"\n")));
+        assert!(e.message.contains("no other credential reads"), "{e}");
+        let e = parse_err(&with(&key_file("unless_exists = \"../x\"\n")));
+        assert!(e.message.contains("without `..`"), "{e}");
     }
 
     #[test]
