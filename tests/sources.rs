@@ -226,6 +226,17 @@ const CASES: &[Case] = &[
         ),
     },
     Case {
+        member: "copilot-keychain-locked",
+        provider: "copilot",
+        state: State::KeychainLocked,
+        quick: (
+            "needs_auth",
+            None,
+            "keychain service \"copilot-cli\": the login keychain is locked (normal over SSH), so copilot cannot read its login; push a non-rotating credential",
+        ),
+        deep: ("needs_auth", None, "not logged in"),
+    },
+    Case {
         member: "copilot-config",
         provider: "copilot",
         state: State::OauthValid,
@@ -611,4 +622,171 @@ fn copilot_follows_copilot_home_and_gh_config_dir() {
         row["detail"].as_str().unwrap().contains("not logged in"),
         "{row}"
     );
+}
+
+#[test]
+fn gemini_system_settings_and_its_own_key_store() {
+    // The system settings (moved by GEMINI_CLI_SYSTEM_SETTINGS_PATH, here to a path with a
+    // space) override the user's: an administrator's enforcedType forces a login the member
+    // does not have, over a good key; a system selectedType picks the key over the user's
+    // expired login. Under gemini-api-key without the variable, the key the CLI keeps in its
+    // keychain (gemini-cli-api-key) counts.
+    let lab = Lab::new();
+    let home_of = |m: &str| lab.dir().join("members").join(m).join("home");
+    let system = |m: &str| home_of(m).join("admin settings/settings.json");
+    let enforced = lab
+        .member("enforced")
+        .provider("gemini", State::EnvKey)
+        .ambient_env(
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH",
+            system("enforced").to_str().unwrap(),
+        )
+        .build();
+    let selected = lab
+        .member("selected")
+        .provider("gemini", State::Shadowed)
+        .ambient_env(
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH",
+            system("selected").to_str().unwrap(),
+        )
+        .build();
+    let stored = lab
+        .member("stored")
+        .provider("gemini", State::NoAuth)
+        .build();
+    for (m, text) in [
+        (
+            &enforced,
+            r#"{"security":{"auth":{"enforcedType":"oauth-personal"}}}"#,
+        ),
+        (
+            &selected,
+            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}}}"#,
+        ),
+    ] {
+        let path = system(m.name());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    std::fs::create_dir_all(stored.home().join(".gemini")).unwrap();
+    std::fs::write(
+        stored.home().join(".gemini/settings.json"),
+        r#"{"security":{"auth":{"selectedType":"gemini-api-key"}}}"#,
+    )
+    .unwrap();
+    let key = support::fake::gemini_key();
+    let items = stored.home().join(support::STUB_KEYCHAIN).join("items");
+    std::fs::create_dir_all(&items).unwrap();
+    std::fs::write(items.join("gemini-cli-api-key"), &key).unwrap();
+    std::os::unix::fs::symlink(
+        support::stubs_dir().join("security"),
+        stored.bin_dir().join("security"),
+    )
+    .unwrap();
+    for m in [&enforced, &selected, &stored] {
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let want = [
+        (
+            "enforced",
+            (
+                "needs_auth",
+                None,
+                "/etc/gemini-cli/settings.json security.auth.enforcedType selects oauth-personal but none of",
+            ),
+            ("needs_auth", None, "cannot be refreshed non-interactively"),
+        ),
+        (
+            "selected",
+            ("ready", Some("env_file"), "GEMINI_API_KEY (env file) set"),
+            ("ready", Some("probe"), "via GEMINI_API_KEY (env file)"),
+        ),
+        (
+            "stored",
+            (
+                "ready",
+                Some("keychain"),
+                "keychain service \"gemini-cli-api-key\" present",
+            ),
+            (
+                "ready",
+                Some("probe"),
+                "via keychain service \"gemini-cli-api-key\"",
+            ),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (member, q, d) in want {
+        for (out, (state, source, detail), mode) in [(&quick, q, "sweep"), (&deep, d, "--deep")] {
+            let row = out.row(member, "gemini");
+            if row["state"] != state
+                || row["source"].as_str() != source
+                || !row["detail"].as_str().unwrap_or_default().contains(detail)
+            {
+                wrong.push(format!("{member} ({mode}): {row}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong rows:\n{}", wrong.join("\n"));
+    for out in [&quick, &deep] {
+        assert!(!out.stdout.contains(&key) && !out.stderr.contains(&key));
+    }
+}
+
+#[test]
+fn codex_personal_access_token_in_auth_json() {
+    // auth.json holding a personal access token (auth_mode personalAccessToken) is a login:
+    // ready without --deep, proven by the prompt, and left alone by provision.
+    let lab = Lab::new();
+    let m = lab.member("pat").provider("codex", State::NoAuth).build();
+    let token = format!("at-FAKE{}", support::fake::alnum(40));
+    let auth = m.home().join(".codex/auth.json");
+    std::fs::create_dir_all(auth.parent().unwrap()).unwrap();
+    std::fs::write(
+        &auth,
+        format!("{{\n  \"auth_mode\": \"personalAccessToken\",\n  \"personal_access_token\": \"{token}\"\n}}"),
+    )
+    .unwrap();
+    m.start();
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let row = quick.row("pat", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["source"].as_str()),
+        (Some("ready"), Some("key_file")),
+        "{row}"
+    );
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("auth.json personal_access_token set"),
+        "{row}"
+    );
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let row = deep.row("pat", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["source"].as_str()),
+        (Some("ready"), Some("probe")),
+        "{row}"
+    );
+    let out = lab.provision_json(
+        &inv,
+        &[("CODEX_API_KEY", &support::fake::openai_key())],
+        &[],
+    );
+    let row = out.row("pat", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("none")),
+        "{row}"
+    );
+    for o in [&quick, &deep, &out] {
+        assert!(!o.stdout.contains(&token) && !o.stderr.contains(&token));
+    }
 }
