@@ -790,3 +790,85 @@ fn codex_personal_access_token_in_auth_json() {
         assert!(!o.stdout.contains(&token) && !o.stderr.contains(&token));
     }
 }
+
+#[test]
+fn claude_api_key_helper_and_a_linux_secret_service() {
+    // claude runs the settings' apiKeyHelper for its key; copilot's login in a Linux Secret
+    // Service (libsecret, the stub `secret-tool`; a session bus is announced) counts like the
+    // macOS keychain's, and the detail says which store it is.
+    let lab = Lab::new();
+    let helper = lab
+        .member("helper")
+        .provider("claude", State::NoAuth)
+        .build();
+    let key = support::fake::anthropic_api_key();
+    let claude_dir = helper.home().join(".claude");
+    std::fs::create_dir_all(&claude_dir).unwrap();
+    std::fs::write(claude_dir.join("key.txt"), &key).unwrap();
+    std::fs::write(
+        claude_dir.join("settings.json"),
+        r#"{"apiKeyHelper": "cat $HOME/.claude/key.txt"}"#,
+    )
+    .unwrap();
+    let libsecret = lab
+        .member("libsecret")
+        .provider("copilot", State::KeychainLogin)
+        .ambient_env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .build();
+    let bin = libsecret.bin_dir();
+    std::fs::remove_file(bin.join("security")).unwrap();
+    std::os::unix::fs::symlink(
+        support::stubs_dir().join("secret-tool"),
+        bin.join("secret-tool"),
+    )
+    .unwrap();
+    for m in [&helper, &libsecret] {
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let want = [
+        (
+            "helper",
+            "claude",
+            ("key_file", "settings.json apiKeyHelper set"),
+            "via settings.json apiKeyHelper",
+        ),
+        (
+            "libsecret",
+            "copilot",
+            (
+                "keychain",
+                "keychain service \"copilot-cli\" present in the Secret Service (libsecret)",
+            ),
+            "via keychain service \"copilot-cli\"",
+        ),
+    ];
+    for (member, provider, (source, detail), deep_detail) in want {
+        let row = quick.row(member, provider);
+        assert_eq!(
+            (row["state"].as_str(), row["source"].as_str()),
+            (Some("ready"), Some(source)),
+            "{row}"
+        );
+        assert!(row["detail"].as_str().unwrap().contains(detail), "{row}");
+        let row = deep.row(member, provider);
+        assert_eq!(
+            (row["state"].as_str(), row["source"].as_str()),
+            (Some("ready"), Some("probe")),
+            "{row}"
+        );
+        assert!(
+            row["detail"].as_str().unwrap().contains(deep_detail),
+            "{row}"
+        );
+    }
+    let token = libsecret.secret("copilot", "copilot-cli");
+    for out in [&quick, &deep] {
+        for secret in [&key, &token] {
+            assert!(!out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()));
+        }
+    }
+}
