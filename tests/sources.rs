@@ -872,3 +872,73 @@ fn claude_api_key_helper_and_a_linux_secret_service() {
         }
     }
 }
+
+#[test]
+fn gemini_exit_codes_invalid_grant_and_the_browser_prompt() {
+    // What only the prompt can tell (provider-facts 2026-11, gemini): the turn limit (53) and a
+    // failed tool (54) come after the model answered, so the credential works; bad input (42)
+    // and the sandbox (44) are errors that say nothing about it; a dead refresh token
+    // (`invalid_grant`) and the browser prompt of an expired login need a new login. Without
+    // --deep every one of them looks ready.
+    let lab = Lab::new();
+    let cases = [
+        (
+            // A ready verdict's detail is "prompt answered" whatever rule matched: without
+            // the rules for 53 and 54 these would be errors ("unrecognised result").
+            "turn-limit",
+            State::EnvKey,
+            "ready",
+            "prompt answered",
+        ),
+        (
+            "tool-failed",
+            State::EnvKey,
+            "ready",
+            "prompt answered",
+        ),
+        (
+            "bad-input",
+            State::EnvKey,
+            "error",
+            "gemini refused its input (exit 42)",
+        ),
+        (
+            "sandbox",
+            State::EnvKey,
+            "error",
+            "gemini sandbox error (exit 44)",
+        ),
+        (
+            "invalid-grant",
+            State::OauthRefreshable,
+            "needs_auth",
+            "OAuth refresh token is dead (invalid_grant)",
+        ),
+        (
+            "browser",
+            State::OauthRefreshable,
+            "needs_auth",
+            "gemini wants a browser login",
+        ),
+    ];
+    for (answer, state, _, _) in cases {
+        let m = lab.member(answer).provider("gemini", state).build();
+        std::fs::write(m.vendor_dir().join("gemini-answer"), format!("{answer}\n")).unwrap();
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let mut wrong = Vec::new();
+    for (member, _, state, detail) in cases {
+        if quick.row(member, "gemini")["state"] != "ready" {
+            wrong.push(format!("{member} (sweep): {}", quick.row(member, "gemini")));
+        }
+        let row = deep.row(member, "gemini");
+        if row["state"] != state || !row["detail"].as_str().unwrap_or_default().contains(detail) {
+            wrong.push(format!("{member} (--deep): {row}"));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong rows:\n{}", wrong.join("\n"));
+}
