@@ -890,12 +890,7 @@ fn gemini_exit_codes_invalid_grant_and_the_browser_prompt() {
             "ready",
             "prompt answered",
         ),
-        (
-            "tool-failed",
-            State::EnvKey,
-            "ready",
-            "prompt answered",
-        ),
+        ("tool-failed", State::EnvKey, "ready", "prompt answered"),
         (
             "bad-input",
             State::EnvKey,
