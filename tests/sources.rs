@@ -1,9 +1,12 @@
 //! Credential sources beyond the env file and the CLIs' own files, against real sshd members:
 //! OS keychains (present, locked; the stub `security`), config files that inject a key (claude's
-//! settings `env` block, gemini's `.env`), codex's keyring store, copilot's `copilot_tokens` and
-//! the GitHub CLI's login, claude's blanked login and dead refresh token, and Google's refusal
-//! of individual accounts (2026-06). Each row is checked for state, source and the detail naming
-//! where the credential was found, with and without `--deep`.
+//! settings `env` block and `apiKeyHelper`, gemini's `.env` files of which only the first
+//! counts, its system settings), codex's keyring store and personal access token, copilot's
+//! `copilot_tokens`, `COPILOT_HOME` and the GitHub CLI's login (`GH_CONFIG_DIR`), a Linux Secret
+//! Service, gemini's token storage (`GEMINI_FORCE_ENCRYPTED_FILE_STORAGE`), claude's blanked
+//! login and dead refresh token, Google's refusal of individual accounts (2026-06) and gemini's
+//! other failure exits. Each row is checked for state, source and the detail naming where the
+//! credential was found, with and without `--deep` (and `provision` where a push applies).
 
 mod support;
 
