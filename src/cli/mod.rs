@@ -12,6 +12,7 @@ mod matrix;
 pub mod out;
 mod providers_list;
 mod provision;
+mod report_merge;
 mod run;
 mod sweep;
 
@@ -104,6 +105,11 @@ pub struct FleetArgs {
     /// Only these members: comma-separated names, globs or tags.
     #[arg(long, value_name = "SEL")]
     pub limit: Option<String>,
+
+    /// Only shard K of N of the selected members (1 ≤ K ≤ N), split by member name so that
+    /// N jobs together cover every member once; join their results with `fleetauth report merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::shard::Shard>,
 
     /// At most this many SSH handshakes (key exchange + authentication, the CPU-heavy part) at
     /// once; a member waiting on the network holds no slot.
@@ -212,6 +218,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ProvidersCommand,
     },
+    /// Reports written by earlier runs.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,6 +270,20 @@ pub enum InventoryCommand {
         /// Only these members: comma-separated names, globs or tags.
         #[arg(long, value_name = "SEL")]
         limit: Option<String>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Join the JSON documents of several runs (e.g. one per `--shard`) into one document,
+    /// summary and exit status; a member × provider in two files is refused.
+    Merge {
+        /// The JSON documents (`--format json`) to join.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
         /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -346,6 +371,13 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
         .into_iter()
         .cloned()
         .collect();
+    if let Some(shard) = fleet.shard {
+        let selected = members.len();
+        members.retain(|m| shard.holds(&m.name));
+        if members.is_empty() {
+            out::errln!("shard {shard} holds none of the {selected} selected members");
+        }
+    }
     apply_ssh_config(cli, &inventory, &mut members)?;
     let targets: Vec<Target> = members.iter().map(Member::target).collect();
     let opts = TransportOptions {
@@ -461,6 +493,9 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Providers {
             command: ProvidersCommand::List { format },
         } => providers_list::run(&cli, *format),
+        Command::Report {
+            command: ReportCommand::Merge { files, format },
+        } => report_merge::run(&cli, files, *format),
         Command::Completions { shell } => docs::completions(*shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }
