@@ -107,6 +107,27 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The rows of one earlier run's output: a JSON document (`{"results": [...], "summary": {...}}`)
+/// whose summary must agree with its rows — a document cut short or edited by hand is refused,
+/// not merged. The error says what is wrong, never echoing the text.
+pub fn read_document(text: &str) -> Result<Vec<Row>, String> {
+    #[derive(serde::Deserialize)]
+    struct Owned {
+        results: Vec<Row>,
+        summary: Summary,
+    }
+    let doc: Owned = serde_json::from_str(text)
+        .map_err(|e| format!("not a fleetauth JSON document (`--format json`): {e}"))?;
+    let counted = Summary::of(&doc.results);
+    if counted != doc.summary {
+        return Err(format!(
+            "its summary ({} rows, {} ready) does not match its {} results ({} ready): cut short or edited?",
+            doc.summary.rows, doc.summary.ready, counted.rows, counted.ready
+        ));
+    }
+    Ok(doc.results)
+}
+
 /// 0 when every row is ready, else 1. (2 is for bad input, decided before any row exists.)
 pub fn exit_code(rows: &[Row]) -> i32 {
     if rows.iter().all(|r| r.state == State::Ready) {
