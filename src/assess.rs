@@ -854,9 +854,8 @@ pub fn credential_expiry(
 ) -> Option<i64> {
     let empty = ProviderObservation::default();
     let obs = obs.unwrap_or(&empty);
-    if obs.binary.is_none() {
-        return None;
-    }
+    // A CLI that is not there uses no credential.
+    obs.binary.as_ref()?;
     let secs = |d: &Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     match resolve(provider, obs, env, now).effective?.status {
         CredStatus::Valid(left) | CredStatus::Expiring(left) => Some(secs(&left)),

@@ -257,10 +257,7 @@ fn check_exposition(text: &str) -> Result<Vec<Sample>, String> {
         if let Some(inner) = rest.strip_prefix('{') {
             let mut chars = inner.char_indices().peekable();
             let mut end = None;
-            loop {
-                let Some((start, c)) = chars.next() else {
-                    break;
-                };
+            while let Some((start, c)) = chars.next() {
                 if c == '}' {
                     end = Some(start + 1);
                     break;

@@ -1,6 +1,6 @@
 //! `fleetauth run -- CMD…`: wiring and printing; the pipeline is [`crate::dispatch`].
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::formats::{MemberTimes, hostname};
@@ -93,12 +93,25 @@ pub async fn run(
             }
         }
     }
-    let mut t = crate::report::new_table(false);
+    // The exit table is for the person at the terminal: boxed there, plain columns in a log.
+    let boxed = std::io::stderr().is_terminal();
+    let mut t = match boxed {
+        true => crate::report::new_table(false),
+        false => crate::report::new_plain_table(),
+    };
     t.set_header(["MEMBER", "EXIT", "NOTE"]);
     for o in &outcomes {
-        t.add_row([o.member.clone(), o.status.to_string(), o.note.clone()]);
+        let note = crate::report::one_line(&o.note);
+        t.add_row([
+            crate::report::one_line(&o.member),
+            o.status.to_string(),
+            note,
+        ]);
     }
-    errln!("{t}");
+    match boxed {
+        true => errln!("{t}"),
+        false => err!("{}", crate::report::plain_table_text(&mut t)),
+    }
     Ok(worst)
 }
 
