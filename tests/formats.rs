@@ -81,38 +81,57 @@ fn jsonl_writes_each_member_as_it_finishes_then_a_summary() {
     );
 }
 
+/// A member with nothing to install is written once probed, one that gets a key once its
+/// install is verified (or, with --check, planned); the lines are the JSON document's rows.
 #[test]
 fn provision_jsonl_rows_match_its_json_document() {
     let lab = Lab::new();
     lab.member("a").provider("gemini", State::EnvKey).start();
     lab.member("b").provider("gemini", State::NoAuth).start();
     let inv = lab.inventory("");
-    let inv = inv.to_str().unwrap();
-    let args = |format| {
-        vec![
-            "provision",
-            "-i",
-            inv,
-            "--check",
-            "--no-input",
-            "--format",
-            format,
-        ]
+    let key = support::fake::gemini_key();
+    let provision = |format: &str, check: bool| {
+        let mut args = vec!["provision", "-i", inv.to_str().unwrap(), "--no-input"];
+        args.extend(["--format", format]);
+        if check {
+            args.push("--check");
+        }
+        lab.run(&args).env("GEMINI_API_KEY", &key).output()
     };
-    let doc = lab.fleetauth(&args("json"));
-    let lines = lab.fleetauth(&args("jsonl"));
+    let objects = |out: &support::Output| -> Vec<Value> {
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+            .collect()
+    };
+    let doc = provision("json", true);
+    let lines = provision("jsonl", true);
     lines.assert_exit(doc.code.unwrap());
-    let objects: Vec<Value> = lines
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
-        .collect();
-    let (summary, rows) = objects.split_last().unwrap();
+    let all = objects(&lines);
+    let (summary, rows) = all.split_last().unwrap();
     let mut rows = rows.to_vec();
     rows.sort_by_key(|r| r["member"].as_str().unwrap().to_string());
     assert_eq!(Value::from(rows), doc.json()["results"], "{lines}");
     assert_eq!(summary["summary"], doc.json()["summary"]);
-    assert_eq!(doc.row("b", "gemini")["action"], "none");
+    assert_eq!(doc.row("a", "gemini")["action"], "none");
+    assert_eq!(doc.row("b", "gemini")["action"], "would_push");
+
+    let pushed = provision("jsonl", false);
+    pushed.assert_exit(0);
+    let all = objects(&pushed);
+    assert_eq!(all.len(), 3, "{pushed}");
+    // a needed nothing: written after its probe, before b's install was done.
+    assert_eq!(
+        (&all[0]["member"], &all[0]["action"]),
+        (&Value::from("a"), &Value::from("none"))
+    );
+    assert_eq!(
+        (&all[1]["member"], &all[1]["action"]),
+        (&Value::from("b"), &Value::from("pushed"))
+    );
+    assert_eq!(all[1]["state"], "ready");
+    assert_eq!(all[2]["summary"]["ready"], 2);
+    pushed.assert_no_secret(&key);
 }
 
 #[test]
