@@ -1,6 +1,6 @@
 //! `fleetauth run -- CMD…`: wiring and printing; the pipeline is [`crate::dispatch`].
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::formats::{MemberTimes, hostname};
@@ -93,25 +93,14 @@ pub async fn run(
             }
         }
     }
-    // The exit table is for the person at the terminal: boxed there, plain columns in a log.
-    let boxed = std::io::stderr().is_terminal();
-    let mut t = match boxed {
-        true => crate::report::new_table(false),
-        false => crate::report::new_plain_table(),
-    };
+    let mut t = crate::report::new_table(false);
     t.set_header(["MEMBER", "EXIT", "NOTE"]);
     for o in &outcomes {
-        let note = crate::report::one_line(&o.note);
-        t.add_row([
-            crate::report::one_line(&o.member),
-            o.status.to_string(),
-            note,
-        ]);
+        // The note may quote the member's shell: never raw to a terminal.
+        let note = crate::report::printable(&o.note).into_owned();
+        t.add_row([o.member.clone(), o.status.to_string(), note]);
     }
-    match boxed {
-        true => errln!("{t}"),
-        false => err!("{}", crate::report::plain_table_text(&mut t)),
-    }
+    errln!("{t}");
     Ok(worst)
 }
 
