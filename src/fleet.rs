@@ -3,8 +3,8 @@
 //! Each member is an independent task: at most `jobs` are in flight (each one holds a socket
 //! and, during key exchange, a core), a slow or dead member costs only its own deadlines, and
 //! results come back in inventory order whatever order they finished in. Progress is one
-//! aggregate bar on stderr, drawn only when stderr is a terminal, so piped and CI output stays
-//! clean.
+//! aggregate bar on stderr, drawn only when stderr is a terminal (and not `TERM=dumb`), so piped
+//! and CI output stays clean.
 //!
 //! Output that streams as members finish (`--format jsonl`) cannot wait for the ordered
 //! result: a [`Progress`] may carry a listener ([`Progress::on_finished`]) that each member's
@@ -38,7 +38,9 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(total: usize, verb: &str) -> Progress {
-        let bar = if std::io::stderr().is_terminal() {
+        // A dumb terminal cannot redraw a line: no bar there either.
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        let bar = if std::io::stderr().is_terminal() && !dumb {
             ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
         } else {
             ProgressBar::hidden()

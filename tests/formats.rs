@@ -593,3 +593,50 @@ fn piping_into_head_ends_quietly_with_the_runs_status() {
     let stderr = std::fs::read_to_string(lab.dir().join("err")).unwrap();
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// On a terminal (util-linux `script` gives fleetauth one), `auto` draws the box table with
+/// coloured states; `TERM=dumb` and `NO_COLOR` keep the table and drop every escape code.
+#[test]
+fn a_terminal_gets_the_boxed_table_and_colour_unless_term_is_dumb() {
+    let lab = Lab::new();
+    lab.member("m1").provider("gemini", State::EnvKey).start();
+    let inv = lab.inventory("");
+    let on_tty = |env: &[(&str, &str)]| {
+        let line = format!(
+            "stty cols 200 rows 50; {} sweep -i {} --no-input",
+            env!("CARGO_BIN_EXE_fleetauth"),
+            inv.display()
+        );
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", lab.operator_home())
+            .env("FLEETAUTH_HOME", lab.fleetauth_home())
+            .env("XDG_CONFIG_HOME", lab.config_home())
+            .current_dir(lab.dir());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        support::capture(cmd, None, Duration::from_secs(60))
+    };
+    let colour = on_tty(&[("TERM", "xterm")]);
+    colour.assert_exit(0);
+    assert!(colour.stdout.contains('┆'), "{colour}");
+    let coloured_ready = "\x1b[38;5;10m ready";
+    assert!(colour.stdout.contains(coloured_ready), "{colour:?}");
+    // NO_COLOR: no colour (the progress bar may still redraw its line).
+    let no_color = on_tty(&[("TERM", "xterm"), ("NO_COLOR", "1")]);
+    no_color.assert_exit(0);
+    assert!(no_color.stdout.contains('┆'), "{no_color}");
+    assert!(
+        !no_color.stdout.contains("\x1b[38;5"),
+        "{:?}",
+        no_color.stdout
+    );
+    // TERM=dumb: no escape code at all, no progress bar either.
+    let dumb = on_tty(&[("TERM", "dumb")]);
+    dumb.assert_exit(0);
+    assert!(dumb.stdout.contains('┆'), "{dumb}");
+    assert!(!dumb.stdout.contains('\x1b'), "{:?}", dumb.stdout);
+}
