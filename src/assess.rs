@@ -874,6 +874,26 @@ pub fn credential_home(
     }
 }
 
+/// Seconds from `now` until the credential the CLI uses expires (negative: expired that long
+/// ago), where it carries an expiry fleetauth reads (an OAuth login); None otherwise.
+pub fn credential_expiry(
+    provider: &Provider,
+    obs: Option<&ProviderObservation>,
+    env: &EnvFileObservation,
+    now: SystemTime,
+) -> Option<i64> {
+    let empty = ProviderObservation::default();
+    let obs = obs.unwrap_or(&empty);
+    // A CLI that is not there uses no credential.
+    obs.binary.as_ref()?;
+    let secs = |d: &Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    match resolve(provider, obs, env, now).effective?.status {
+        CredStatus::Valid(left) | CredStatus::Expiring(left) => Some(secs(&left)),
+        CredStatus::Refreshable(ago) | CredStatus::Expired(ago) => Some(-secs(&ago)),
+        _ => None,
+    }
+}
+
 /// The verdict for one provider on one reachable member.
 pub fn assess(
     provider: &Provider,

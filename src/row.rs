@@ -181,6 +181,10 @@ pub struct Row {
     /// Only for `unreachable` rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// Seconds from the check until the expiry of the credential the CLI uses (negative: it
+    /// expired that long ago); only where that credential carries an expiry (an OAuth login).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
 }
 
 /// The member a row is about: what every row of it repeats.
@@ -203,6 +207,7 @@ impl Row {
             version: None,
             detail,
             reason: None,
+            expires_in: None,
         }
     }
 

@@ -31,10 +31,21 @@ fn shards_cover_the_fleet_once_and_merge_into_the_whole_report() {
     let mut files = Vec::new();
     let mut members = Vec::new();
     for k in 1..=3 {
+        // Shards may write either format: a JSON document or JSON lines.
         let shard = format!("{k}/3");
-        let out = lab.fleetauth(&["sweep", "-i", inv, "--format", "json", "--shard", &shard]);
+        let format = if k == 2 { "jsonl" } else { "json" };
+        let out = lab.fleetauth(&["sweep", "-i", inv, "--format", format, "--shard", &shard]);
         assert!(out.code == Some(0) || out.code == Some(1), "{out}");
-        for r in out.json()["results"].as_array().unwrap() {
+        let rows: Vec<serde_json::Value> = match format {
+            "json" => out.json()["results"].as_array().unwrap().clone(),
+            _ => out
+                .stdout
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|v| v.get("summary").is_none())
+                .collect(),
+        };
+        for r in rows {
             members.push(r["member"].as_str().unwrap().to_string());
         }
         let path = lab.dir().join(format!("shard-{k}.json"));
@@ -79,6 +90,17 @@ fn shards_cover_the_fleet_once_and_merge_into_the_whole_report() {
     let refused = lab.fleetauth(&["report", "merge", whole_path.to_str().unwrap()]);
     refused.assert_exit(2);
     refused.assert_stderr_contains("does not match");
+    // JSON lines without their summary line (the job died) are refused.
+    let lines = fs::read_to_string(&files[1]).unwrap();
+    let cut: String = lines
+        .lines()
+        .filter(|l| !l.contains("\"summary\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&whole_path, cut).unwrap();
+    let died = lab.fleetauth(&["report", "merge", whole_path.to_str().unwrap()]);
+    died.assert_exit(2);
+    died.assert_stderr_contains("did not finish");
     // Not a document at all.
     fs::write(&whole_path, "hello").unwrap();
     let junk = lab.fleetauth(&["report", "merge", whole_path.to_str().unwrap()]);

@@ -7,6 +7,7 @@
 
 mod auth;
 mod docs;
+mod formats;
 mod inventory_check;
 mod matrix;
 pub mod out;
@@ -91,6 +92,28 @@ pub enum Format {
     Json,
 }
 
+/// What `sweep`, `provision` and `run` print on stdout (see README.md for each format's
+/// contract).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FleetFormat {
+    /// `table` when stdout is a terminal, else `plain`.
+    Auto,
+    /// A table with borders and colour (the human view).
+    Table,
+    /// Aligned columns without borders or colour, one line per row.
+    Plain,
+    /// Tab-separated values: a header line, then one line per row (not for run).
+    Tsv,
+    /// One JSON document at the end.
+    Json,
+    /// JSON lines: each member's rows as it finishes, then a summary line.
+    Jsonl,
+    /// JUnit XML test report: one test case per member × provider (run: per member).
+    Junit,
+    /// Prometheus text exposition, for a node_exporter textfile collector (not for run).
+    Prometheus,
+}
+
 /// Options shared by every command that contacts members.
 #[derive(Args, Debug, Clone)]
 pub struct FleetArgs {
@@ -117,8 +140,8 @@ pub struct FleetArgs {
     pub jobs: u32,
 
     /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FleetFormat::Auto, value_name = "FORMAT")]
+    pub format: FleetFormat,
 
     /// Never prompt (identity passphrases, keys); fail instead.
     #[arg(long)]
@@ -278,15 +301,15 @@ pub enum InventoryCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
-    /// Join the JSON documents of several runs (e.g. one per `--shard`) into one document,
+    /// Join the JSON documents or JSON lines of several runs (e.g. one per `--shard`) into one document,
     /// summary and exit status; a member × provider in two files is refused.
     Merge {
-        /// The JSON documents (`--format json`) to join.
+        /// The JSON documents (`--format json`) or JSON lines (`--format jsonl`) to join.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Output format on stdout.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = FleetFormat::Auto)]
+        format: FleetFormat,
     },
 }
 
@@ -347,10 +370,15 @@ pub fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
+        ColorChoice::Auto => std::io::stdout().is_terminal() && colour_allowed(),
     }
+}
+
+/// Whether the environment lets a terminal have colour: not under `NO_COLOR` (no-color.org)
+/// nor `TERM=dumb`. main.rs asks too, for log lines on stderr.
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// What every fleet command starts from.

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::out::out;
-use super::{Cli, Failure, Format, use_color};
+use super::formats::RowReport;
+use super::{Cli, Failure, FleetFormat, use_color};
 use crate::report;
 
-pub fn run(cli: &Cli, files: &[PathBuf], format: Format) -> Result<i32, Failure> {
+pub fn run(cli: &Cli, files: &[PathBuf], format: FleetFormat) -> Result<i32, Failure> {
     let mut rows = Vec::new();
     // member × provider → the file it came from: shards never overlap, so a repeat means the
     // same shard (or the whole fleet) was given twice and the counts would lie.
@@ -16,7 +16,7 @@ pub fn run(cli: &Cli, files: &[PathBuf], format: Format) -> Result<i32, Failure>
     for file in files {
         let text = std::fs::read_to_string(file)
             .map_err(|e| Failure::usage(format!("error: {}: {e}", file.display())))?;
-        let got = report::read_document(&text)
+        let got = report::read_results(&text)
             .map_err(|e| Failure::usage(format!("error: {}: {e}", file.display())))?;
         for r in got {
             let key = (r.member.clone(), r.provider.clone());
@@ -32,9 +32,6 @@ pub fn run(cli: &Cli, files: &[PathBuf], format: Format) -> Result<i32, Failure>
             rows.push(r);
         }
     }
-    match format {
-        Format::Json => out!("{}", report::to_json(&rows)),
-        Format::Table => out!("{}", report::to_table(&rows, use_color(cli.color))),
-    }
+    RowReport::new(format, use_color(cli.color), "report merge").finish(&rows);
     Ok(report::exit_code(&rows))
 }
