@@ -44,6 +44,7 @@ async fn run(fake: &Arc<FakeMember>, var: &str, key: &str, check: bool) -> Vec<R
         share_rotating_login: false,
         share_oauth: false,
         keep_backup: false,
+        fix_shadowing: false,
     };
     let mut broker = KeyBroker::new(None, false);
     provision(

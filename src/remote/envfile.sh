@@ -210,7 +210,7 @@ fa_txn_install() {
 }
 
 # fa_env_push: merge the assignments for FA_NAMES, read from stdin (one line each), into the env
-# file; records `install pushed|unchanged`. The new lines exist only in this shell's memory and in
+# file, and remove those of FA_DROP (`--fix-shadowing`); records `install pushed|unchanged`. The new lines exist only in this shell's memory and in
 # the new file.
 fa_env_push() {
   fa_txn_begin "$(fa_path "$FA_ENV")"
@@ -230,7 +230,7 @@ fa_env_push() {
   fa_nonl=0
   if [ -s "$fa_src" ] && [ -n "$(tail -c 1 -- "$fa_src")" ]; then fa_nonl=1; fi
   # awk's stderr (names and line numbers only) is captured; its stdout is the new file.
-  fa_err=$(printf '%s' "$fa_new" | LC_ALL=C awk -v mode=merge -v names="$FA_NAMES" -v nonl="$fa_nonl" \
+  fa_err=$(printf '%s' "$fa_new" | LC_ALL=C awk -v mode=merge -v names="$FA_NAMES" -v drop="${FA_DROP:-}" -v nonl="$fa_nonl" \
     -v st_bad_input="$FA_ST_BAD_INPUT" -v st_shadowed="$FA_ST_SHADOWED" \
     "$FA_AWK_ENVFILE" phase=new - phase=old "$fa_src" 2>&1 >"$fa_t")
   fa_st=$?
@@ -289,4 +289,27 @@ fa_file_push() {
     fa_fail "$FA_ST_BAD_INPUT" "the file's contents did not arrive whole"
   fi
   fa_txn_install
+}
+
+# fa_fix_file: `--fix-shadowing`'s settings change, in the install's transaction and under its
+# lock: provider FA_FIX_PROVIDER's file FA_FIX_REL (under its config home) is replaced by the
+# FA_FIX_NEW bytes read from stdin, once the FA_FIX_OLD bytes before them prove it still holds
+# what the probe read. Undone with the install; records `fix pushed`.
+fa_fix_file() {
+  "fa_def_$FA_FIX_PROVIDER"
+  fa_ff=$(fa_config_home "$HVAR" "$HDEF")/$FA_FIX_REL
+  fa_check_dir "${fa_ff%/*}"
+  fa_recover "$fa_ff"
+  fa_check_target "$fa_ff"
+  if ! { [ -f "$fa_ff" ] && dd bs=1 count="$FA_FIX_OLD" 2>/dev/null | cmp -s - "$fa_ff"; }; then
+    fa_fail "$FA_ST_IO" "refusing to change $fa_ff: it changed since fleetauth read it; run provision again"
+  fi
+  fa_newtemp "$fa_ff"
+  dd bs=1 count="$FA_FIX_NEW" 2>/dev/null >"$fa_t"
+  if [ "$(wc -c <"$fa_t" | tr -d ' ')" != "$FA_FIX_NEW" ]; then
+    fa_fail "$FA_ST_BAD_INPUT" "the new contents of $fa_ff did not arrive whole"
+  fi
+  fa_swap "$fa_t" "$fa_ff"
+  fa_temps=
+  fa_rec - fix pushed
 }

@@ -11,6 +11,7 @@ case $FA_INSTALL in
   file) fa_file_push ;;
   *) fa_fail "$FA_ST_USAGE" "unknown install method $FA_INSTALL" ;;
 esac
+if [ -n "${FA_FIX_REL:-}" ]; then fa_fix_file; fi
 fa_probe_all
 fa_rec - verify 1
 # The verdict comes within FA_VERDICT_WAIT seconds or never: a connection cut after our last

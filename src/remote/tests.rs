@@ -263,6 +263,7 @@ fn env_txn(p: &Provider, key: &str, wait: Duration) -> transaction::Transaction 
             var: "GEMINI_API_KEY",
             value: &value,
         },
+        &transaction::Fixes::default(),
         false,
         wait,
     )
@@ -279,6 +280,7 @@ fn push(home: &Home, key: &str, keep_backup: bool) -> (Ran, transaction::Report)
             var: "GEMINI_API_KEY",
             value: &value,
         },
+        &transaction::Fixes::default(),
         keep_backup,
         Duration::from_secs(60),
     )
