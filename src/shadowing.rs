@@ -68,7 +68,9 @@ impl Shadowing {
     /// The fixes `--fix-shadowing` makes when the key wins after them.
     pub fn fixes(&self) -> Vec<&Fix> {
         match self {
-            Shadowing::Fixable(obstacles) => obstacles.iter().filter_map(|o| o.fix.as_ref()).collect(),
+            Shadowing::Fixable(obstacles) => {
+                obstacles.iter().filter_map(|o| o.fix.as_ref()).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -95,7 +97,11 @@ impl Shadowing {
                     [] => String::new(),
                     fixes => format!(
                         " (after {}, which --fix-shadowing would change)",
-                        fixes.iter().map(|o| o.what.as_str()).collect::<Vec<_>>().join(", ")
+                        fixes
+                            .iter()
+                            .map(|o| o.what.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 };
                 Some(format!(
@@ -145,6 +151,7 @@ impl Replay {
         Replay {
             obs: ProviderObservation {
                 ambient: obs.ambient.clone(),
+                ambient_in: obs.ambient_in.clone(),
                 files,
                 present_files: obs.present_files.clone(),
                 keychains: obs.keychains.clone(),
@@ -245,7 +252,6 @@ pub fn check(
     if !replay.install(target) {
         return Shadowing::Clear;
     }
-    let env_install = matches!(key.install, Install::EnvFile { .. });
     let mut fixable: Vec<Obstacle> = Vec::new();
     for _ in 0..=provider.credentials.len() {
         let res = resolve(provider, &replay.obs, &replay.env, now);
@@ -260,7 +266,7 @@ pub fn check(
         let Some(winner) = res.setting.as_ref().or(res.effective.as_ref()) else {
             break;
         };
-        let obstacle = obstacle(provider, winner, target_id, env_install, env_file);
+        let obstacle = obstacle(provider, obs, winner, target_id, env_file);
         match obstacle.fix.clone() {
             Some(fix) if replay.apply(&fix) => fixable.push(obstacle),
             _ => {
@@ -291,13 +297,16 @@ fn shown_path(provider: &Provider, file: &str) -> String {
 
 fn obstacle(
     provider: &Provider,
+    obs: &ProviderObservation,
     winner: &Found<'_>,
     target_id: &str,
-    env_install: bool,
     env_file: &str,
 ) -> Obstacle {
     let label = winner.label();
-    let file = winner.credential.file().or(winner.credential.presence_file());
+    let file = winner
+        .credential
+        .file()
+        .or(winner.credential.presence_file());
     let (what, path) = match file {
         Some(f) if label.starts_with(f) => {
             let p = shown_path(provider, f);
@@ -309,16 +318,21 @@ fn obstacle(
     let mut fix = None;
     let remedy = match (winner.credential, winner.origin) {
         (Credential::Env { var, .. }, Origin::EnvFile) => {
-            if env_install {
-                fix = Some(Fix::DropEnvVar(var.clone()));
-            }
+            fix = Some(Fix::DropEnvVar(var.clone()));
             format!("remove {var} from {env_file} on the member")
         }
-        (Credential::Env { var, .. }, _) => format!(
-            "{var} is set in the member's own environment, outside fleetauth's env file: unset it where it is set \
-             (sshd SetEnv or AcceptEnv, ~/.ssh/environment, /etc/environment, or a shell startup file such as \
-             ~/.profile, ~/.bashrc, ~/.zshenv, /etc/profile.d/*)"
-        ),
+        (Credential::Env { var, .. }, _) => match obs.ambient_in.get(var.as_str()) {
+            Some(files) if !files.is_empty() => format!(
+                "{var} is set in the member's own environment, outside fleetauth's env file: remove it from {}",
+                files.join(", ")
+            ),
+            _ => format!(
+                "{var} is set in the member's own environment, outside fleetauth's env file, and no startup file \
+                 fleetauth reads assigns it (~/.profile, ~/.bashrc, ~/.zshenv, ~/.ssh/environment, /etc/environment, \
+                 /etc/profile.d/*, /etc/ssh/sshd_config): look for sshd SetEnv in another sshd configuration, or the \
+                 environment sshd itself was started with, and unset it there"
+            ),
+        },
         (
             Credential::Setting {
                 file,
@@ -391,7 +405,11 @@ pub fn set_json_string(bytes: &[u8], pointer: &str, value: &str) -> Option<Vec<u
     let text = std::str::from_utf8(bytes).ok()?;
     for (at, _) in text.match_indices(&old) {
         let candidate = format!("{}{new}{}", &text[..at], &text[at + old.len()..]);
-        if serde_json::from_str::<serde_json::Value>(&candidate).ok().as_ref() == Some(&wanted) {
+        if serde_json::from_str::<serde_json::Value>(&candidate)
+            .ok()
+            .as_ref()
+            == Some(&wanted)
+        {
             return Some(candidate.into_bytes());
         }
     }

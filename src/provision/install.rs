@@ -14,8 +14,8 @@ use crate::probe::{ProbeRequest, parse_output};
 use crate::provider::{Install, Provider};
 use crate::remote;
 use crate::row::{Action, Row, Source, State};
-use crate::ssh::{Dialog, Input, Session};
 use crate::shadowing::{self, Fix};
+use crate::ssh::{Dialog, Input, Session};
 use crate::sweep::judge_one;
 
 fn audit(
@@ -113,7 +113,9 @@ pub(super) async fn install_and_verify(
                 Fix::SetSetting { .. } => None,
             })
             .collect(),
-        file: edits.first().map(|(rel, old, new)| (rel.as_str(), old, new)),
+        file: edits
+            .first()
+            .map(|(rel, old, new)| (rel.as_str(), old, new)),
     };
     let fixed_note = match fixes.is_empty() {
         true => String::new(),

@@ -396,7 +396,11 @@ async fn act_on_member(
                 true => String::new(),
                 false => format!(
                     ", {} (--fix-shadowing)",
-                    shadowing::describe_fixes(&fixes.iter().collect::<Vec<_>>(), provider, &member.env_file)
+                    shadowing::describe_fixes(
+                        &fixes.iter().collect::<Vec<_>>(),
+                        provider,
+                        &member.env_file
+                    )
                 ),
             };
             r.detail = format!("{}; would install {what}{fix} and verify it", r.detail);

@@ -41,7 +41,8 @@ pub enum Install<'a> {
 /// What `--fix-shadowing` changes in the same transaction ([`crate::shadowing`]).
 #[derive(Default)]
 pub struct Fixes<'a> {
-    /// Env-file variables removed by the same merge (with an env-file install only).
+    /// Env-file variables removed from the env file: by the same merge (env-file install), or
+    /// by a merge just before the login command runs.
     pub drop_vars: Vec<&'a str>,
     /// A JSON settings file under the provider's config home: its path there, the bytes the
     /// probe read (the member checks the file still holds them) and its new bytes.
@@ -82,6 +83,8 @@ pub fn build(
         Install::LoginCommand { args, binary, key } => {
             script
                 .set("FA_INSTALL", "login")
+                .set("FA_NAMES", "")
+                .set("FA_DROP", &fixes.drop_vars.join(" "))
                 .set("FA_LOGIN_PROVIDER", "0")
                 .set_words("FA_LOGIN_ARGS", args.iter())
                 .set("FA_LOGIN_BIN", binary);

@@ -18,6 +18,7 @@
 
 fa_locked=
 fa_lockdir=
+fa_lockdir2=
 
 # fa_check_dir DIR: DIR exists (created 0700 when missing), is ours and not writable by others.
 fa_check_dir() {
@@ -52,13 +53,17 @@ fa_check_target() {
 
 # fa_lock FILE: the provisioning lock FILE, held until this script ends. flock(1) where it exists
 # (released by the kernel whatever kills us); else a lock directory naming its holder's pid, taken
-# over when that process is gone.
+# over when that process is gone. The first lock is on fd 9; a second one (`--fix-shadowing`
+# changing the env file before a login command's push) on fd 8. Always taken in that order —
+# the env file's, then a config home's — so two provisioners cannot deadlock.
 fa_lock() {
   fa_lockfile=$1
+  fa_fd=9
+  [ -n "$fa_locked" ] && fa_fd=8
   if command -v flock >/dev/null 2>&1; then
     { : >>"$fa_lockfile"; } 2>/dev/null || fa_fail "$FA_ST_IO" "cannot open the lock file $fa_lockfile"
-    exec 9>>"$fa_lockfile"
-    flock -w "$FA_LOCK_TIMEOUT" 9 ||
+    if [ "$fa_fd" = 9 ]; then exec 9>>"$fa_lockfile"; else exec 8>>"$fa_lockfile"; fi
+    flock -w "$FA_LOCK_TIMEOUT" "$fa_fd" ||
       fa_fail "$FA_ST_LOCK_TIMEOUT" "another fleetauth held the lock $1 for ${FA_LOCK_TIMEOUT}s; retry when it has finished"
   else
     fa_waited=0
@@ -75,12 +80,17 @@ fa_lock() {
       fa_waited=$((fa_waited + 1))
     done
     echo $$ >"$fa_lockfile.d/pid"
-    fa_lockdir=$fa_lockfile.d
-    fa_cleanups="$fa_cleanups fa_unlock"
+    if [ "$fa_fd" = 9 ]; then fa_lockdir=$fa_lockfile.d; else fa_lockdir2=$fa_lockfile.d; fi
+    case " $fa_cleanups " in *" fa_unlock "*) ;; *) fa_cleanups="$fa_cleanups fa_unlock" ;; esac
   fi
   fa_locked=1
 }
-fa_unlock() { [ -n "$fa_lockdir" ] && rm -rf -- "$fa_lockdir"; fa_lockdir=; }
+fa_unlock() {
+  [ -n "$fa_lockdir2" ] && rm -rf -- "$fa_lockdir2"
+  [ -n "$fa_lockdir" ] && rm -rf -- "$fa_lockdir"
+  fa_lockdir=
+  fa_lockdir2=
+}
 
 fa_fsync() { sync -- "$1" 2>/dev/null || sync; }
 
@@ -264,7 +274,7 @@ fa_login_push() {
     fa_source "$fa_env_path" || :
     cd "$HOME" 2>/dev/null || :
     eval "set -- $FA_LOGIN_ARGS"
-    printf '%s\n' "$fa_key" | fa_to 60 "$fa_bin" "$@" 2>&1 9>&-
+    printf '%s\n' "$fa_key" | fa_to 60 "$fa_bin" "$@" 2>&1 8>&- 9>&-
   )
   fa_st=$?
   fa_key=

@@ -885,7 +885,13 @@ fn dropped_names_are_removed_without_a_new_line() {
             "A=1\nexport GOOGLE_GENAI_USE_GCA='true'\nexport GEMINI_API_KEY='old'\nB=2\n",
             "GOOGLE_GENAI_USE_GCA",
         );
-        assert_eq!(out.status.code(), Some(0), "{}: {}", awk.label, show(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            awk.label,
+            show(&out.stderr)
+        );
         assert_eq!(
             show(&out.stdout),
             show(b"A=1\nexport GEMINI_API_KEY='new'\nB=2\n"),

@@ -47,13 +47,15 @@ impl Member {
     }
 }
 
-const OAUTH_PERSONAL: &str =
-    "{\n  \"ui\": {\"theme\": \"dark\"},\n  \"security\": {\"auth\": {\"selectedType\": \"oauth-personal\"}}\n}\n";
+const OAUTH_PERSONAL: &str = "{\n  \"ui\": {\"theme\": \"dark\"},\n  \"security\": {\"auth\": {\"selectedType\": \"oauth-personal\"}}\n}\n";
 
 #[test]
 fn nothing_in_the_way_is_clear() {
     let reg = registry();
-    assert_eq!(Member::default().check(&reg, "gemini", "api_key"), Shadowing::Clear);
+    assert_eq!(
+        Member::default().check(&reg, "gemini", "api_key"),
+        Shadowing::Clear
+    );
     // The env file is sourced after the member's own environment: a stale ambient copy of the
     // very variable fleetauth installs does not win.
     let m = Member::default().ambient("GEMINI_API_KEY");
@@ -111,7 +113,10 @@ fn system_settings_are_never_fixed() {
     let Shadowing::Blocked { by, fixable } = &s else {
         panic!("{s:?}")
     };
-    assert!(fixable.is_empty(), "the system file comes first: {fixable:?}");
+    assert!(
+        fixable.is_empty(),
+        "the system file comes first: {fixable:?}"
+    );
     assert_eq!(
         by.what,
         "/etc/gemini-cli/settings.json security.auth.enforcedType=oauth-personal"
@@ -148,15 +153,41 @@ fn codex_stale_variable_outside_the_env_file_blocks_the_login_command_key() {
     assert_eq!(by.what, "CODEX_API_KEY (environment)");
     assert!(by.remedy.contains("~/.profile"), "{}", by.remedy);
     assert!(by.fix.is_none());
-    // A codex key in fleetauth's own env file: removable, but only by an env-file install.
+    // Where the probe found files assigning it, the remedy names them.
+    let mut m = Member::default().ambient("CODEX_API_KEY");
+    m.obs.ambient_in.insert(
+        "CODEX_API_KEY".into(),
+        vec!["/home/ops/.bashrc".into(), "/etc/environment".into()],
+    );
+    let Shadowing::Blocked { by, .. } = m.check(&reg, "codex", "api_key") else {
+        panic!()
+    };
+    assert!(
+        by.remedy.ends_with(
+            "outside fleetauth's env file: remove it from /home/ops/.bashrc, /etc/environment"
+        ),
+        "{}",
+        by.remedy
+    );
+    // A codex key in fleetauth's own env file is removed, whichever way the key is installed.
     let m = Member::default().env_file("CODEX_ACCESS_TOKEN");
-    assert!(matches!(
-        m.check(&reg, "codex", "api_key"),
-        Shadowing::Blocked { .. }
-    ));
+    assert_eq!(
+        m.check(&reg, "codex", "api_key").fixes(),
+        vec![&Fix::DropEnvVar("CODEX_ACCESS_TOKEN".into())]
+    );
     let m = Member::default().env_file("CODEX_API_KEY");
     let s = m.check(&reg, "codex", "access_token");
     assert_eq!(s.fixes(), vec![&Fix::DropEnvVar("CODEX_API_KEY".into())]);
+    // Dropped from the env file, a copy in the member's own environment still wins.
+    let m = m.ambient("CODEX_API_KEY");
+    let s = m.check(&reg, "codex", "access_token");
+    let Shadowing::Blocked { fixable, by } = &s else {
+        panic!("{s:?}")
+    };
+    assert_eq!(
+        (fixable.len(), by.what.as_str()),
+        (1, "CODEX_API_KEY (environment)")
+    );
 }
 
 #[test]
@@ -180,10 +211,15 @@ fn claude_stale_api_key_in_the_env_file_is_dropped_for_a_setup_token() {
     let reg = registry();
     let m = Member::default().env_file("ANTHROPIC_API_KEY");
     let s = m.check(&reg, "claude", "oauth_token");
-    assert_eq!(s.fixes(), vec![&Fix::DropEnvVar("ANTHROPIC_API_KEY".into())]);
+    assert_eq!(
+        s.fixes(),
+        vec![&Fix::DropEnvVar("ANTHROPIC_API_KEY".into())]
+    );
     let d = s.blocked_detail("CLAUDE_CODE_OAUTH_TOKEN", false).unwrap();
     assert!(
-        d.contains("ANTHROPIC_API_KEY (env file); remove ANTHROPIC_API_KEY from ~/.config/fleetauth/env"),
+        d.contains(
+            "ANTHROPIC_API_KEY (env file); remove ANTHROPIC_API_KEY from ~/.config/fleetauth/env"
+        ),
         "{d}"
     );
     // An API key replaces the stale one instead.
@@ -193,13 +229,21 @@ fn claude_stale_api_key_in_the_env_file_is_dropped_for_a_setup_token() {
 #[test]
 fn claude_api_key_helper_blocks_a_setup_token_but_not_an_api_key() {
     let reg = registry();
-    let m = Member::default().file("settings.json", r#"{"apiKeyHelper": "/usr/local/bin/get-key"}"#);
+    let m = Member::default().file(
+        "settings.json",
+        r#"{"apiKeyHelper": "/usr/local/bin/get-key"}"#,
+    );
     let s = m.check(&reg, "claude", "oauth_token");
     let Shadowing::Blocked { by, .. } = &s else {
         panic!("{s:?}")
     };
     assert_eq!(by.what, "~/.claude/settings.json apiKeyHelper");
-    assert!(by.remedy.contains("remove apiKeyHelper from ~/.claude/settings.json"), "{}", by.remedy);
+    assert!(
+        by.remedy
+            .contains("remove apiKeyHelper from ~/.claude/settings.json"),
+        "{}",
+        by.remedy
+    );
     assert_eq!(m.check(&reg, "claude", "api_key"), Shadowing::Clear);
 }
 
@@ -216,8 +260,14 @@ fn setting_a_json_string_keeps_every_other_byte() {
         OAUTH_PERSONAL.replace("oauth-personal", "gemini-api-key")
     );
     // The same text elsewhere is left alone: only the occurrence at the pointer changes.
-    let doc = r#"{"note": "oauth-personal", "security": {"auth": {"selectedType": "oauth-personal"}}}"#;
-    let out = set_json_string(doc.as_bytes(), "/security/auth/selectedType", "gemini-api-key").unwrap();
+    let doc =
+        r#"{"note": "oauth-personal", "security": {"auth": {"selectedType": "oauth-personal"}}}"#;
+    let out = set_json_string(
+        doc.as_bytes(),
+        "/security/auth/selectedType",
+        "gemini-api-key",
+    )
+    .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["note"], "oauth-personal");
     assert_eq!(v["security"]["auth"]["selectedType"], "gemini-api-key");
