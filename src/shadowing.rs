@@ -418,14 +418,19 @@ pub fn set_json_string(bytes: &[u8], pointer: &str, value: &str) -> Option<Vec<u
     Some(out)
 }
 
+/// One settings file `--fix-shadowing` replaces: its path under the config home, the bytes the
+/// probe read (the member checks the file still holds them) and the new bytes.
+pub struct SettingsEdit {
+    pub file: String,
+    pub old: SecretSlice<u8>,
+    pub new: SecretSlice<u8>,
+}
+
 /// The bytes `--fix-shadowing` writes to each settings file, from what was observed: one
 /// entry per file, every fix to it applied. None when a fix cannot be applied (the file was not
 /// read, or is no longer JSON).
-pub fn settings_edits(
-    fixes: &[&Fix],
-    obs: &ProviderObservation,
-) -> Option<Vec<(String, SecretSlice<u8>, SecretSlice<u8>)>> {
-    let mut out: Vec<(String, SecretSlice<u8>, SecretSlice<u8>)> = Vec::new();
+pub fn settings_edits(fixes: &[&Fix], obs: &ProviderObservation) -> Option<Vec<SettingsEdit>> {
+    let mut out: Vec<SettingsEdit> = Vec::new();
     for fix in fixes {
         let Fix::SetSetting {
             file,
@@ -435,7 +440,7 @@ pub fn settings_edits(
         else {
             continue;
         };
-        let idx = match out.iter().position(|(f, _, _)| f == file) {
+        let idx = match out.iter().position(|e| &e.file == file) {
             Some(i) => i,
             None => {
                 let Some(FileObservation::Present(b)) = obs.files.get(file) else {
@@ -443,12 +448,16 @@ pub fn settings_edits(
                 };
                 let old: SecretSlice<u8> = b.expose_secret().to_vec().into();
                 let same: SecretSlice<u8> = b.expose_secret().to_vec().into();
-                out.push((file.clone(), old, same));
+                out.push(SettingsEdit {
+                    file: file.clone(),
+                    old,
+                    new: same,
+                });
                 out.len() - 1
             }
         };
-        let new = set_json_string(out[idx].2.expose_secret(), pointer, value)?;
-        out[idx].2 = new.into();
+        let new = set_json_string(out[idx].new.expose_secret(), pointer, value)?;
+        out[idx].new = new.into();
     }
     Some(out)
 }

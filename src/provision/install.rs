@@ -113,9 +113,7 @@ pub(super) async fn install_and_verify(
                 Fix::SetSetting { .. } => None,
             })
             .collect(),
-        file: edits
-            .first()
-            .map(|(rel, old, new)| (rel.as_str(), old, new)),
+        file: edits.first().map(|e| (e.file.as_str(), &e.old, &e.new)),
     };
     let fixed_note = match fixes.is_empty() {
         true => String::new(),
