@@ -8,7 +8,10 @@
 //!    operator's environment, or a hidden prompt ([`crate::keys`]).
 //! 3. **Act** on the members that need a key, at once again: push it (env file merged and
 //!    replaced atomically on the member, or the provider's login command fed on stdin), verify
-//!    it with the prompt, and restore the previous env file when verification fails.
+//!    it with the prompt, and restore the previous env file when verification fails. Before
+//!    that, [`crate::shadowing`] replays the member after the push: a key that something higher
+//!    in the CLI's precedence would hide is not pushed (action `blocked`), unless
+//!    `--fix-shadowing` can remove the obstacle safely in the same transaction.
 //!
 //! With `--share-oauth`, a provider for which no key can be had gets a copy of the operator's own
 //! OAuth login file instead (replaced atomically, verified, undone on failure), after a warning —
