@@ -22,6 +22,7 @@ pub mod provision;
 pub mod remote;
 pub mod report;
 pub mod row;
+pub mod shadowing;
 pub mod shard;
 pub mod shell;
 pub mod ssh;

@@ -202,6 +202,9 @@ pub struct ProviderObservation {
     pub status_rc: Option<i32>,
     /// Credential variables set in the member's own environment.
     pub ambient: Vec<String>,
+    /// Per ambient variable, the startup or sshd files on the member that seem to assign it
+    /// (paths only, never a value; a hint for the remedy of a `blocked` push).
+    pub ambient_in: BTreeMap<String, Vec<String>>,
     /// Credential files by path (relative to the config home): contents, held as secrets.
     pub files: BTreeMap<String, FileObservation>,
     /// `present_file` credentials that exist (as written in the provider's data).
@@ -303,6 +306,11 @@ pub fn parse_output(stdout: &[u8], nonce: &Nonce) -> MemberObservation {
                 } else if let Some(path) = f.strip_prefix("unreadable:") {
                     p.files
                         .insert(path.to_string(), FileObservation::Unreadable);
+                } else if let Some(var) = f.strip_prefix("ambient_in:")
+                    && is_identifier(var)
+                {
+                    let files = r.text().lines().map(str::to_string).collect();
+                    p.ambient_in.insert(var.to_string(), files);
                 } else if let Some(path) = f.strip_prefix("exists:") {
                     p.present_files.push(path.to_string());
                 } else if let Some(id) = f.strip_prefix("keychain:") {

@@ -75,6 +75,10 @@ pub struct PushKey {
     pub refuse: Vec<(regex::Regex, String)>,
     /// How it is installed on a member.
     pub install: Install,
+    /// The `[[credentials]]` id the installed key becomes on the member (`credential`): what
+    /// must win the CLI's precedence for the push to take effect. Defaults, for an env-file
+    /// install, to the `env` credential reading its `var`.
+    pub credential: Option<String>,
 }
 
 impl PushKey {
@@ -688,6 +692,7 @@ const ENV_FILE_INSTALL_KEYS: &[&str] = &["method", "var"];
 const LOGIN_COMMAND_INSTALL_KEYS: &[&str] = &["method", "args"];
 const PUSH_KEY_KEYS: &[&str] = &[
     "kind",
+    "credential",
     "description",
     "env",
     "pattern",
@@ -878,7 +883,8 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
     let (keys, key_env, key_pattern, install) = match &keys_value {
         Some(v) => {
             // `keys = []`: a CLI that honours no key fleetauth could push (sweep and probe only).
-            let keys = push_keys(v)?;
+            let ids: Vec<&str> = credentials.iter().map(Credential::id).collect();
+            let keys = push_keys(v, &ids)?;
             match keys.first().cloned() {
                 Some(first) => (keys, first.env, first.pattern, first.install),
                 None => (
@@ -897,6 +903,7 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
                 pattern: key_pattern.clone(),
                 refuse: Vec::new(),
                 install: install.clone(),
+                credential: None,
             }],
             key_env,
             key_pattern,
@@ -925,7 +932,7 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
 }
 
 /// `[[keys]]`: the kinds of key fleetauth may push, the default first.
-fn push_keys(value: &Value<'_, '_>) -> Result<Vec<PushKey>, ConfigError> {
+fn push_keys(value: &Value<'_, '_>, credential_ids: &[&str]) -> Result<Vec<PushKey>, ConfigError> {
     let items = value.array()?;
     let mut keys: Vec<PushKey> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
@@ -1010,6 +1017,21 @@ fn push_keys(value: &Value<'_, '_>) -> Result<Vec<PushKey>, ConfigError> {
             pattern: table.get("pattern").map(|v| regex(&v)).transpose()?,
             refuse,
             install,
+            credential: match table.get("credential") {
+                Some(c) => {
+                    let id = c.str()?;
+                    if !credential_ids.contains(&id) {
+                        return Err(c
+                            .error(format!("no [[credentials]] entry has id \"{id}\""))
+                            .with_help(format!(
+                                "`credential` names the entry the installed key becomes; ids: {}",
+                                credential_ids.join(", ")
+                            )));
+                    }
+                    Some(id.to_string())
+                }
+                None => None,
+            },
         });
     }
     Ok(keys)

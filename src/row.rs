@@ -131,6 +131,10 @@ spelled! {
         Unchanged = "unchanged",
         WouldPush = "would_push",
         Failed = "failed",
+        /// A push that cannot take effect: something higher in the CLI's precedence on the
+        /// member wins (a settings selection, a variable outside the env file, a keychain login
+        /// a setting selects). Nothing was written; the detail names it and the remedy.
+        Blocked = "blocked",
     }
 }
 

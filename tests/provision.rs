@@ -174,25 +174,224 @@ fn rejected_key_is_restored_and_failed_with_the_cli_reason() {
     out.assert_no_secret(&bad);
 }
 
-#[test]
-fn shadowed_push_fails_and_names_the_shadowing_setting() {
-    let lab = Lab::new();
-    // settings.json selects an expired OAuth login: a pushed GEMINI_API_KEY is ignored.
-    let m = lab
+/// Settings that select gemini's OAuth login, with other content `--fix-shadowing` must keep.
+const OAUTH_SETTINGS: &str = "{\n  \"ui\": { \"theme\": \"GitHub\" },\n  \"security\": {\n    \"auth\": {\n      \"selectedType\": \"oauth-personal\"\n    }\n  },\n  \"mcpServers\": {}\n}\n";
+
+/// A gemini member whose user settings select an expired OAuth login: a pushed GEMINI_API_KEY
+/// can never win there.
+fn gemini_selecting_oauth(lab: &Lab, rejects: Option<&str>) -> support::Member {
+    let mut b = lab
         .member("m")
         .provider("gemini", State::OauthExpired)
-        .start();
+        .env_line("KEEP='this line'");
+    if let Some(key) = rejects {
+        b = b.vendor_rejects(key);
+    }
+    let m = b.start();
+    let settings = m.home().join(".gemini/settings.json");
+    fs::write(&settings, OAUTH_SETTINGS).unwrap();
+    m.own(&settings);
+    m
+}
+
+/// Names of fleetauth's leftovers (temp files, transaction backups) under `dir`.
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    n.contains(".fleetauth-tmp")
+                        || n.contains(".fleetauth-txn")
+                        || n.contains(".fleetauth-prev")
+                        || n.contains(".fleetauth-created")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn audit_log(lab: &Lab) -> String {
+    fs::read_to_string(lab.fleetauth_home().join("audit.jsonl")).unwrap_or_default()
+}
+
+#[test]
+fn a_settings_selection_blocks_the_push_and_nothing_is_written() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    let m = gemini_selecting_oauth(&lab, None);
     let inv = lab.inventory("");
-    let before = m.env_file_contents();
-    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &fake::gemini_key())], &[]);
+    let settings = m.home().join(".gemini/settings.json");
+    let env_before = fs::read(m.env_file()).unwrap();
+
+    let plan = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &["--check"]);
+    assert_eq!(
+        plan.row("m", "gemini")["action"],
+        "blocked",
+        "--check predicts it"
+    );
+
+    for run in 1..=2 {
+        let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
+        out.assert_exit(1);
+        out.assert_no_secret(&key);
+        let row = out.row("m", "gemini");
+        assert_eq!(
+            (row["state"].as_str(), row["action"].as_str()),
+            (Some("needs_auth"), Some("blocked")),
+            "run {run}: {row}"
+        );
+        let detail = row["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(
+                "blocked: GEMINI_API_KEY would be shadowed by ~/.gemini/settings.json security.auth.selectedType=oauth-personal; \
+                 set security.auth.selectedType to \"gemini-api-key\" in ~/.gemini/settings.json"
+            ),
+            "{detail}"
+        );
+        assert!(detail.contains("--fix-shadowing"), "{detail}");
+        assert_eq!(
+            fs::read(m.env_file()).unwrap(),
+            env_before,
+            "run {run} wrote the env file"
+        );
+        assert_eq!(fs::read_to_string(&settings).unwrap(), OAUTH_SETTINGS);
+        // Nothing was pushed, so no failure (nor anything else) is logged, run after run.
+        assert_eq!(audit_log(&lab), "", "run {run}");
+    }
+}
+
+#[test]
+fn fix_shadowing_selects_the_api_key_in_the_user_settings_and_pushes() {
+    let lab = Lab::new();
+    let key = fake::gemini_key();
+    let m = gemini_selecting_oauth(&lab, None);
+    let inv = lab.inventory("");
+    let settings = m.home().join(".gemini/settings.json");
+
+    let plan = lab.provision_json(
+        &inv,
+        &[("GEMINI_API_KEY", &key)],
+        &["--check", "--fix-shadowing"],
+    );
+    let row = plan.row("m", "gemini");
+    assert_eq!(row["action"], "would_push", "{row}");
+    assert!(
+        row["detail"].as_str().unwrap().contains(
+            "set security.auth.selectedType to \"gemini-api-key\" in ~/.gemini/settings.json (--fix-shadowing)"
+        ),
+        "{row}"
+    );
+    assert_eq!(
+        fs::read_to_string(&settings).unwrap(),
+        OAUTH_SETTINGS,
+        "--check wrote"
+    );
+
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &["--fix-shadowing"]);
+    out.assert_exit(0);
+    out.assert_no_secret(&key);
+    let row = out.row("m", "gemini");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("pushed")),
+        "{row}"
+    );
+    // Only the selection changed: every other byte of the settings file is kept.
+    assert_eq!(
+        fs::read_to_string(&settings).unwrap(),
+        OAUTH_SETTINGS.replace("oauth-personal", "gemini-api-key")
+    );
+    let env = m.env_file_contents();
+    assert!(
+        env.contains("KEEP='this line'") && env.contains("GEMINI_API_KEY="),
+        "{env}"
+    );
+    assert!(
+        leftovers(&m.home().join(".gemini")).is_empty(),
+        "{:?}",
+        leftovers(&m.home().join(".gemini"))
+    );
+    assert!(leftovers(m.env_file().parent().unwrap()).is_empty());
+    // The next run finds it working and leaves it.
+    let again = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &["--fix-shadowing"]);
+    assert_eq!(again.row("m", "gemini")["action"], "none");
+}
+
+#[test]
+fn fix_shadowing_with_a_rejected_key_restores_the_settings_and_the_env_file() {
+    let lab = Lab::new();
+    let bad = fake::gemini_key();
+    let m = gemini_selecting_oauth(&lab, Some(&bad));
+    let inv = lab.inventory("");
+    let settings = m.home().join(".gemini/settings.json");
+    let env_before = fs::read(m.env_file()).unwrap();
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &bad)], &["--fix-shadowing"]);
+    out.assert_exit(1);
+    out.assert_no_secret(&bad);
     let row = out.row("m", "gemini");
     assert_eq!(row["action"], "failed", "{row}");
     let detail = row["detail"].as_str().unwrap();
     assert!(
-        detail.contains("selectedType=oauth-personal shadows GEMINI_API_KEY"),
+        detail.contains("API key rejected") && detail.contains("restored"),
         "{detail}"
     );
-    assert_eq!(m.env_file_contents(), before);
+    assert_eq!(fs::read(&settings).unwrap(), OAUTH_SETTINGS.as_bytes());
+    assert_eq!(fs::read(m.env_file()).unwrap(), env_before);
+    assert!(leftovers(&m.home().join(".gemini")).is_empty());
+    assert!(audit_log(&lab).contains("\"action\":\"restored\""));
+}
+
+#[test]
+fn a_stale_codex_key_in_the_members_own_environment_blocks_even_with_fix_shadowing() {
+    let lab = Lab::new();
+    let stale = fake::openai_key();
+    let key = fake::openai_key();
+    let m = lab
+        .member("m")
+        .provider("codex", State::NoAuth)
+        .ambient_env("CODEX_API_KEY", &stale)
+        .vendor_rejects(&stale)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let plan = lab.provision_json(
+        &inv,
+        &[("OPENAI_API_KEY", &key)],
+        &["--check", "--fix-shadowing"],
+    );
+    assert_eq!(plan.row("m", "codex")["action"], "blocked");
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &key)], &["--fix-shadowing"]);
+    out.assert_exit(1);
+    out.assert_no_secret(&key);
+    out.assert_no_secret(&stale);
+    let row = out.row("m", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("needs_auth"), Some("blocked")),
+        "{row}"
+    );
+    let detail = row["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "blocked: OPENAI_API_KEY would be shadowed by CODEX_API_KEY (environment)"
+        ),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("sshd SetEnv") && detail.contains("~/.profile"),
+        "{detail}"
+    );
+    assert!(detail.contains("not even with --fix-shadowing"), "{detail}");
+    assert!(
+        !m.home().join(".codex/auth.json").exists(),
+        "codex login ran"
+    );
+    assert!(
+        m.calls_log().iter().all(|c| !c.contains("--with-api-key")),
+        "{:?}",
+        m.calls_log()
+    );
+    assert_eq!(audit_log(&lab), "");
 }
 
 #[test]
@@ -218,18 +417,22 @@ fn auth_modes_narrow_the_strategies() {
     );
     assert!(o["detail"].as_str().unwrap().contains("auth_mode = oauth"));
     assert!(!oauth.env_file_contents().contains("GEMINI_API_KEY"));
-    // api_key ignores the member's working login and pushes; gemini's settings still select
-    // the OAuth login, and the row must say the pushed key is shadowed.
+    // api_key ignores the member's working login, but gemini's settings select the OAuth login:
+    // a pushed key could never win, so nothing is pushed and the row says why.
     let a = out.row("apikey", "gemini");
-    assert_eq!(a["action"], "pushed", "{a}");
+    assert_eq!(
+        (a["state"].as_str(), a["action"].as_str()),
+        (Some("ready"), Some("blocked")),
+        "{a}"
+    );
     assert!(
         a["detail"]
             .as_str()
             .unwrap()
-            .contains("shadows GEMINI_API_KEY"),
+            .contains("blocked: GEMINI_API_KEY would be shadowed by ~/.gemini/settings.json"),
         "{a}"
     );
-    assert!(apikey.env_file_contents().contains("GEMINI_API_KEY"));
+    assert!(!apikey.env_file_contents().contains("GEMINI_API_KEY"));
 }
 
 #[test]
@@ -752,26 +955,103 @@ fn shared_gemini_login_without_member_settings_is_undone() {
 #[test]
 fn failed_login_command_install_is_undone() {
     let lab = Lab::new();
+    let bad = fake::openai_key();
     let m = lab
         .member("m")
-        .provider("codex", State::RejectedKey)
+        .provider("codex", State::NoAuth)
+        .vendor_rejects(&bad)
         .start();
     let inv = lab.inventory("probe_timeout = \"5s\"");
     let auth = m.home().join(".codex/auth.json");
     assert!(!auth.exists());
-    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &fake::openai_key())], &[]);
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &bad)], &[]);
     let row = out.row("m", "codex");
     assert_eq!(row["action"], "failed", "{row}");
     let detail = row["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("CODEX_API_KEY (env file) shadows auth.json"),
-        "{detail}"
-    );
     assert!(detail.contains("previous state restored"), "{detail}");
     assert!(
         !auth.exists(),
         "the auth.json written by `codex login` was not removed"
     );
+}
+
+/// A rejected CODEX_API_KEY in the env file wins over any key `codex login` stores: such a push
+/// is blocked, and the remedy names the variable and the file.
+#[test]
+fn a_codex_key_in_the_env_file_blocks_a_login_command_push() {
+    let lab = Lab::new();
+    let m = lab
+        .member("m")
+        .provider("codex", State::RejectedKey)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let before = m.env_file_contents();
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &fake::openai_key())], &[]);
+    let row = out.row("m", "codex");
+    assert_eq!(row["action"], "blocked", "{row}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "blocked: OPENAI_API_KEY would be shadowed by CODEX_API_KEY (env file); remove CODEX_API_KEY from ~/.config/fleetauth/env"
+        ),
+        "{detail}"
+    );
+    assert_eq!(m.env_file_contents(), before);
+    assert!(!m.home().join(".codex/auth.json").exists());
+}
+
+/// With --fix-shadowing the rejected CODEX_API_KEY leaves the env file in the same transaction
+/// as `codex login` stores the new key; a new key that does not verify puts both back.
+#[test]
+fn fix_shadowing_drops_a_codex_key_from_the_env_file_before_the_login_command() {
+    let lab = Lab::new();
+    let bad = fake::openai_key();
+    let good = fake::openai_key();
+    let m = lab
+        .member("m")
+        .provider("codex", State::RejectedKey)
+        .env_line("KEEP='this line'")
+        .vendor_rejects(&bad)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let auth = m.home().join(".codex/auth.json");
+    let before = fs::read(m.env_file()).unwrap();
+
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &bad)], &["--fix-shadowing"]);
+    let row = out.row("m", "codex");
+    assert_eq!(row["action"], "failed", "{row}");
+    assert!(
+        row["detail"].as_str().unwrap().contains("restored"),
+        "{row}"
+    );
+    assert_eq!(
+        fs::read(m.env_file()).unwrap(),
+        before,
+        "env file not restored"
+    );
+    assert!(!auth.exists(), "auth.json left behind");
+
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &good)], &["--fix-shadowing"]);
+    out.assert_exit(0);
+    out.assert_no_secret(&good);
+    let row = out.row("m", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("pushed")),
+        "{row}"
+    );
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(--fix-shadowing: remove CODEX_API_KEY from ~/.config/fleetauth/env)"),
+        "{row}"
+    );
+    let env = m.env_file_contents();
+    assert!(!env.contains("CODEX_API_KEY"), "{env}");
+    assert!(env.contains("KEEP='this line'"), "{env}");
+    assert!(auth.exists());
+    assert!(leftovers(m.env_file().parent().unwrap()).is_empty());
 }
 
 /// A Claude setup-token (`claude setup-token`, `sk-ant-oat01-…`, non-rotating) stored with

@@ -181,6 +181,11 @@ pub enum Command {
         /// member. By default it is removed: it holds the previous key.
         #[arg(long)]
         keep_backup: bool,
+        /// Where a pushed key would be shadowed (action `blocked`), remove what wins if it is
+        /// safe: another variable in the env file, a JSON settings value in the CLI's own
+        /// directory (gemini's selectedType). Done in the push's transaction, undone on failure.
+        #[arg(long)]
+        fix_shadowing: bool,
     },
     /// Run a command on every member with its env file sourced.
     Run {
@@ -457,6 +462,7 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
             share_rotating_login,
             allow_key_shape,
             keep_backup,
+            fix_shadowing,
         } => {
             let opts = provision::Flags {
                 check: *check,
@@ -464,6 +470,7 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
                 share_rotating_login: *share_rotating_login,
                 allow_key_shape: allow_key_shape.clone(),
                 keep_backup: *keep_backup,
+                fix_shadowing: *fix_shadowing,
             };
             provision::run(&cli, fleet, opts).await
         }

@@ -15,6 +15,7 @@ pub struct Flags {
     pub share_rotating_login: bool,
     pub allow_key_shape: Vec<String>,
     pub keep_backup: bool,
+    pub fix_shadowing: bool,
 }
 
 pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Failure> {
@@ -45,6 +46,7 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Fail
         share_oauth: flags.share_oauth,
         share_rotating_login: flags.share_rotating_login,
         keep_backup: flags.keep_backup,
+        fix_shadowing: flags.fix_shadowing,
     };
     let rows = provision(transport, registry, members, &mut broker, &opts).await;
     output.finish(&rows);

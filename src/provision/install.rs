@@ -14,6 +14,7 @@ use crate::probe::{ProbeRequest, parse_output};
 use crate::provider::{Install, Provider};
 use crate::remote;
 use crate::row::{Action, Row, Source, State};
+use crate::shadowing::{self, Fix};
 use crate::ssh::{Dialog, Input, Session};
 use crate::sweep::judge_one;
 
@@ -43,6 +44,7 @@ pub(super) async fn install_and_verify(
     member: &Member,
     provider: &Provider,
     payload: Payload<'_>,
+    fixes: &[Fix],
     observed: &Observed,
     opts: &ProvisionOptions,
 ) -> Row {
@@ -85,6 +87,41 @@ pub(super) async fn install_and_verify(
             bytes: &l.bytes,
         },
     };
+    // `--fix-shadowing`: the settings file's new bytes are made here, from what the probe read;
+    // the member checks it still holds that before replacing it.
+    let fix_refs: Vec<&Fix> = fixes.iter().collect();
+    let empty = crate::probe::ProviderObservation::default();
+    let observation = observed
+        .observation
+        .providers
+        .get(&provider.name)
+        .unwrap_or(&empty);
+    let edits = match shadowing::settings_edits(&fix_refs, observation) {
+        Some(e) if e.len() <= 1 => e,
+        _ => {
+            return fail(
+                "--fix-shadowing could not prepare the settings change (the file is no longer JSON, or more than one file would change): nothing was written".into(),
+                base.state,
+            );
+        }
+    };
+    let txn_fixes = transaction::Fixes {
+        drop_vars: fixes
+            .iter()
+            .filter_map(|f| match f {
+                Fix::DropEnvVar(v) => Some(v.as_str()),
+                Fix::SetSetting { .. } => None,
+            })
+            .collect(),
+        file: edits.first().map(|e| (e.file.as_str(), &e.old, &e.new)),
+    };
+    let fixed_note = match fixes.is_empty() {
+        true => String::new(),
+        false => format!(
+            " (--fix-shadowing: {})",
+            shadowing::describe_fixes(&fix_refs, provider, &member.env_file)
+        ),
+    };
     let mut only = member.clone();
     only.providers = vec![provider.name.clone()];
     let req = ProbeRequest {
@@ -96,7 +133,7 @@ pub(super) async fn install_and_verify(
     // no longer than that for the verdict.
     let deadline =
         member.command_timeout * 2 + Duration::from_secs(remote::LOCK_TIMEOUT_SECS as u64);
-    let txn = match transaction::build(&req, &install, opts.keep_backup, deadline) {
+    let txn = match transaction::build(&req, &install, &txn_fixes, opts.keep_backup, deadline) {
         Ok(t) => t,
         Err(e) => {
             audit(opts, member, provider, "failed", &payload);
@@ -168,6 +205,7 @@ pub(super) async fn install_and_verify(
         );
     };
     let action = match installed {
+        _ if report.fixed => Action::Pushed,
         Installed::Pushed => Action::Pushed,
         Installed::Unchanged => Action::Unchanged,
     };
@@ -186,7 +224,7 @@ pub(super) async fn install_and_verify(
                 expires_in: None,
                 version: verified.version.or(base.version.clone()),
                 detail: scrub(&format!(
-                    "{label} ({}) verified: {}",
+                    "{label} ({}){fixed_note} verified: {}",
                     payload.source(),
                     verified.detail
                 )),
@@ -194,7 +232,7 @@ pub(super) async fn install_and_verify(
             }
         }
         ending => {
-            let mut detail = format!("{label} did not verify: {}", verified.detail);
+            let mut detail = format!("{label}{fixed_note} did not verify: {}", verified.detail);
             match ending {
                 Some(Ending::Restored) => {
                     detail.push_str("; previous state restored");

@@ -8,7 +8,10 @@
 //!    operator's environment, or a hidden prompt ([`crate::keys`]).
 //! 3. **Act** on the members that need a key, at once again: push it (env file merged and
 //!    replaced atomically on the member, or the provider's login command fed on stdin), verify
-//!    it with the prompt, and restore the previous env file when verification fails.
+//!    it with the prompt, and restore the previous env file when verification fails. Before
+//!    that, [`crate::shadowing`] replays the member after the push: a key that something higher
+//!    in the CLI's precedence would hide is not pushed (action `blocked`), unless
+//!    `--fix-shadowing` can remove the obstacle safely in the same transaction.
 //!
 //! With `--share-oauth`, a provider for which no key can be had gets a copy of the operator's own
 //! OAuth login file instead (replaced atomically, verified, undone on failure), after a warning —
@@ -28,9 +31,10 @@ use crate::inventory::Member;
 use crate::keys::{KeyBroker, env_remedy};
 use crate::operator::shared_login;
 use crate::plan::{Before, Decision, decide, share_refusal};
-use crate::probe::MemberObservation;
+use crate::probe::{MemberObservation, ProviderObservation};
 use crate::provider::{Provider, Registry};
 use crate::row::{Action, Row, State};
+use crate::shadowing::{self, Fix};
 use crate::ssh::Transport;
 use crate::sweep::{judge_one, observe};
 
@@ -65,6 +69,8 @@ pub struct ProvisionOptions {
     pub share_rotating_login: bool,
     /// Keep the file a verified push replaced as `<file>.fleetauth-prev` (default: removed).
     pub keep_backup: bool,
+    /// Remove what would shadow a pushed key where that is safe ([`crate::shadowing`]).
+    pub fix_shadowing: bool,
 }
 
 /// Phase 1's result for one member.
@@ -74,6 +80,8 @@ struct Observed {
     plans: Vec<(Row, Decision)>,
     /// The binary path per provider, for login-command installs.
     binaries: BTreeMap<String, String>,
+    /// What the member said, for the shadowing check before a push.
+    observation: MemberObservation,
 }
 
 /// Phase 1: observe one member and decide for each of its providers.
@@ -121,6 +129,7 @@ async fn observe_member(
         member,
         plans,
         binaries,
+        observation: obs,
     })
 }
 
@@ -403,6 +412,32 @@ async fn act_on_member(
             }
             None => unreachable!("phase 2 collects for every acting decision"),
         };
+        // No futile pushes: would the key win on this member, and after which fixes?
+        let mut fixes: Vec<Fix> = Vec::new();
+        if let Payload::Key(k) = &payload {
+            let push_key = k.push_key(provider);
+            let empty = ProviderObservation::default();
+            let shadowing = shadowing::check(
+                provider,
+                push_key,
+                observed
+                    .observation
+                    .providers
+                    .get(&provider.name)
+                    .unwrap_or(&empty),
+                &observed.observation.env_file,
+                &member.env_file,
+                SystemTime::now(),
+            );
+            if let Some(why) = shadowing.blocked_detail(push_key.target(), opts.fix_shadowing) {
+                let mut r = row.clone();
+                r.action = Some(Action::Blocked);
+                r.detail = format!("{why}; observed: {}", r.detail);
+                rows.push(r);
+                continue;
+            }
+            fixes = shadowing.fixes().into_iter().cloned().collect();
+        }
         if opts.check {
             let what = match &payload {
                 Payload::Key(k) => k.describe(provider, &member.env_file),
@@ -413,12 +448,25 @@ async fn act_on_member(
             };
             let mut r = row.clone();
             r.action = Some(Action::WouldPush);
-            r.detail = format!("{}; would install {what} and verify it", r.detail);
+            let fix = match fixes.is_empty() {
+                true => String::new(),
+                false => format!(
+                    ", {} (--fix-shadowing)",
+                    shadowing::describe_fixes(
+                        &fixes.iter().collect::<Vec<_>>(),
+                        provider,
+                        &member.env_file
+                    )
+                ),
+            };
+            r.detail = format!("{}; would install {what}{fix} and verify it", r.detail);
             rows.push(r);
             continue;
         }
         let session = session.as_deref().expect("connected when not checking");
-        rows.push(install_and_verify(session, member, provider, payload, observed, opts).await);
+        rows.push(
+            install_and_verify(session, member, provider, payload, &fixes, observed, opts).await,
+        );
     }
     if let Some(s) = session {
         s.close().await;

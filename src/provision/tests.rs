@@ -45,6 +45,7 @@ async fn run(fake: &Arc<FakeMember>, var: &str, key: &str, check: bool) -> Vec<R
         share_oauth: false,
         keep_backup: false,
         on_member: None,
+        fix_shadowing: false,
     };
     // Every run streams too: the rows streamed are the rows returned, each once.
     let streamed: Arc<std::sync::Mutex<Vec<Row>>> = Arc::default();

@@ -38,6 +38,17 @@ pub enum Install<'a> {
     },
 }
 
+/// What `--fix-shadowing` changes in the same transaction ([`crate::shadowing`]).
+#[derive(Default)]
+pub struct Fixes<'a> {
+    /// Env-file variables removed from the env file: by the same merge (env-file install), or
+    /// by a merge just before the login command runs.
+    pub drop_vars: Vec<&'a str>,
+    /// A JSON settings file under the provider's config home: its path there, the bytes the
+    /// probe read (the member checks the file still holds them) and its new bytes.
+    pub file: Option<(&'a str, &'a SecretSlice<u8>, &'a SecretSlice<u8>)>,
+}
+
 /// A transaction ready to send: the command line and the secret stdin (script + payload).
 pub struct Transaction {
     pub command: String,
@@ -50,6 +61,7 @@ pub struct Transaction {
 pub fn build(
     req: &ProbeRequest<'_>,
     install: &Install<'_>,
+    fixes: &Fixes<'_>,
     keep_backup: bool,
     verdict_wait: std::time::Duration,
 ) -> Result<Transaction, EnvFileError> {
@@ -62,12 +74,17 @@ pub fn build(
         );
     let payload: SecretSlice<u8> = match install {
         Install::EnvFile { var, value } => {
-            script.set("FA_INSTALL", "env").set("FA_NAMES", var);
+            script
+                .set("FA_INSTALL", "env")
+                .set("FA_NAMES", var)
+                .set("FA_DROP", &fixes.drop_vars.join(" "));
             push_input(&[(var, value)])?
         }
         Install::LoginCommand { args, binary, key } => {
             script
                 .set("FA_INSTALL", "login")
+                .set("FA_NAMES", "")
+                .set("FA_DROP", &fixes.drop_vars.join(" "))
                 .set("FA_LOGIN_PROVIDER", "0")
                 .set_words("FA_LOGIN_ARGS", args.iter())
                 .set("FA_LOGIN_BIN", binary);
@@ -84,6 +101,17 @@ pub fn build(
             bytes.expose_secret().to_vec().into()
         }
     };
+    let mut payload = payload.expose_secret().to_vec();
+    if let Some((rel, old, new)) = fixes.file {
+        script
+            .set("FA_FIX_PROVIDER", "0")
+            .set("FA_FIX_REL", rel)
+            .set("FA_FIX_OLD", &old.expose_secret().len().to_string())
+            .set("FA_FIX_NEW", &new.expose_secret().len().to_string());
+        payload.extend_from_slice(old.expose_secret());
+        payload.extend_from_slice(new.expose_secret());
+    }
+    let payload: SecretSlice<u8> = payload.into();
     let script: Script = script.finish(&[remote::PROBE, remote::ENVFILE, remote::PROVISION_MAIN]);
     let mut stdin = script.text().as_bytes().to_vec();
     stdin.extend_from_slice(payload.expose_secret());
@@ -130,6 +158,8 @@ pub enum TxnError {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub installed: Option<Installed>,
+    /// `--fix-shadowing` changed a settings file too.
+    pub fixed: bool,
     pub ending: Option<Ending>,
     pub login: Option<(i32, String)>,
     pub fatal: Option<String>,
@@ -147,6 +177,7 @@ pub fn report(stdout: &[u8], nonce: &Nonce) -> Report {
         match (rec.field, rec.value) {
             ("install", "pushed") => r.installed = Some(Installed::Pushed),
             ("install", "unchanged") => r.installed = Some(Installed::Unchanged),
+            ("fix", "pushed") => r.fixed = true,
             ("outcome", "committed") => r.ending = Some(Ending::Committed),
             ("outcome", "restored") => r.ending = Some(Ending::Restored),
             ("outcome", "unchanged") => r.ending = Some(Ending::Unchanged),

@@ -44,6 +44,9 @@
 #   numbers only, e.g. `line 3 assigns NAME together with other variables; move it to a line of
 #   its own`.
 #   Nothing read on stdin ever goes anywhere but into the merged file on stdout.
+#   -v drop="C D" (optional): names whose assignment statements are removed like the managed
+#   ones', with no new line for them (stdin has none); refused (st_shadowed) when a command the
+#   merge keeps would still set one (`--fix-shadowing` removes a variable that wins over the key).
 #
 # Exit statuses: 0; st_bad_input; st_shadowed; 2 when invoked wrongly (unknown mode, missing or
 # non-numeric st_* or nonl, a name in `names` that is not an identifier, a merge operand without
@@ -65,6 +68,13 @@ BEGIN {
         for (gi = 1; gi <= given; gi++) {
             if (given_names[gi] !~ /^[A-Za-z_][A-Za-z0-9_]*$/) usage("names must be shell identifiers")
             if (!(given_names[gi] in want)) { want[given_names[gi]] = 1; order[++nn] = given_names[gi] }
+        }
+        ndrop = split(drop, drop_names, " ")
+        for (gi = 1; gi <= ndrop; gi++) {
+            if (drop_names[gi] !~ /^[A-Za-z_][A-Za-z0-9_]*$/) usage("names must be shell identifiers")
+            if (drop_names[gi] in want) usage("a name cannot be both merged and dropped")
+            want[drop_names[gi]] = 1
+            dropped[drop_names[gi]] = 1
         }
         newno = 0
         bad = ""
@@ -704,7 +714,7 @@ function merge(    s, i, w, nm, um, nh, removed, t, rx, after, before, lines, ta
         nh = 0
         for (i = 1; i <= S_nw[s]; i++) {
             w = S_w[s, i]
-            if (W_kind[w] == "a" && (W_name[w] in want) && !(W_name[w] in placed)) {
+            if (W_kind[w] == "a" && (W_name[w] in want) && !(W_name[w] in placed) && !(W_name[w] in dropped)) {
                 placed[W_name[w]] = s
                 P[s, ++nh] = W_name[w]
             }
@@ -749,6 +759,8 @@ function merge(    s, i, w, nm, um, nh, removed, t, rx, after, before, lines, ta
             if (!(nmw in want)) continue
             if (W_kind[w] == "r")
                 problem("line " W_l1[w] " makes " nmw " read-only, so a new value cannot be set; remove that")
+            else if ((nmw in dropped) && W_kind[w] != "u")
+                problem("line " W_l1[w] " assigns " nmw " in a compound command or before a special builtin, which fleetauth cannot remove; make it a plain assignment on a line of its own, or remove it")
             else if ((nmw in AT) && S_l1[s] >= AT[nmw] && W_kind[w] == "u")
                 problem("line " W_l1[w] " unsets " nmw " after the line fleetauth writes; remove that")
             else if ((nmw in AT) && S_l1[s] >= AT[nmw])

@@ -18,6 +18,7 @@
 
 fa_locked=
 fa_lockdir=
+fa_lockdir2=
 
 # fa_check_dir DIR: DIR exists (created 0700 when missing), is ours and not writable by others.
 fa_check_dir() {
@@ -52,13 +53,17 @@ fa_check_target() {
 
 # fa_lock FILE: the provisioning lock FILE, held until this script ends. flock(1) where it exists
 # (released by the kernel whatever kills us); else a lock directory naming its holder's pid, taken
-# over when that process is gone.
+# over when that process is gone. The first lock is on fd 9; a second one (`--fix-shadowing`
+# changing the env file before a login command's push) on fd 8. Always taken in that order —
+# the env file's, then a config home's — so two provisioners cannot deadlock.
 fa_lock() {
   fa_lockfile=$1
+  fa_fd=9
+  [ -n "$fa_locked" ] && fa_fd=8
   if command -v flock >/dev/null 2>&1; then
     { : >>"$fa_lockfile"; } 2>/dev/null || fa_fail "$FA_ST_IO" "cannot open the lock file $fa_lockfile"
-    exec 9>>"$fa_lockfile"
-    flock -w "$FA_LOCK_TIMEOUT" 9 ||
+    if [ "$fa_fd" = 9 ]; then exec 9>>"$fa_lockfile"; else exec 8>>"$fa_lockfile"; fi
+    flock -w "$FA_LOCK_TIMEOUT" "$fa_fd" ||
       fa_fail "$FA_ST_LOCK_TIMEOUT" "another fleetauth held the lock $1 for ${FA_LOCK_TIMEOUT}s; retry when it has finished"
   else
     fa_waited=0
@@ -75,12 +80,17 @@ fa_lock() {
       fa_waited=$((fa_waited + 1))
     done
     echo $$ >"$fa_lockfile.d/pid"
-    fa_lockdir=$fa_lockfile.d
-    fa_cleanups="$fa_cleanups fa_unlock"
+    if [ "$fa_fd" = 9 ]; then fa_lockdir=$fa_lockfile.d; else fa_lockdir2=$fa_lockfile.d; fi
+    case " $fa_cleanups " in *" fa_unlock "*) ;; *) fa_cleanups="$fa_cleanups fa_unlock" ;; esac
   fi
   fa_locked=1
 }
-fa_unlock() { [ -n "$fa_lockdir" ] && rm -rf -- "$fa_lockdir"; fa_lockdir=; }
+fa_unlock() {
+  [ -n "$fa_lockdir2" ] && rm -rf -- "$fa_lockdir2"
+  [ -n "$fa_lockdir" ] && rm -rf -- "$fa_lockdir"
+  fa_lockdir=
+  fa_lockdir2=
+}
 
 fa_fsync() { sync -- "$1" 2>/dev/null || sync; }
 
@@ -210,7 +220,7 @@ fa_txn_install() {
 }
 
 # fa_env_push: merge the assignments for FA_NAMES, read from stdin (one line each), into the env
-# file; records `install pushed|unchanged`. The new lines exist only in this shell's memory and in
+# file, and remove those of FA_DROP (`--fix-shadowing`); records `install pushed|unchanged`. The new lines exist only in this shell's memory and in
 # the new file.
 fa_env_push() {
   fa_txn_begin "$(fa_path "$FA_ENV")"
@@ -230,7 +240,7 @@ fa_env_push() {
   fa_nonl=0
   if [ -s "$fa_src" ] && [ -n "$(tail -c 1 -- "$fa_src")" ]; then fa_nonl=1; fi
   # awk's stderr (names and line numbers only) is captured; its stdout is the new file.
-  fa_err=$(printf '%s' "$fa_new" | LC_ALL=C awk -v mode=merge -v names="$FA_NAMES" -v nonl="$fa_nonl" \
+  fa_err=$(printf '%s' "$fa_new" | LC_ALL=C awk -v mode=merge -v names="$FA_NAMES" -v drop="${FA_DROP:-}" -v nonl="$fa_nonl" \
     -v st_bad_input="$FA_ST_BAD_INPUT" -v st_shadowed="$FA_ST_SHADOWED" \
     "$FA_AWK_ENVFILE" phase=new - phase=old "$fa_src" 2>&1 >"$fa_t")
   fa_st=$?
@@ -264,7 +274,7 @@ fa_login_push() {
     fa_source "$fa_env_path" || :
     cd "$HOME" 2>/dev/null || :
     eval "set -- $FA_LOGIN_ARGS"
-    printf '%s\n' "$fa_key" | fa_to 60 "$fa_bin" "$@" 2>&1 9>&-
+    printf '%s\n' "$fa_key" | fa_to 60 "$fa_bin" "$@" 2>&1 8>&- 9>&-
   )
   fa_st=$?
   fa_key=
@@ -289,4 +299,27 @@ fa_file_push() {
     fa_fail "$FA_ST_BAD_INPUT" "the file's contents did not arrive whole"
   fi
   fa_txn_install
+}
+
+# fa_fix_file: `--fix-shadowing`'s settings change, in the install's transaction and under its
+# lock: provider FA_FIX_PROVIDER's file FA_FIX_REL (under its config home) is replaced by the
+# FA_FIX_NEW bytes read from stdin, once the FA_FIX_OLD bytes before them prove it still holds
+# what the probe read. Undone with the install; records `fix pushed`.
+fa_fix_file() {
+  "fa_def_$FA_FIX_PROVIDER"
+  fa_ff=$(fa_config_home "$HVAR" "$HDEF")/$FA_FIX_REL
+  fa_check_dir "${fa_ff%/*}"
+  fa_recover "$fa_ff"
+  fa_check_target "$fa_ff"
+  if ! { [ -f "$fa_ff" ] && dd bs=1 count="$FA_FIX_OLD" 2>/dev/null | cmp -s - "$fa_ff"; }; then
+    fa_fail "$FA_ST_IO" "refusing to change $fa_ff: it changed since fleetauth read it; run provision again"
+  fi
+  fa_newtemp "$fa_ff"
+  dd bs=1 count="$FA_FIX_NEW" 2>/dev/null >"$fa_t"
+  if [ "$(wc -c <"$fa_t" | tr -d ' ')" != "$FA_FIX_NEW" ]; then
+    fa_fail "$FA_ST_BAD_INPUT" "the new contents of $fa_ff did not arrive whole"
+  fi
+  fa_swap "$fa_t" "$fa_ff"
+  fa_temps=
+  fa_rec - fix pushed
 }

@@ -846,3 +846,69 @@ fn a_large_file_with_long_values_merges_exactly() {
         assert!(out.stdout == want.as_bytes(), "{}", awk.label);
     }
 }
+
+/// `-v drop=…` (`--fix-shadowing`): the dropped variable's statements go, with no new line for
+/// it; every other line stays; one the merge cannot remove is refused.
+#[test]
+fn dropped_names_are_removed_without_a_new_line() {
+    let merge_drop = |awk: &Awk, file: &str, drop: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env");
+        fs::write(&path, file).unwrap();
+        let drop = format!("drop={drop}");
+        let bad = format!("st_bad_input={ST_BAD_INPUT}");
+        let shadowed = format!("st_shadowed={ST_SHADOWED}");
+        let args = [
+            "-v",
+            "mode=merge",
+            "-v",
+            "names=GEMINI_API_KEY",
+            "-v",
+            &drop,
+            "-v",
+            "nonl=0",
+            "-v",
+            &bad,
+            "-v",
+            &shadowed,
+            PROGRAM,
+            "phase=new",
+            "-",
+            "phase=old",
+            path.to_str().unwrap(),
+        ];
+        run(awk, &args, &stdin_for(&[("GEMINI_API_KEY", "new")]))
+    };
+    for awk in awks() {
+        let out = merge_drop(
+            awk,
+            "A=1\nexport GOOGLE_GENAI_USE_GCA='true'\nexport GEMINI_API_KEY='old'\nB=2\n",
+            "GOOGLE_GENAI_USE_GCA",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            awk.label,
+            show(&out.stderr)
+        );
+        assert_eq!(
+            show(&out.stdout),
+            show(b"A=1\nexport GEMINI_API_KEY='new'\nB=2\n"),
+            "{}",
+            awk.label
+        );
+        let out = merge_drop(
+            awk,
+            "if true; then GOOGLE_GENAI_USE_GCA=1; fi\n",
+            "GOOGLE_GENAI_USE_GCA",
+        );
+        assert_eq!(out.status.code(), Some(ST_SHADOWED), "{}", awk.label);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot remove"),
+            "{}: {}",
+            awk.label,
+            show(&out.stderr)
+        );
+    }
+}

@@ -129,6 +129,20 @@ fa_probe_envfile() {
   fa_source_ok "$fa_env_path" || fa_recs - envfile_unsafe "$fa_why"
 }
 
+# fa_ambient_where VAR: the startup and sshd files that seem to assign VAR (`VAR=`, `setenv VAR`,
+# `set -gx VAR`, sshd `SetEnv VAR=`), one path a line: where a variable outside the env file comes
+# from, for the remedy. grep -l prints names, never a line.
+fa_ambient_where() {
+  for fa_w in "$HOME/.ssh/environment" "$HOME/.pam_environment" "$HOME/.profile" "$HOME/.bash_profile" \
+    "$HOME/.bash_login" "$HOME/.bashrc" "$HOME/.shrc" "$HOME/.zshenv" "$HOME/.zprofile" "$HOME/.zshrc" \
+    "$HOME/.config/fish/config.fish" "$HOME/.cshrc" "$HOME/.tcshrc" /etc/environment /etc/profile \
+    /etc/profile.d/*.sh /etc/bash.bashrc /etc/zsh/zshenv /etc/zshenv /etc/ssh/sshd_config \
+    /etc/ssh/sshd_config.d/*.conf; do
+    [ -f "$fa_w" ] && [ -r "$fa_w" ] || continue
+    LC_ALL=C grep -l -E "^[^#]*(^|[^A-Za-z0-9_\$])$1([[:space:]]*=|[[:space:]]+[^=[:space:]])" -- "$fa_w" 2>/dev/null
+  done
+}
+
 # fa_probe_provider N: everything about provider N except its prompt; sets fa_bin.
 fa_probe_provider() {
   "fa_def_$1"
@@ -151,7 +165,11 @@ fa_probe_provider() {
   fi
   for fa_var in $ENVS; do
     eval "fa_val=\${$fa_var:-}"
-    [ -n "$fa_val" ] && fa_rec "$P" ambient "$fa_var"
+    if [ -n "$fa_val" ]; then
+      fa_rec "$P" ambient "$fa_var"
+      fa_where=$(fa_ambient_where "$fa_var")
+      [ -n "$fa_where" ] && fa_recs "$P" "ambient_in:$fa_var" "$fa_where"
+    fi
   done
   fa_val=
   fa_h=$(fa_config_home "$HVAR" "$HDEF")
@@ -172,8 +190,8 @@ fa_probe_all() {
   fa_probe_envfile
   [ "$FA_DEEP" = 1 ] && fa_mktemp_dir
   for fa_i in $FA_PROVIDERS; do
-    # fd 9 is a provisioning transaction's lock: no CLI (or daemon it leaves) may hold it.
-    fa_probe_provider "$fa_i" 2>/dev/null 9>&-
+    # fds 9 and 8 are a provisioning transaction's locks: no CLI (or daemon it leaves) may hold them.
+    fa_probe_provider "$fa_i" 2>/dev/null 8>&- 9>&-
     if [ "$FA_DEEP" = 1 ] && [ -n "$fa_bin" ]; then
       (
         fa_prompt_bin=$fa_bin
@@ -186,7 +204,7 @@ fa_probe_all() {
         eval "set -- $PARGS"
         fa_to "$PTO" "$fa_prompt_bin" "$@"
         echo $? >"$fa_tmp/$fa_i.rc"
-      ) </dev/null >"$fa_tmp/$fa_i.o" 2>"$fa_tmp/$fa_i.e" 9>&- &
+      ) </dev/null >"$fa_tmp/$fa_i.o" 2>"$fa_tmp/$fa_i.e" 8>&- 9>&- &
     fi
   done
   if [ "$FA_DEEP" = 1 ]; then

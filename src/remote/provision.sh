@@ -7,16 +7,22 @@
 # shellcheck disable=SC2154 # FA_INSTALL comes from the header
 case $FA_INSTALL in
   env) fa_env_push ;;
-  login) fa_login_push || { fa_rec - 'done' 1; exit 0; } ;;
+  login)
+    # `--fix-shadowing`: a variable in the env file that wins over the stored key goes first
+    # (the env file's lock before the config home's).
+    if [ -n "${FA_DROP:-}" ]; then fa_env_push; fi
+    fa_login_push || { fa_rec - 'done' 1; exit 0; }
+    ;;
   file) fa_file_push ;;
   *) fa_fail "$FA_ST_USAGE" "unknown install method $FA_INSTALL" ;;
 esac
+if [ -n "${FA_FIX_REL:-}" ]; then fa_fix_file; fi
 fa_probe_all
 fa_rec - verify 1
 # The verdict comes within FA_VERDICT_WAIT seconds or never: a connection cut after our last
 # byte went out would otherwise hold the change and the lock until TCP gives up (hours). The
 # watchdog's TERM is handled like any other: the previous files are put back.
-(sleep "$FA_VERDICT_WAIT" && kill -TERM $$) </dev/null >/dev/null 2>&1 9>&- &
+(sleep "$FA_VERDICT_WAIT" && kill -TERM $$) </dev/null >/dev/null 2>&1 8>&- 9>&- &
 fa_watch=$!
 IFS= read -r fa_verdict || fa_verdict=restore
 kill "$fa_watch" 2>/dev/null

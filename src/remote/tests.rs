@@ -269,6 +269,7 @@ fn env_txn(p: &Provider, key: &str, wait: Duration) -> transaction::Transaction 
             var: "GEMINI_API_KEY",
             value: &value,
         },
+        &transaction::Fixes::default(),
         false,
         wait,
     )
@@ -285,6 +286,7 @@ fn push(home: &Home, key: &str, keep_backup: bool) -> (Ran, transaction::Report)
             var: "GEMINI_API_KEY",
             value: &value,
         },
+        &transaction::Fixes::default(),
         keep_backup,
         Duration::from_secs(60),
     )
@@ -941,4 +943,57 @@ fn records_need_the_nonce() {
     let r = records(out.as_bytes(), &nonce);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].field, "done");
+}
+
+/// A credential variable in the member's own environment is reported with the startup files
+/// that assign it (paths only, never a line of them), under every sh.
+#[test]
+fn the_probe_names_the_files_that_set_an_ambient_variable() {
+    for (label, shell) in SHELLS {
+        if !available(shell[0]) {
+            continue;
+        }
+        let home = Home::gemini(shell, b"FOO=1\n", 0o600);
+        write_mode(
+            &home.path().join(".bashrc"),
+            b"# GEMINI_API_KEY=commented\nexport GEMINI_API_KEY=AIza-stale-in-bashrc\n",
+            0o644,
+        );
+        write_mode(
+            &home.path().join(".profile"),
+            b"echo \"$GEMINI_API_KEY\"\n",
+            0o644,
+        );
+        let p = gemini();
+        let script = build_script(&request(&p, false));
+        let child = Command::new(shell[0])
+            .args(&shell[1..])
+            .arg("-c")
+            .arg(Script::command_whole_stdin())
+            .current_dir(home.path())
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", home.path_var())
+            .env("TMPDIR", home.path().join("tmp"))
+            .env("GEMINI_API_KEY", "AIza-stale-in-bashrc")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ran = converse(child, script.text().as_bytes(), None);
+        assert!(
+            !String::from_utf8_lossy(&ran.stdout).contains("stale-in-bashrc"),
+            "{label}: a value left the member"
+        );
+        let obs = parse_output(&ran.stdout, script.nonce());
+        let g = &obs.providers["gemini"];
+        assert_eq!(g.ambient, vec!["GEMINI_API_KEY".to_string()], "{label}");
+        let bashrc = home.path().join(".bashrc").display().to_string();
+        assert_eq!(
+            g.ambient_in.get("GEMINI_API_KEY"),
+            Some(&vec![bashrc]),
+            "{label}: only the file that assigns it"
+        );
+    }
 }
