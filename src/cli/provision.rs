@@ -13,6 +13,8 @@ pub struct Flags {
     pub share_rotating_login: bool,
     pub allow_key_shape: Vec<String>,
     pub keep_backup: bool,
+    pub rotate: bool,
+    pub valid_for: std::time::Duration,
 }
 
 pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Failure> {
@@ -41,6 +43,8 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Fail
         share_oauth: flags.share_oauth,
         share_rotating_login: flags.share_rotating_login,
         keep_backup: flags.keep_backup,
+        rotate: flags.rotate,
+        valid_for: flags.valid_for,
     };
     let rows = provision(transport, registry, members, &mut broker, &opts).await;
     match fleet.format {

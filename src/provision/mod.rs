@@ -21,15 +21,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::fleet::{Progress, map_members};
 use crate::inventory::Member;
 use crate::keys::{KeyBroker, env_remedy};
 use crate::operator::shared_login;
-use crate::plan::{Before, Decision, decide, share_refusal};
+use crate::assess::env_file_var_in_use;
+use crate::plan::{Before, Decision, decide, rotation, share_refusal};
 use crate::probe::MemberObservation;
-use crate::provider::{Provider, Registry};
+use crate::provider::{Install, Provider, Registry};
 use crate::row::{Action, Row, State};
 use crate::ssh::Transport;
 use crate::sweep::{judge_one, observe};
@@ -56,6 +57,10 @@ pub struct ProvisionOptions {
     pub share_rotating_login: bool,
     /// Keep the file a verified push replaced as `<file>.fleetauth-prev` (default: removed).
     pub keep_backup: bool,
+    /// `--rotate`: replace a working key in the env file by the one collected now.
+    pub rotate: bool,
+    /// How long a credential must stay usable to be `ready` (`--valid-for`).
+    pub valid_for: Duration,
 }
 
 /// Phase 1's result for one member.
@@ -65,6 +70,9 @@ struct Observed {
     plans: Vec<(Row, Decision)>,
     /// The binary path per provider, for login-command installs.
     binaries: BTreeMap<String, String>,
+    /// Per provider whose working credential is a key in the env file: its variable and the
+    /// fingerprint of its value (computed on the member), for `--rotate`.
+    in_use: BTreeMap<String, (String, String)>,
 }
 
 /// Phase 1: observe one member and decide for each of its providers.
@@ -73,6 +81,8 @@ async fn observe_member(
     registry: Arc<Registry>,
     offers: Arc<BTreeMap<String, Offer>>,
     member: Member,
+    rotate: bool,
+    valid_for: Duration,
 ) -> Result<Observed, Vec<Row>> {
     let session = transport
         .connect(&member.target())
@@ -84,21 +94,37 @@ async fn observe_member(
     let now = SystemTime::now();
     let mut plans = Vec::new();
     let mut binaries = BTreeMap::new();
+    let mut in_use = BTreeMap::new();
     for provider in member.providers.iter().filter_map(|p| registry.get(p)) {
-        let (row, home) = judge_one(&member, provider, &obs, now);
+        let (mut row, home) = judge_one(&member, provider, &obs, valid_for, now);
         let offer = offers.get(&provider.name).cloned().unwrap_or_default();
-        let decision = decide(
+        let mode = member.auth_mode(&provider.name);
+        let before = Before {
+            state: row.state,
+            home,
+        };
+        let mut decision = decide(
             &provider.name,
-            member.auth_mode(&provider.name),
-            Before {
-                state: row.state,
-                home,
-            },
+            mode,
+            before,
             offer.key,
             offer.share,
             &env_remedy(provider),
         )
         .with_share_refusal(offer.share_refused.as_deref());
+        if rotate {
+            let (d, note) = rotation(&provider.name, decision, mode, before, offer.key);
+            decision = d;
+            if let Some(note) = note {
+                row.detail = format!("{}; {note}", row.detail);
+            }
+        }
+        let p_obs = obs.providers.get(&provider.name);
+        if let Some(var) = env_file_var_in_use(provider, p_obs, &obs.env_file, now)
+            && let Some(fp) = p_obs.and_then(|o| o.env_fingerprints.get(var))
+        {
+            in_use.insert(provider.name.clone(), (var.to_string(), fp.clone()));
+        }
         if let Some(bin) = obs
             .providers
             .get(&provider.name)
@@ -112,6 +138,7 @@ async fn observe_member(
         member,
         plans,
         binaries,
+        in_use,
     })
 }
 
@@ -166,8 +193,9 @@ pub async fn provision(
     let fallback = members.clone();
     let observed = {
         let (t, r, a) = (transport.clone(), registry.clone(), offers.clone());
+        let (rotate, valid_for) = (opts.rotate, opts.valid_for);
         map_members(members, opts.jobs, &progress, move |m| {
-            observe_member(t.clone(), r.clone(), a.clone(), m)
+            observe_member(t.clone(), r.clone(), a.clone(), m, rotate, valid_for)
         })
         .await
     };
@@ -178,12 +206,12 @@ pub async fn provision(
         .collect();
 
     // Phase 2: collect each needed key (or login) once, one provider at a time.
-    let needed = |kind: &Decision| -> Vec<&Provider> {
+    let needed = |kinds: &[Decision]| -> Vec<&Provider> {
         let mut v: Vec<&Provider> = observed
             .iter()
             .flatten()
             .flat_map(|o| o.plans.iter())
-            .filter(|(_, d)| d == kind)
+            .filter(|(_, d)| kinds.contains(d))
             .filter_map(|(row, _)| registry.get(&row.provider))
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -191,7 +219,7 @@ pub async fn provision(
         v
     };
     let mut payloads = Payloads::default();
-    for p in needed(&Decision::Push) {
+    for p in needed(&[Decision::Push, Decision::Rotate]) {
         let key = broker.collect(p, !opts.check);
         if let Ok(k) = &key
             && k.shape_unchecked
@@ -207,7 +235,7 @@ pub async fn provision(
         }
         payloads.keys.insert(p.name.clone(), key);
     }
-    let sharing = needed(&Decision::ShareOauth);
+    let sharing = needed(&[Decision::ShareOauth]);
     if !sharing.is_empty() && !opts.check {
         let names = |rotating: bool| {
             sharing
@@ -327,7 +355,7 @@ async fn act_on_member(
             .get(&row.provider)
             .expect("planned providers exist");
         let payload: Option<Result<Payload<'_>, String>> = match decision {
-            Decision::Push => payloads
+            Decision::Push | Decision::Rotate => payloads
                 .keys
                 .get(&provider.name)
                 .map(|r| r.as_ref().map(Payload::Key).map_err(ToString::to_string)),
@@ -350,6 +378,24 @@ async fn act_on_member(
             }
             None => unreachable!("phase 2 collects for every acting decision"),
         };
+        // Rotating to the key already there changes nothing: the fingerprints (the member's is
+        // computed on the member) tell, and the working key stays as it is.
+        if let (Decision::Rotate, Payload::Key(k)) = (decision, &payload)
+            && let Some((var, old)) = observed.in_use.get(&provider.name)
+            && matches!(&k.push_key(provider).install, Install::EnvFile { var: v } if v == var)
+            && &k.fingerprint() == old
+        {
+            let mut r = row.clone();
+            r.action = Some(Action::Unchanged);
+            r.detail = format!(
+                "{}; --rotate: {} ({}) is already the key in use ({old}): nothing to replace",
+                r.detail,
+                k.label(provider),
+                k.source.as_str()
+            );
+            rows.push(r);
+            continue;
+        }
         if opts.check {
             let what = match &payload {
                 Payload::Key(k) => k.describe(provider, &member.env_file),

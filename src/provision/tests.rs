@@ -44,6 +44,8 @@ async fn run(fake: &Arc<FakeMember>, var: &str, key: &str, check: bool) -> Vec<R
         share_rotating_login: false,
         share_oauth: false,
         keep_backup: false,
+        rotate: false,
+        valid_for: crate::assess::DEFAULT_VALID_FOR,
     };
     let mut broker = KeyBroker::new(None, false);
     provision(
