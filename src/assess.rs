@@ -1170,14 +1170,19 @@ mod tests {
         let login = claude_login(30 * MIN as i64, None);
         let at = |w| claude_for(&login, w);
         assert_eq!(at(10 * MIN).state, State::Ready, "{}", at(10 * MIN).detail);
-        assert!(at(10 * MIN).detail.contains("valid for 30m"), "{}", at(10 * MIN).detail);
+        assert!(
+            at(10 * MIN).detail.contains("valid for 30m"),
+            "{}",
+            at(10 * MIN).detail
+        );
         assert_eq!(at(30 * MIN).state, State::Ready, "exactly at the boundary");
         let inside = at(30 * MIN + 1);
         assert_eq!(inside.state, State::NeedsAuth, "{}", inside.detail);
         let hour = at(3600);
         assert_eq!(hour.state, State::NeedsAuth);
         assert!(
-            hour.detail.contains("expires in 30m, within --valid-for 1h")
+            hour.detail
+                .contains("expires in 30m, within --valid-for 1h")
                 && hour.detail.contains("cannot be refreshed"),
             "{}",
             hour.detail
@@ -1190,11 +1195,19 @@ mod tests {
         let w = 3600;
         let plain = claude_for(&claude_login(30 * MIN as i64, Some(None)), w);
         assert_eq!(plain.state, State::Ready, "{}", plain.detail);
-        assert!(plain.detail.contains("expiring: 30m left"), "{}", plain.detail);
+        assert!(
+            plain.detail.contains("expiring: 30m left"),
+            "{}",
+            plain.detail
+        );
         let long = claude_for(&claude_login(30 * MIN as i64, Some(Some(2 * 3600))), w);
         assert_eq!(long.state, State::Ready, "{}", long.detail);
         let boundary = claude_for(&claude_login(30 * MIN as i64, Some(Some(3600))), w);
-        assert_eq!(boundary.state, State::Ready, "refresh token lasting exactly the window");
+        assert_eq!(
+            boundary.state,
+            State::Ready,
+            "refresh token lasting exactly the window"
+        );
         let short = claude_for(&claude_login(30 * MIN as i64, Some(Some(50 * 60))), w);
         assert_eq!(short.state, State::NeedsAuth);
         assert!(
@@ -1211,9 +1224,9 @@ mod tests {
         let expired = claude_for(&claude_login(-3600, Some(Some(20 * 60))), w);
         assert_eq!(expired.state, State::NeedsAuth);
         assert!(
-            expired
-                .detail
-                .contains("expired 1h ago and its refresh token expires in 20m, within --valid-for 1h"),
+            expired.detail.contains(
+                "expired 1h ago and its refresh token expires in 20m, within --valid-for 1h"
+            ),
             "{}",
             expired.detail
         );
@@ -1226,15 +1239,18 @@ mod tests {
     #[test]
     fn valid_for_also_holds_when_the_prompt_answers() {
         let login = claude_login(30 * MIN as i64, None);
-        let case = installed()
-            .file(".credentials.json", &login)
-            .prompt(0, r#"{"type":"result","is_error":false,"result":"OK"}"#, "");
+        let case = installed().file(".credentials.json", &login).prompt(
+            0,
+            r#"{"type":"result","is_error":false,"result":"OK"}"#,
+            "",
+        );
         let short = case.judge_for("claude", Duration::from_secs(10 * MIN));
         assert_eq!(short.state, State::Ready, "{}", short.detail);
         let long = case.judge_for("claude", Duration::from_secs(3600));
         assert_eq!(long.state, State::NeedsAuth);
         assert!(
-            long.detail.starts_with("prompt answered, but oauth token expires in 30m"),
+            long.detail
+                .starts_with("prompt answered, but oauth token expires in 30m"),
             "{}",
             long.detail
         );
@@ -1249,7 +1265,8 @@ mod tests {
         let v = case.judge("copilot");
         assert_eq!(v.state, State::NeedsAuth, "{}", v.detail);
         assert!(
-            v.detail.contains("COPILOT_GITHUB_TOKEN (env file) is a ghu_ token")
+            v.detail
+                .contains("COPILOT_GITHUB_TOKEN (env file) is a ghu_ token")
                 && v.detail.contains("within 8h of being issued")
                 && v.detail.contains("may lapse within --valid-for 1h")
                 && v.detail.contains("fleetauth auth set copilot"),
@@ -1257,7 +1274,11 @@ mod tests {
             v.detail
         );
         let long = case.judge_for("copilot", Duration::from_secs(8 * 3600));
-        assert!(long.detail.contains("it lapses within --valid-for 8h"), "{}", long.detail);
+        assert!(
+            long.detail.contains("it lapses within --valid-for 8h"),
+            "{}",
+            long.detail
+        );
         // A prefix the data does not declare, or none, is a plain token.
         case.obs
             .env_file_prefixes

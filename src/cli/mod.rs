@@ -374,7 +374,11 @@ pub fn only_providers(
         return Err(Failure::usage(format!(
             "error: --provider {}: no selected member has {}",
             wanted.join(","),
-            if wanted.len() == 1 { "this provider" } else { "any of these providers" }
+            if wanted.len() == 1 {
+                "this provider"
+            } else {
+                "any of these providers"
+            }
         )));
     }
     Ok(())

@@ -64,7 +64,11 @@ pub(super) async fn install_and_verify(
             .map(|(_, fp)| fp.as_str()),
         _ => None,
     };
-    let audit = |opts: &ProvisionOptions, member: &Member, provider: &Provider, action: &str, payload: &Payload<'_>| {
+    let audit = |opts: &ProvisionOptions,
+                 member: &Member,
+                 provider: &Provider,
+                 action: &str,
+                 payload: &Payload<'_>| {
         audit(opts, member, provider, action, payload, previous)
     };
     let (key, pattern) = match &payload {

@@ -23,11 +23,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::assess::env_file_var_in_use;
 use crate::fleet::{Progress, map_members};
 use crate::inventory::Member;
 use crate::keys::{KeyBroker, env_remedy};
 use crate::operator::shared_login;
-use crate::assess::env_file_var_in_use;
 use crate::plan::{Before, Decision, decide, rotation, share_refusal};
 use crate::probe::MemberObservation;
 use crate::provider::{Install, Provider, Registry};
