@@ -348,3 +348,37 @@ fn a_ghu_token_in_the_env_file_is_not_ready_for_a_sprint() {
     assert!(detail(&row).contains("prompt answered, but"), "{row}");
     assert_eq!(deep.row("gho", "copilot")["state"], "ready");
 }
+
+#[test]
+fn a_ghu_token_is_not_pushed() {
+    let lab = Lab::new();
+    let ghu = format!("ghu_FAKE{}", fake::alnum(32));
+    let m = lab
+        .member("m")
+        .provider("copilot", State::NoAuth)
+        .env_line("A=1")
+        .start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let before = fs::read(m.env_file()).unwrap();
+    for extra in [&["--check"][..], &[]] {
+        let out = lab.provision_json(&inv, &[("COPILOT_GITHUB_TOKEN", &ghu)], extra);
+        out.assert_exit(1).assert_no_secret(&ghu);
+        let row = out.row("m", "copilot");
+        assert_eq!(
+            (row["state"].as_str(), row["action"].as_str()),
+            (Some("needs_auth"), Some("none")),
+            "{out}"
+        );
+        assert!(
+            detail(&row).contains("not pushed: COPILOT_GITHUB_TOKEN")
+                && detail(&row).contains("is a ghu_ token"),
+            "{row}"
+        );
+        assert_eq!(fs::read(m.env_file()).unwrap(), before);
+    }
+    // A fine-grained token is pushed as before.
+    let pat = fake::github_pat();
+    let out = lab.provision_json(&inv, &[("COPILOT_GITHUB_TOKEN", &pat)], &[]);
+    out.assert_exit(0);
+    assert_eq!(out.row("m", "copilot")["action"], "pushed");
+}

@@ -26,11 +26,11 @@ use std::time::{Duration, SystemTime};
 use crate::assess::env_file_var_in_use;
 use crate::fleet::{Progress, map_members};
 use crate::inventory::Member;
-use crate::keys::{KeyBroker, env_remedy};
+use crate::keys::{CollectedKey, KeyBroker, env_remedy};
 use crate::operator::shared_login;
 use crate::plan::{Before, Decision, decide, rotation, share_refusal};
 use crate::probe::MemberObservation;
-use crate::provider::{Install, Provider, Registry};
+use crate::provider::{Credential, Install, Provider, Registry, ShortLived};
 use crate::row::{Action, Row, State};
 use crate::ssh::Transport;
 use crate::sweep::{judge_one, observe};
@@ -327,6 +327,19 @@ pub async fn provision(
     out
 }
 
+/// The short-lived kind `key` is of, if the variable it is installed into declares one whose
+/// prefix it starts with (compared locally; nothing of the key is shown).
+fn short_lived_key<'p>(provider: &'p Provider, key: &CollectedKey) -> Option<&'p ShortLived> {
+    use secrecy::ExposeSecret;
+    let target = key.push_key(provider).target();
+    provider
+        .credentials
+        .iter()
+        .filter(|c| matches!(c, Credential::Env { var, .. } if var == target))
+        .flat_map(Credential::short_lived)
+        .find(|s| key.value.expose_secret().starts_with(&s.prefix))
+}
+
 /// Phase 3 for one member: install, verify (and undo) each provider that needs it.
 async fn act_on_member(
     transport: Arc<dyn Transport>,
@@ -378,6 +391,27 @@ async fn act_on_member(
             }
             None => unreachable!("phase 2 collects for every acting decision"),
         };
+        // A key of a short-lived kind (a GitHub `ghu_` token) would not be ready once pushed:
+        // refused before anything is written, whatever the member holds.
+        if let Payload::Key(k) = &payload
+            && let Some(short) = short_lived_key(provider, k)
+        {
+            let mut r = row.clone();
+            r.action = Some(Action::None);
+            if r.state == State::Ready && !matches!(decision, Decision::Rotate) {
+                r.state = State::NeedsAuth;
+            }
+            r.detail = format!(
+                "{}; not pushed: {} is a {} token, which lapses within {} of being issued; store a non-expiring one (`fleetauth auth set {}`)",
+                r.detail,
+                k.label(provider),
+                short.prefix,
+                humantime::format_duration(short.lifetime),
+                provider.name
+            );
+            rows.push(r);
+            continue;
+        }
         // Rotating to the key already there changes nothing: the fingerprints (the member's is
         // computed on the member) tell, and the working key stays as it is.
         if let (Decision::Rotate, Payload::Key(k)) = (decision, &payload)
