@@ -19,7 +19,7 @@ use crate::ssh::{Dialog, Input, Session};
 use crate::sweep::judge_one;
 
 /// Append one audit line; `previous` is the fingerprint of the key a rotation replaces.
-fn audit(
+fn write_audit(
     opts: &ProvisionOptions,
     member: &Member,
     provider: &Provider,
@@ -69,7 +69,7 @@ pub(super) async fn install_and_verify(
                  provider: &Provider,
                  action: &str,
                  payload: &Payload<'_>| {
-        audit(opts, member, provider, action, payload, previous)
+        write_audit(opts, member, provider, action, payload, previous)
     };
     let (key, pattern) = match &payload {
         Payload::Key(k) => (Some(&k.value), k.push_key(provider).pattern.as_ref()),
