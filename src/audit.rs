@@ -228,6 +228,24 @@ mod tests {
             assert!(!err.to_string().contains("AIza"));
         }
         assert!(!tmp.path().join(AUDIT_FILE).exists());
+        // The replaced key's fingerprint is held to the same form.
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let rotated = entry("m", Some("sha256:0123456789ab".into()));
+        let bad = rotated.clone().replacing(Some("AIzaSyD-old-key".into()));
+        assert_eq!(
+            append(tmp.path(), &bad).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        append(
+            tmp.path(),
+            &rotated.replacing(Some("sha256:ba9876543210".into())),
+        )
+        .unwrap();
+        let back = read(tmp.path()).unwrap();
+        assert_eq!(
+            back[0].previous_fingerprint.as_deref(),
+            Some("sha256:ba9876543210")
+        );
     }
 
     #[test]

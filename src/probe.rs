@@ -383,7 +383,9 @@ mod tests {
              @@FA\tgemini\tbin\t{}\n@@FA\tgemini\tversion_rc\t0\n@@FA\tgemini\tversion_out\t{}\n\
              @@FA\tgemini\tambient\tGEMINI_API_KEY\n@@FA\tgemini\tambient\tbad name\n\
              @@FA\tgemini\tfile:.gemini/oauth_creds.json\t{}\n@@FA\tclaude\tmissing\t1\n\
-             @@FA\tgemini\tprobe_rc\t41\n@@FA\t-\tdone\t1\n",
+             @@FA\tgemini\tprobe_rc\t41\n@@FA\t-\tdone\t1\n\
+             @@FA\tgemini\tenvfp:GEMINI_API_KEY\t0123456789ab\n@@FA\tgemini\tenvfp:FOO\tnot-hex-at-all\n\
+             @@FA\tgemini\tprefix_env:GEMINI_API_KEY\tAIza\n@@FA\tgemini\tprefix_ambient:GH_TOKEN\tghu_\n",
             b("FOO\nGEMINI_API_KEY\n"),
             b("/home/u/.local/bin/gemini"),
             b("0.61.0\n"),
@@ -405,6 +407,16 @@ mod tests {
         assert_eq!(g.version_rc, Some(0));
         assert_eq!(g.version_out.trim(), "0.61.0");
         assert_eq!(g.ambient, vec!["GEMINI_API_KEY".to_string()]);
+        // Fingerprints are taken only in their exact form; prefixes as named.
+        assert_eq!(
+            g.env_fingerprints.iter().collect::<Vec<_>>(),
+            [(
+                &"GEMINI_API_KEY".to_string(),
+                &"sha256:0123456789ab".to_string()
+            )]
+        );
+        assert_eq!(g.env_file_prefixes["GEMINI_API_KEY"], "AIza");
+        assert_eq!(g.ambient_prefixes["GH_TOKEN"], "ghu_");
         assert!(matches!(
             g.files.get(".gemini/oauth_creds.json"),
             Some(FileObservation::Present(_))
