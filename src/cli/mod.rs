@@ -107,8 +107,13 @@ pub struct FleetArgs {
 
     /// Only these providers (repeatable, or a comma list): other providers' rows are left out,
     /// and members with none of them are not contacted.
-    #[arg(long = "provider", value_name = "P", value_delimiter = ',')]
-    pub providers: Vec<String>,
+    #[arg(
+        long = "provider",
+        id = "provider_filter",
+        value_name = "P",
+        value_delimiter = ','
+    )]
+    pub provider_filter: Vec<String>,
 }
 
 /// `--valid-for DUR` (sweep, provision).
@@ -331,7 +336,7 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
         .into_iter()
         .cloned()
         .collect();
-    only_providers(&mut members, &fleet.providers, &names)?;
+    only_providers(&mut members, &fleet.provider_filter, &names)?;
     apply_ssh_config(cli, &inventory, &mut members)?;
     let targets: Vec<Target> = members.iter().map(Member::target).collect();
     let opts = TransportOptions {
