@@ -922,21 +922,56 @@ pub fn credential_home(
     }
 }
 
-/// The variable of fleetauth's env file whose value the CLI will use, if its credential comes
-/// from there (what `--rotate` replaces).
-pub fn env_file_var_in_use<'p>(
-    provider: &'p Provider,
+/// Where the key a CLI uses lives, when it is a key fleetauth can replace (`--rotate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPlace {
+    /// This variable of fleetauth's env file.
+    EnvFile(String),
+    /// The key file the provider's login command writes (codex `login --with-api-key`).
+    LoginCommand,
+}
+
+/// The key the CLI will use, if fleetauth can replace it: a variable of its env file, or the
+/// key file a provider's login command writes. With its fingerprint when known: computed on the
+/// member for the env file, here for a file the probe sent back.
+pub fn key_in_use(
+    provider: &Provider,
     obs: Option<&ProviderObservation>,
     env: &EnvFileObservation,
     now: SystemTime,
-) -> Option<&'p str> {
+) -> Option<(KeyPlace, Option<String>)> {
     let empty = ProviderObservation::default();
-    match resolve(provider, obs.unwrap_or(&empty), env, now).effective {
-        Some(Found {
-            origin: Origin::EnvFile,
-            credential: Credential::Env { var, .. },
-            ..
-        }) => Some(var.as_str()),
+    let obs = obs.unwrap_or(&empty);
+    let eff = resolve(provider, obs, env, now).effective?;
+    match (eff.credential, eff.origin) {
+        (Credential::Env { var, .. }, Origin::EnvFile) => Some((
+            KeyPlace::EnvFile(var.clone()),
+            obs.env_fingerprints.get(var).cloned(),
+        )),
+        (
+            Credential::KeyFile {
+                file,
+                pointer,
+                format,
+                kind: CredentialKind::ApiKey,
+                any_value: false,
+                ..
+            },
+            _,
+        ) if provider
+            .keys
+            .iter()
+            .any(|k| matches!(k.install, crate::provider::Install::LoginCommand { .. })) =>
+        {
+            let fingerprint = match file_json(obs, file, *format) {
+                Some(Ok(json)) => json
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .map(|k| crate::mask::fingerprint_bytes(k.as_bytes())),
+                _ => None,
+            };
+            Some((KeyPlace::LoginCommand, fingerprint))
+        }
         _ => None,
     }
 }

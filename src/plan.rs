@@ -143,26 +143,28 @@ impl Decision {
     }
 }
 
-/// `--rotate` applied to a decision: a working key in fleetauth's env file is replaced by the
-/// key collected now when one can be had (`key_available`); a member whose working credential is
-/// its own login is left alone, and `auth_mode = oauth` never gets a key. The note (when some)
-/// goes into the row's detail and says why nothing is rotated.
+/// `--rotate` applied to a decision: a working key fleetauth can replace (`replaceable`: in its
+/// env file, or the key file a provider's login command writes) is replaced by the key collected
+/// now when one can be had (`key_available`); a member whose working credential is its own login
+/// is left alone, and `auth_mode = oauth` never gets a key. The note (when some) goes into the
+/// row's detail and says why nothing is rotated.
 pub fn rotation(
     provider: &str,
     decision: Decision,
     mode: AuthMode,
     before: Before,
+    replaceable: bool,
     key_available: bool,
 ) -> (Decision, Option<String>) {
-    let key_in_env_file = before.state == State::Ready && before.home == CredentialHome::EnvFile;
+    let key_in_env_file = before.state == State::Ready && replaceable;
     match decision {
         // api_key mode pushes over a working key anyway: with --rotate that push is a rotation.
-        Decision::Leave(Strategy::PreAuthenticated) | Decision::Push
+        Decision::Leave(_) | Decision::Push
             if key_in_env_file && mode != AuthMode::Oauth && key_available =>
         {
             (Decision::Rotate, None)
         }
-        Decision::Leave(Strategy::PreAuthenticated) if key_in_env_file => {
+        Decision::Leave(_) if key_in_env_file => {
             let why = match mode {
                 AuthMode::Oauth => "auth_mode = oauth: fleetauth pushes no key".to_string(),
                 _ => format!(
@@ -174,7 +176,7 @@ pub fn rotation(
         Decision::Leave(Strategy::MemberLogin) => (
             decision,
             Some(
-                "--rotate: left alone: the working credential is the member's own login, not a key in fleetauth's env file"
+                "--rotate: left alone: the working credential is the member's own login, not a key fleetauth installed"
                     .to_string(),
             ),
         ),
@@ -437,7 +439,7 @@ mod tests {
     fn rotate_replaces_only_a_working_env_file_key() {
         let rot = |mode, b: Before, key| {
             let decided = decide("gemini", mode, b, key, false, "`export GEMINI_API_KEY=…`");
-            rotation("gemini", decided, mode, b, key)
+            rotation("gemini", decided, mode, b, b.home == EnvFile, key)
         };
         let env_key = before(State::Ready, EnvFile);
         assert_eq!(rot(Auto, env_key, true), (Decision::Rotate, None));
@@ -466,6 +468,14 @@ mod tests {
             (Decision::Skip(State::Error), None)
         );
         assert!(Decision::Rotate.acts());
+        // A key a login command installed (codex auth.json) counts as a member login for the
+        // strategies, but is fleetauth's to replace.
+        let codex = before(State::Ready, MemberLogin);
+        let decided = decide("codex", Auto, codex, true, false, "");
+        assert_eq!(
+            rotation("codex", decided, Auto, codex, true, true),
+            (Decision::Rotate, None)
+        );
     }
 
     #[test]

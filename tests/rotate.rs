@@ -102,7 +102,11 @@ fn rotate_replaces_a_working_key_on_two_members_and_audits_both_fingerprints() {
     // A member whose working credential is its own login is not fleetauth's to rotate.
     let own = out.row("own", "gemini");
     assert_eq!(own["action"], "none");
-    assert!(detail(&own).contains("--rotate: left alone"), "{own}");
+    assert!(
+        detail(&own)
+            .contains("--rotate: left alone: the working credential is the member's own login"),
+        "{own}"
+    );
 
     // The audit log: one line per member, old and new fingerprints, never a key.
     let lines = audit(&lab);
@@ -381,4 +385,36 @@ fn a_ghu_token_is_not_pushed() {
     let out = lab.provision_json(&inv, &[("COPILOT_GITHUB_TOKEN", &pat)], &[]);
     out.assert_exit(0);
     assert_eq!(out.row("m", "copilot")["action"], "pushed");
+}
+
+#[test]
+fn rotate_replaces_a_codex_key_its_login_command_installed() {
+    let lab = Lab::new();
+    let m = lab.member("m").provider("codex", State::KeyFile).start();
+    let inv = lab.inventory("probe_timeout = \"5s\"");
+    let old = m.secret("codex", "OPENAI_API_KEY");
+    let new = fake::openai_key();
+    let auth = m.home().join(".codex/auth.json");
+
+    let out = lab.provision_json(&inv, &[("OPENAI_API_KEY", &new)], &["--rotate"]);
+    out.assert_exit(0)
+        .assert_no_secret(&new)
+        .assert_no_secret(&old);
+    let row = out.row("m", "codex");
+    assert_eq!(row["action"], "pushed", "{out}");
+    assert!(
+        detail(&row).contains(&format!("rotated: replaced the key {}", fingerprint(&old))),
+        "{row}"
+    );
+    let text = fs::read_to_string(&auth).unwrap();
+    assert!(text.contains(&new) && !text.contains(&old), "{text}");
+    let line = audit(&lab)
+        .into_iter()
+        .find(|l| l["action"] == "pushed")
+        .expect("a pushed line");
+    assert_eq!(line["previous_fingerprint"], fingerprint(&old));
+
+    // The same key again: its fingerprint matches the file's, nothing is run.
+    let again = lab.provision_json(&inv, &[("OPENAI_API_KEY", &new)], &["--rotate"]);
+    assert_eq!(again.row("m", "codex")["action"], "unchanged", "{again}");
 }

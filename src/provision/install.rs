@@ -61,7 +61,7 @@ pub(super) async fn install_and_verify(
         Decision::Rotate => observed
             .in_use
             .get(&provider.name)
-            .map(|(_, fp)| fp.as_str()),
+            .and_then(|(_, fp)| fp.as_deref()),
         _ => None,
     };
     let audit = |opts: &ProvisionOptions,

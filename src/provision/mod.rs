@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::assess::env_file_var_in_use;
+use crate::assess::{KeyPlace, key_in_use};
 use crate::fleet::{Progress, map_members};
 use crate::inventory::Member;
 use crate::keys::{CollectedKey, KeyBroker, env_remedy};
@@ -70,9 +70,9 @@ struct Observed {
     plans: Vec<(Row, Decision)>,
     /// The binary path per provider, for login-command installs.
     binaries: BTreeMap<String, String>,
-    /// Per provider whose working credential is a key in the env file: its variable and the
-    /// fingerprint of its value (computed on the member), for `--rotate`.
-    in_use: BTreeMap<String, (String, String)>,
+    /// Per provider whose working credential is a key fleetauth can replace: where it is and
+    /// its fingerprint when known, for `--rotate`.
+    in_use: BTreeMap<String, (KeyPlace, Option<String>)>,
 }
 
 /// Phase 1: observe one member and decide for each of its providers.
@@ -112,18 +112,28 @@ async fn observe_member(
             &env_remedy(provider),
         )
         .with_share_refusal(offer.share_refused.as_deref());
+        let key = key_in_use(
+            provider,
+            obs.providers.get(&provider.name),
+            &obs.env_file,
+            now,
+        );
         if rotate {
-            let (d, note) = rotation(&provider.name, decision, mode, before, offer.key);
+            let (d, note) = rotation(
+                &provider.name,
+                decision,
+                mode,
+                before,
+                key.is_some(),
+                offer.key,
+            );
             decision = d;
             if let Some(note) = note {
                 row.detail = format!("{}; {note}", row.detail);
             }
         }
-        let p_obs = obs.providers.get(&provider.name);
-        if let Some(var) = env_file_var_in_use(provider, p_obs, &obs.env_file, now)
-            && let Some(fp) = p_obs.and_then(|o| o.env_fingerprints.get(var))
-        {
-            in_use.insert(provider.name.clone(), (var.to_string(), fp.clone()));
+        if let Some(key) = key {
+            in_use.insert(provider.name.clone(), key);
         }
         if let Some(bin) = obs
             .providers
@@ -415,8 +425,12 @@ async fn act_on_member(
         // Rotating to the key already there changes nothing: the fingerprints (the member's is
         // computed on the member) tell, and the working key stays as it is.
         if let (Decision::Rotate, Payload::Key(k)) = (decision, &payload)
-            && let Some((var, old)) = observed.in_use.get(&provider.name)
-            && matches!(&k.push_key(provider).install, Install::EnvFile { var: v } if v == var)
+            && let Some((place, Some(old))) = observed.in_use.get(&provider.name)
+            && match (&k.push_key(provider).install, place) {
+                (Install::EnvFile { var }, KeyPlace::EnvFile(used)) => var == used,
+                (Install::LoginCommand { .. }, KeyPlace::LoginCommand) => true,
+                _ => false,
+            }
             && &k.fingerprint() == old
         {
             let mut r = row.clone();
