@@ -15,13 +15,22 @@ use secrecy::ExposeSecret;
 
 use crate::probe::{EnvFileObservation, FileObservation, KeychainStatus, ProviderObservation};
 use crate::provider::{
-    Credential, CredentialKind, ExpiryUnit, FileFormat, Outcome, Provider, SettingScope,
+    Credential, CredentialKind, ExpiryUnit, FileFormat, Outcome, Provider, SettingScope, ShortLived,
 };
 pub use crate::row::State;
 use crate::row::{CredentialHome, Source};
 
-/// A token expiring within this window is reported as `expiring`.
-pub const EXPIRING_WINDOW: Duration = Duration::from_secs(3600);
+/// The default of `--valid-for`: how long a credential must stay usable to be `ready`.
+pub const DEFAULT_VALID_FOR: Duration = Duration::from_secs(3600);
+
+/// What renews a login's access token when it lapses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// No refresh token: the login ends when its token expires.
+    None,
+    /// A refresh token, usable for this long (`None`: no known end).
+    Refresh(Option<Duration>),
+}
 
 /// Where a credential was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +49,13 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredStatus {
     Present,
-    Valid(Duration),
-    Expiring(Duration),
-    /// Expired this long ago, but a refresh token is there.
-    Refreshable(Duration),
+    /// The token is valid for this long; what renews it then.
+    Valid(Duration, Renewal),
+    /// Expired this long ago, but a refresh token is there (usable for the second duration,
+    /// when the file says).
+    Refreshable(Duration, Option<Duration>),
+    /// A token of a kind known to lapse soon after it was issued (a GitHub `ghu_` token).
+    ShortLived(ShortLived),
     Expired(Duration),
     /// Expired this long ago, and its refresh token expired too (claude `refreshTokenExpiresAt`).
     RefreshExpired(Duration),
@@ -365,24 +377,29 @@ fn oauth_status(
     };
     let left = exp - now_secs(now);
     let has_refresh = refresh_pointer.is_some_and(|p| non_empty_str(json.pointer(p)));
-    let refresh_dead = refresh_expiry_pointer
+    // Seconds the refresh token has left (negative: dead), when the file says.
+    let refresh_left = refresh_expiry_pointer
         .and_then(|p| json.pointer(p))
         .and_then(|v| expiry_of(v, unit))
-        .filter(|rexp| *rexp > 0.0 && *rexp <= now_secs(now));
+        .filter(|rexp| *rexp > 0.0)
+        .map(|rexp| rexp - now_secs(now));
     if left <= 0.0
         && has_refresh
-        && let Some(rexp) = refresh_dead
+        && let Some(rleft) = refresh_left.filter(|r| *r <= 0.0)
     {
         return Some(CredStatus::RefreshExpired(Duration::from_secs(
-            (now_secs(now) - rexp) as u64,
+            (-rleft) as u64,
         )));
     }
-    Some(if left > EXPIRING_WINDOW.as_secs_f64() {
-        CredStatus::Valid(Duration::from_secs(left as u64))
-    } else if left > 0.0 {
-        CredStatus::Expiring(Duration::from_secs(left as u64))
+    let refresh_for = refresh_left.map(|r| Duration::from_secs(r.max(0.0) as u64));
+    Some(if left > 0.0 {
+        let renewal = match has_refresh {
+            true => Renewal::Refresh(refresh_for),
+            false => Renewal::None,
+        };
+        CredStatus::Valid(Duration::from_secs(left as u64), renewal)
     } else if has_refresh {
-        CredStatus::Refreshable(Duration::from_secs((-left) as u64))
+        CredStatus::Refreshable(Duration::from_secs((-left) as u64), refresh_for)
     } else {
         CredStatus::Expired(Duration::from_secs((-left) as u64))
     })
@@ -406,12 +423,19 @@ fn evaluate<'p>(
     match c {
         Credential::Env { var, .. } => {
             let in_file = matches!(env, EnvFileObservation::Present(n) if n.contains(var));
-            if in_file {
-                found(Origin::EnvFile, CredStatus::Present)
+            let (origin, prefixes) = if in_file {
+                (Origin::EnvFile, &obs.env_file_prefixes)
             } else if obs.ambient.contains(var) {
-                found(Origin::Ambient, CredStatus::Present)
+                (Origin::Ambient, &obs.ambient_prefixes)
             } else {
-                None
+                return None;
+            };
+            let short = prefixes
+                .get(var)
+                .and_then(|p| c.short_lived().iter().find(|s| &s.prefix == p));
+            match short {
+                Some(s) => found(origin, CredStatus::ShortLived(s.clone())),
+                None => found(origin, CredStatus::Present),
             }
         }
         Credential::Setting { file, pointer, .. } => match file_json(obs, file, c.format())? {
@@ -688,8 +712,53 @@ fn join_detail(parts: impl IntoIterator<Item = Option<String>>) -> String {
         .join("; ")
 }
 
+/// Why `found` will not stay usable for `valid_for` (`--valid-for`), if it will not: a login
+/// whose token expires within the window and cannot be refreshed, or whose refresh token expires
+/// within it too, or a token of a kind known to be short-lived. `None`: it lasts, as far as can
+/// be seen without asking the vendor. A credential that lasts exactly `valid_for` lasts.
+pub fn lapse(found: &Found, valid_for: Duration) -> Option<String> {
+    let window = format!("--valid-for {}", human(valid_for));
+    match &found.status {
+        CredStatus::Valid(left, renewal) if *left < valid_for => match renewal {
+            Renewal::None => Some(format!(
+                "oauth token expires in {}, within {window}, and cannot be refreshed (no refresh token)",
+                human(*left)
+            )),
+            Renewal::Refresh(Some(r)) if *r < valid_for => Some(format!(
+                "oauth token expires in {} and its refresh token in {}, within {window}",
+                human(*left),
+                human(*r)
+            )),
+            Renewal::Refresh(_) => None,
+        },
+        CredStatus::Refreshable(ago, Some(r)) if *r < valid_for => Some(format!(
+            "oauth token expired {} ago and its refresh token expires in {}, within {window}",
+            human(*ago),
+            human(*r)
+        )),
+        CredStatus::ShortLived(s) if s.lifetime <= valid_for => Some(format!(
+            "{} is a {} token, which lapses within {} of being issued and cannot be refreshed: it lapses within {window}",
+            found.label(),
+            s.prefix,
+            human(s.lifetime)
+        )),
+        CredStatus::ShortLived(s) => Some(format!(
+            "{} is a {} token, which lapses within {} of being issued and cannot be refreshed; when it was issued cannot be seen, so it may lapse within {window}",
+            found.label(),
+            s.prefix,
+            human(s.lifetime)
+        )),
+        _ => None,
+    }
+}
+
 /// Judge the credential alone (no prompt run).
-fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolution) -> Verdict {
+fn judge_credential(
+    provider: &Provider,
+    obs: &ProviderObservation,
+    res: &Resolution,
+    valid_for: Duration,
+) -> Verdict {
     let shadow = res.shadow_note();
     let v = |state, source: Option<Source>, detail: String| Verdict {
         state,
@@ -746,6 +815,13 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
             shadow.clone(),
         ]),
     };
+    if let Some(why) = lapse(eff, valid_for) {
+        let remedy = match &eff.status {
+            CredStatus::ShortLived(_) => remedy_hint(provider),
+            _ => "log in again on this member, or push a non-rotating credential (`fleetauth provision`)".to_string(),
+        };
+        return v(State::NeedsAuth, None, format!("{why}; {remedy}"));
+    }
     match &eff.status {
         CredStatus::Present if eff.origin == Origin::Keychain => v(
             State::Ready,
@@ -765,17 +841,19 @@ fn judge_credential(provider: &Provider, obs: &ProviderObservation, res: &Resolu
             Some(eff.source()),
             format!("{label} set{}", kind_note(eff.credential)),
         ),
-        CredStatus::Valid(left) => v(
+        CredStatus::Valid(left, _) if *left >= valid_for => v(
             State::Ready,
             Some(eff.source()),
             format!("oauth token valid for {}", human(*left)),
         ),
-        CredStatus::Expiring(left) => v(
+        // Within the window, but the CLI refreshes it (`lapse` above ruled out the rest).
+        CredStatus::Valid(left, _) => v(
             State::Ready,
             Some(eff.source()),
             format!("oauth token expiring: {} left", human(*left)),
         ),
-        CredStatus::Refreshable(ago) => v(
+        CredStatus::ShortLived(_) => unreachable!("a short-lived token always lapses"),
+        CredStatus::Refreshable(ago, _) => v(
             State::Ready,
             Some(eff.source()),
             format!(
@@ -888,8 +966,62 @@ pub fn credential_expiry(
     obs.binary.as_ref()?;
     let secs = |d: &Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     match resolve(provider, obs, env, now).effective?.status {
-        CredStatus::Valid(left) | CredStatus::Expiring(left) => Some(secs(&left)),
-        CredStatus::Refreshable(ago) | CredStatus::Expired(ago) => Some(-secs(&ago)),
+        CredStatus::Valid(left, _) => Some(secs(&left)),
+        CredStatus::Refreshable(ago, _) | CredStatus::Expired(ago) => Some(-secs(&ago)),
+        _ => None,
+    }
+}
+
+/// Where the key a CLI uses lives, when it is a key fleetauth can replace (`--rotate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPlace {
+    /// This variable of fleetauth's env file.
+    EnvFile(String),
+    /// The key file the provider's login command writes (codex `login --with-api-key`).
+    LoginCommand,
+}
+
+/// The key the CLI will use, if fleetauth can replace it: a variable of its env file, or the
+/// key file a provider's login command writes. With its fingerprint when known: computed on the
+/// member for the env file, here for a file the probe sent back.
+pub fn key_in_use(
+    provider: &Provider,
+    obs: Option<&ProviderObservation>,
+    env: &EnvFileObservation,
+    now: SystemTime,
+) -> Option<(KeyPlace, Option<String>)> {
+    let empty = ProviderObservation::default();
+    let obs = obs.unwrap_or(&empty);
+    let eff = resolve(provider, obs, env, now).effective?;
+    match (eff.credential, eff.origin) {
+        (Credential::Env { var, .. }, Origin::EnvFile) => Some((
+            KeyPlace::EnvFile(var.clone()),
+            obs.env_fingerprints.get(var).cloned(),
+        )),
+        (
+            Credential::KeyFile {
+                file,
+                pointer,
+                format,
+                kind: CredentialKind::ApiKey,
+                any_value: false,
+                ..
+            },
+            _,
+        ) if provider
+            .keys
+            .iter()
+            .any(|k| matches!(k.install, crate::provider::Install::LoginCommand { .. })) =>
+        {
+            let fingerprint = match file_json(obs, file, *format) {
+                Some(Ok(json)) => json
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .map(|k| crate::mask::fingerprint_bytes(k.as_bytes())),
+                _ => None,
+            };
+            Some((KeyPlace::LoginCommand, fingerprint))
+        }
         _ => None,
     }
 }
@@ -900,6 +1032,7 @@ pub fn assess(
     obs: Option<&ProviderObservation>,
     env: &EnvFileObservation,
     prompt_timeout: Duration,
+    valid_for: Duration,
     now: SystemTime,
 ) -> Verdict {
     let empty = ProviderObservation::default();
@@ -919,12 +1052,12 @@ pub fn assess(
     let version = crate::probe::parse_version(provider, &obs.version_out);
     let res = resolve(provider, obs, env, now);
     let mut verdict = match &obs.prompt {
-        None => judge_credential(provider, obs, &res),
+        None => judge_credential(provider, obs, &res, valid_for),
         // A hang proves nothing about a credential, so it never makes a row ready. But when the
         // member has no usable credential at all, the hang is the CLI waiting for a login
         // (codex does that), and the honest verdict is still the credential's: needs_auth.
         Some(p) if p.timed_out() => {
-            let without_prompt = judge_credential(provider, obs, &res);
+            let without_prompt = judge_credential(provider, obs, &res, valid_for);
             let hung = format!(
                 "prompt timed out after {} (vendor unreachable, or the CLI is waiting for input)",
                 human(prompt_timeout)
@@ -949,11 +1082,24 @@ pub fn assess(
             let via = res.effective.as_ref().map(|e| format!("via {}", e.label()));
             let shadow = res.shadow_note();
             match outcome {
-                Outcome::Ready => Verdict {
-                    state: State::Ready,
-                    source: Some(Source::Probe),
-                    version: None,
-                    detail: join_detail([Some("prompt answered".to_string()), via, shadow]),
+                // The prompt proves the credential now, not for the window.
+                Outcome::Ready => match res.effective.as_ref().and_then(|e| lapse(e, valid_for)) {
+                    Some(why) => Verdict {
+                        state: State::NeedsAuth,
+                        source: None,
+                        version: None,
+                        detail: join_detail([
+                            Some(format!("prompt answered, but {why}")),
+                            via,
+                            shadow,
+                        ]),
+                    },
+                    None => Verdict {
+                        state: State::Ready,
+                        source: Some(Source::Probe),
+                        version: None,
+                        detail: join_detail([Some("prompt answered".to_string()), via, shadow]),
+                    },
                 },
                 Outcome::NeedsAuth => Verdict {
                     state: State::NeedsAuth,
@@ -1027,6 +1173,9 @@ mod tests {
             self
         }
         fn judge(&self, provider: &str) -> Verdict {
+            self.judge_for(provider, DEFAULT_VALID_FOR)
+        }
+        fn judge_for(&self, provider: &str, valid_for: Duration) -> Verdict {
             let reg = Registry::builtin().unwrap();
             let p = reg.get(provider).unwrap();
             assess(
@@ -1034,6 +1183,7 @@ mod tests {
                 Some(&self.obs),
                 &self.env,
                 Duration::from_secs(45),
+                valid_for,
                 now(),
             )
         }
@@ -1073,6 +1223,163 @@ mod tests {
         );
         assert!(v.detail.contains("GEMINI_API_KEY"));
         assert_eq!(v.version.as_deref(), Some("0.61.0"));
+    }
+
+    const MIN: u64 = 60;
+
+    fn claude_login(expires_in_s: i64, refresh: Option<Option<i64>>) -> String {
+        let exp = (NOW as i64 + expires_in_s) * 1000;
+        let refresh = match refresh {
+            None => String::new(),
+            Some(None) => r#","refreshToken":"sk-ant-ort01-r""#.to_string(),
+            Some(Some(r)) => format!(
+                r#","refreshToken":"sk-ant-ort01-r","refreshTokenExpiresAt":{}"#,
+                (NOW as i64 + r) * 1000
+            ),
+        };
+        format!(
+            r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-a"{refresh},"expiresAt":{exp},"scopes":["user:inference"]}}}}"#
+        )
+    }
+
+    fn claude_for(login: &str, valid_for_s: u64) -> Verdict {
+        installed()
+            .file(".credentials.json", login)
+            .judge_for("claude", Duration::from_secs(valid_for_s))
+    }
+
+    /// `--valid-for`: a login that cannot be refreshed must outlast the window; exactly at the
+    /// boundary it does, a second less it does not.
+    #[test]
+    fn valid_for_boundaries_of_a_login_without_refresh_token() {
+        let login = claude_login(30 * MIN as i64, None);
+        let at = |w| claude_for(&login, w);
+        assert_eq!(at(10 * MIN).state, State::Ready, "{}", at(10 * MIN).detail);
+        assert!(
+            at(10 * MIN).detail.contains("valid for 30m"),
+            "{}",
+            at(10 * MIN).detail
+        );
+        assert_eq!(at(30 * MIN).state, State::Ready, "exactly at the boundary");
+        let inside = at(30 * MIN + 1);
+        assert_eq!(inside.state, State::NeedsAuth, "{}", inside.detail);
+        let hour = at(3600);
+        assert_eq!(hour.state, State::NeedsAuth);
+        assert!(
+            hour.detail
+                .contains("expires in 30m, within --valid-for 1h")
+                && hour.detail.contains("cannot be refreshed"),
+            "{}",
+            hour.detail
+        );
+        assert_eq!(hour.source, None);
+    }
+
+    #[test]
+    fn valid_for_a_refreshable_login_stays_ready_unless_its_refresh_token_lapses() {
+        let w = 3600;
+        let plain = claude_for(&claude_login(30 * MIN as i64, Some(None)), w);
+        assert_eq!(plain.state, State::Ready, "{}", plain.detail);
+        assert!(
+            plain.detail.contains("expiring: 30m left"),
+            "{}",
+            plain.detail
+        );
+        let long = claude_for(&claude_login(30 * MIN as i64, Some(Some(2 * 3600))), w);
+        assert_eq!(long.state, State::Ready, "{}", long.detail);
+        let boundary = claude_for(&claude_login(30 * MIN as i64, Some(Some(3600))), w);
+        assert_eq!(
+            boundary.state,
+            State::Ready,
+            "refresh token lasting exactly the window"
+        );
+        let short = claude_for(&claude_login(30 * MIN as i64, Some(Some(50 * 60))), w);
+        assert_eq!(short.state, State::NeedsAuth);
+        assert!(
+            short
+                .detail
+                .contains("expires in 30m and its refresh token in 50m, within --valid-for 1h"),
+            "{}",
+            short.detail
+        );
+        // The access token outlasts the window: its refresh token's end does not matter yet.
+        let outlasts = claude_for(&claude_login(2 * 3600, Some(Some(50 * 60))), w);
+        assert_eq!(outlasts.state, State::Ready, "{}", outlasts.detail);
+        // Expired, refreshable, but the refresh token lapses within the window.
+        let expired = claude_for(&claude_login(-3600, Some(Some(20 * 60))), w);
+        assert_eq!(expired.state, State::NeedsAuth);
+        assert!(
+            expired.detail.contains(
+                "expired 1h ago and its refresh token expires in 20m, within --valid-for 1h"
+            ),
+            "{}",
+            expired.detail
+        );
+        assert_eq!(
+            claude_for(&claude_login(-3600, Some(Some(20 * 60))), 10 * MIN).state,
+            State::Ready
+        );
+    }
+
+    #[test]
+    fn valid_for_also_holds_when_the_prompt_answers() {
+        let login = claude_login(30 * MIN as i64, None);
+        let case = installed().file(".credentials.json", &login).prompt(
+            0,
+            r#"{"type":"result","is_error":false,"result":"OK"}"#,
+            "",
+        );
+        let short = case.judge_for("claude", Duration::from_secs(10 * MIN));
+        assert_eq!(short.state, State::Ready, "{}", short.detail);
+        let long = case.judge_for("claude", Duration::from_secs(3600));
+        assert_eq!(long.state, State::NeedsAuth);
+        assert!(
+            long.detail
+                .starts_with("prompt answered, but oauth token expires in 30m"),
+            "{}",
+            long.detail
+        );
+    }
+
+    #[test]
+    fn a_short_lived_github_token_is_never_ready() {
+        let mut case = installed().env_file(&["COPILOT_GITHUB_TOKEN"]);
+        case.obs
+            .env_file_prefixes
+            .insert("COPILOT_GITHUB_TOKEN".into(), "ghu_".into());
+        let v = case.judge("copilot");
+        assert_eq!(v.state, State::NeedsAuth, "{}", v.detail);
+        assert!(
+            v.detail
+                .contains("COPILOT_GITHUB_TOKEN (env file) is a ghu_ token")
+                && v.detail.contains("within 8h of being issued")
+                && v.detail.contains("may lapse within --valid-for 1h")
+                && v.detail.contains("fleetauth auth set copilot"),
+            "{}",
+            v.detail
+        );
+        let long = case.judge_for("copilot", Duration::from_secs(8 * 3600));
+        assert!(
+            long.detail.contains("it lapses within --valid-for 8h"),
+            "{}",
+            long.detail
+        );
+        // A prefix the data does not declare, or none, is a plain token.
+        case.obs
+            .env_file_prefixes
+            .insert("COPILOT_GITHUB_TOKEN".into(), "gho_".into());
+        assert_eq!(case.judge("copilot").state, State::Ready);
+        // In the member's own environment too.
+        let mut amb = installed().ambient("GH_TOKEN");
+        amb.obs
+            .ambient_prefixes
+            .insert("GH_TOKEN".into(), "ghu_".into());
+        let v = amb.judge("copilot");
+        assert!(
+            v.state == State::NeedsAuth && v.detail.contains("GH_TOKEN (environment) is a ghu_"),
+            "{}",
+            v.detail
+        );
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct AuditEntry {
     /// `sha256:` + 12 hex digits of the key ([`crate::mask::fingerprint`]), when a key was involved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// `provision --rotate`: the fingerprint of the key this one replaced (computed on the
+    /// member), in the same form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_fingerprint: Option<String>,
 }
 
 impl AuditEntry {
@@ -58,7 +62,14 @@ impl AuditEntry {
             action: action.to_string(),
             source: source.to_string(),
             fingerprint,
+            previous_fingerprint: None,
         }
+    }
+
+    /// The entry, recording the fingerprint of the key it replaced (`--rotate`).
+    pub fn replacing(mut self, previous: Option<String>) -> AuditEntry {
+        self.previous_fingerprint = previous;
+        self
     }
 }
 
@@ -69,8 +80,11 @@ impl AuditEntry {
 /// a symlink (the message says which `chmod` fixes it), and with
 /// [`io::ErrorKind::InvalidInput`] when `entry.fingerprint` is not a fingerprint.
 pub fn append(dir: &Path, entry: &AuditEntry) -> io::Result<()> {
-    if let Some(fp) = &entry.fingerprint
-        && !is_fingerprint(fp)
+    if entry
+        .fingerprint
+        .iter()
+        .chain(&entry.previous_fingerprint)
+        .any(|fp| !is_fingerprint(fp))
     {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -214,6 +228,24 @@ mod tests {
             assert!(!err.to_string().contains("AIza"));
         }
         assert!(!tmp.path().join(AUDIT_FILE).exists());
+        // The replaced key's fingerprint is held to the same form.
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let rotated = entry("m", Some("sha256:0123456789ab".into()));
+        let bad = rotated.clone().replacing(Some("AIzaSyD-old-key".into()));
+        assert_eq!(
+            append(tmp.path(), &bad).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        append(
+            tmp.path(),
+            &rotated.replacing(Some("sha256:ba9876543210".into())),
+        )
+        .unwrap();
+        let back = read(tmp.path()).unwrap();
+        assert_eq!(
+            back[0].previous_fingerprint.as_deref(),
+            Some("sha256:ba9876543210")
+        );
     }
 
     #[test]

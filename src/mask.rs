@@ -19,7 +19,7 @@ const KEEP_TAIL: usize = 4;
 const MIN_LEN_TO_SHOW_ENDS: usize = 12;
 /// Hex digits of the SHA-256 digest kept by [`fingerprint`] (48 bits: plenty to tell a
 /// handful of keys apart, too few to be useful for anything else).
-const FINGERPRINT_HEX: usize = 12;
+pub const FINGERPRINT_HEX: usize = 12;
 
 /// A display form of `secret`: its first 3 and last 4 characters around `…`, e.g. `AIz…7x2f`.
 ///

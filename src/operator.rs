@@ -106,17 +106,17 @@ pub fn own_login(provider: &Provider) -> Option<OwnLogin> {
     };
     let (status, note) = match &login.status {
         CredStatus::Present => ("present", String::new()),
-        CredStatus::Valid(d) | CredStatus::Expiring(d) => (
+        CredStatus::Valid(d, _) => (
             "present",
             format!(", valid for {}", humantime::format_duration(*d)),
         ),
-        CredStatus::Refreshable(_) => ("present", ", expired but refreshable".to_string()),
+        CredStatus::Refreshable(..) => ("present", ", expired but refreshable".to_string()),
         CredStatus::Expired(_) | CredStatus::RefreshExpired(_) => ("expired", String::new()),
         CredStatus::Blanked => ("expired", ", blanked after a failed refresh".to_string()),
         CredStatus::Locked | CredStatus::KeychainFailed(_) => return None,
         CredStatus::Malformed(_) => ("unreadable", ", malformed".to_string()),
         CredStatus::Unreadable => ("unreadable", String::new()),
-        CredStatus::Selects(_) => return None,
+        CredStatus::Selects(_) | CredStatus::ShortLived(_) => return None,
     };
     Some(OwnLogin {
         kind,

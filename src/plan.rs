@@ -36,6 +36,9 @@ pub enum Decision {
     Leave(Strategy),
     /// Push the provider's key and verify it.
     Push,
+    /// `--rotate`: replace the working key in fleetauth's env file by the key collected now,
+    /// verify it, restore the old one on failure.
+    Rotate,
     /// Copy the operator's own OAuth login and verify it (`--share-oauth` only).
     ShareOauth,
     /// No strategy applies; the operator must act (the remedy says how).
@@ -47,7 +50,10 @@ pub enum Decision {
 impl Decision {
     /// Whether the member must be changed (and then verified).
     pub fn acts(&self) -> bool {
-        matches!(self, Decision::Push | Decision::ShareOauth)
+        matches!(
+            self,
+            Decision::Push | Decision::Rotate | Decision::ShareOauth
+        )
     }
 
     /// The final row of a decision that changes nothing: the observed `row` with its action
@@ -66,7 +72,7 @@ impl Decision {
                 row.state = State::NeedsAuth;
                 row.detail = format!("{}; {remedy}", row.detail);
             }
-            Decision::Skip(_) | Decision::Push | Decision::ShareOauth => {}
+            Decision::Skip(_) | Decision::Push | Decision::Rotate | Decision::ShareOauth => {}
         }
         row
     }
@@ -134,6 +140,47 @@ impl Decision {
             }
             (d, _) => d,
         }
+    }
+}
+
+/// `--rotate` applied to a decision: a working key fleetauth can replace (`replaceable`: in its
+/// env file, or the key file a provider's login command writes) is replaced by the key collected
+/// now when one can be had (`key_available`); a member whose working credential is its own login
+/// is left alone, and `auth_mode = oauth` never gets a key. The note (when some) goes into the
+/// row's detail and says why nothing is rotated.
+pub fn rotation(
+    provider: &str,
+    decision: Decision,
+    mode: AuthMode,
+    before: Before,
+    replaceable: bool,
+    key_available: bool,
+) -> (Decision, Option<String>) {
+    let key_in_env_file = before.state == State::Ready && replaceable;
+    match decision {
+        // api_key mode pushes over a working key anyway: with --rotate that push is a rotation.
+        Decision::Leave(_) | Decision::Push
+            if key_in_env_file && mode != AuthMode::Oauth && key_available =>
+        {
+            (Decision::Rotate, None)
+        }
+        Decision::Leave(_) if key_in_env_file => {
+            let why = match mode {
+                AuthMode::Oauth => "auth_mode = oauth: fleetauth pushes no key".to_string(),
+                _ => format!(
+                    "no new {provider} key to rotate to: store one with `fleetauth auth set {provider}`"
+                ),
+            };
+            (decision, Some(format!("--rotate: not rotated: {why}")))
+        }
+        Decision::Leave(Strategy::MemberLogin) => (
+            decision,
+            Some(
+                "--rotate: left alone: the working credential is the member's own login, not a key fleetauth installed"
+                    .to_string(),
+            ),
+        ),
+        other => (other, None),
     }
 }
 
@@ -386,6 +433,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rotate_replaces_only_a_working_env_file_key() {
+        let rot = |mode, b: Before, key| {
+            let decided = decide("gemini", mode, b, key, false, "`export GEMINI_API_KEY=…`");
+            rotation("gemini", decided, mode, b, b.home == EnvFile, key)
+        };
+        let env_key = before(State::Ready, EnvFile);
+        assert_eq!(rot(Auto, env_key, true), (Decision::Rotate, None));
+        assert_eq!(rot(ApiKey, env_key, true), (Decision::Rotate, None));
+        let (d, note) = rot(Auto, env_key, false);
+        assert_eq!(d, Decision::Leave(Strategy::PreAuthenticated));
+        assert!(
+            note.as_deref()
+                .is_some_and(|n| n.contains("no new gemini key") && n.contains("auth set gemini")),
+            "{note:?}"
+        );
+        let (d, note) = rot(Oauth, env_key, true);
+        assert_eq!(d, Decision::Leave(Strategy::PreAuthenticated));
+        assert!(note.unwrap().contains("auth_mode = oauth"));
+        // The member's own login is not fleetauth's to replace.
+        let (d, note) = rot(Auto, before(State::Ready, MemberLogin), true);
+        assert_eq!(d, Decision::Leave(Strategy::MemberLogin));
+        assert!(note.unwrap().contains("member's own login"));
+        // What does not work is pushed as without --rotate; what cannot be judged is skipped.
+        assert_eq!(
+            rot(Auto, before(State::NeedsAuth, EnvFile), true),
+            (Decision::Push, None)
+        );
+        assert_eq!(
+            rot(Auto, before(State::Error, EnvFile), true),
+            (Decision::Skip(State::Error), None)
+        );
+        assert!(Decision::Rotate.acts());
+        // A key a login command installed (codex auth.json) counts as a member login for the
+        // strategies, but is fleetauth's to replace.
+        let codex = before(State::Ready, MemberLogin);
+        let decided = decide("codex", Auto, codex, true, false, "");
+        assert_eq!(
+            rotation("codex", decided, Auto, codex, true, true),
+            (Decision::Rotate, None)
+        );
     }
 
     #[test]

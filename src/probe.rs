@@ -83,6 +83,12 @@ pub(crate) fn provider_definition(i: usize, p: &Provider, prompt_timeout: Durati
         .filter(|(k, _)| is_identifier(k))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    let prefixes: Vec<&str> = p
+        .credentials
+        .iter()
+        .flat_map(|c| c.short_lived())
+        .map(|s| s.prefix.as_str())
+        .collect();
     let status = p.status.as_ref().map(|s| s.args.as_slice()).unwrap_or(&[]);
     let mut def = String::new();
     let _ = writeln!(def, "fa_def_{i}() {{");
@@ -93,6 +99,7 @@ pub(crate) fn provider_definition(i: usize, p: &Provider, prompt_timeout: Durati
     let _ = writeln!(def, "  HAS_STATUS={}", u8::from(p.status.is_some()));
     let _ = writeln!(def, "  SARGS={}", quote(&join(status)));
     let _ = writeln!(def, "  ENVS={}", quote(&envs.join(" ")));
+    let _ = writeln!(def, "  PREFIXES={}", quote(&join(&prefixes)));
     let _ = writeln!(def, "  HVAR={}", quote(home_var));
     let _ = writeln!(def, "  HDEF={}", quote(&p.config_home.default));
     let _ = writeln!(
@@ -212,6 +219,13 @@ pub struct ProviderObservation {
     /// Keychain entries by credential id.
     pub keychains: BTreeMap<String, KeychainObservation>,
     pub prompt: Option<PromptObservation>,
+    /// Per credential variable the env file assigns: the `sha256:` fingerprint prefix of its
+    /// value, computed on the member (the value never leaves it).
+    pub env_fingerprints: BTreeMap<String, String>,
+    /// Per credential variable: the declared short-lived prefix its value starts with, in the
+    /// env file and in the member's own environment.
+    pub env_file_prefixes: BTreeMap<String, String>,
+    pub ambient_prefixes: BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -313,6 +327,21 @@ pub fn parse_output(stdout: &[u8], nonce: &Nonce) -> MemberObservation {
                     p.ambient_in.insert(var.to_string(), files);
                 } else if let Some(path) = f.strip_prefix("exists:") {
                     p.present_files.push(path.to_string());
+                } else if let Some(var) = f.strip_prefix("envfp:") {
+                    let hex = value.trim();
+                    if is_identifier(var)
+                        && hex.len() == crate::mask::FINGERPRINT_HEX
+                        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                    {
+                        p.env_fingerprints
+                            .insert(var.to_string(), format!("sha256:{hex}"));
+                    }
+                } else if let Some(var) = f.strip_prefix("prefix_env:") {
+                    p.env_file_prefixes
+                        .insert(var.to_string(), value.to_string());
+                } else if let Some(var) = f.strip_prefix("prefix_ambient:") {
+                    p.ambient_prefixes
+                        .insert(var.to_string(), value.to_string());
                 } else if let Some(id) = f.strip_prefix("keychain:") {
                     // "STATUS TOOL SERVICE…"
                     let text = r.text();
@@ -366,7 +395,9 @@ mod tests {
              @@FA\tgemini\tbin\t{}\n@@FA\tgemini\tversion_rc\t0\n@@FA\tgemini\tversion_out\t{}\n\
              @@FA\tgemini\tambient\tGEMINI_API_KEY\n@@FA\tgemini\tambient\tbad name\n\
              @@FA\tgemini\tfile:.gemini/oauth_creds.json\t{}\n@@FA\tclaude\tmissing\t1\n\
-             @@FA\tgemini\tprobe_rc\t41\n@@FA\t-\tdone\t1\n",
+             @@FA\tgemini\tprobe_rc\t41\n@@FA\t-\tdone\t1\n\
+             @@FA\tgemini\tenvfp:GEMINI_API_KEY\t0123456789ab\n@@FA\tgemini\tenvfp:FOO\tnot-hex-at-all\n\
+             @@FA\tgemini\tprefix_env:GEMINI_API_KEY\tAIza\n@@FA\tgemini\tprefix_ambient:GH_TOKEN\tghu_\n",
             b("FOO\nGEMINI_API_KEY\n"),
             b("/home/u/.local/bin/gemini"),
             b("0.61.0\n"),
@@ -388,6 +419,16 @@ mod tests {
         assert_eq!(g.version_rc, Some(0));
         assert_eq!(g.version_out.trim(), "0.61.0");
         assert_eq!(g.ambient, vec!["GEMINI_API_KEY".to_string()]);
+        // Fingerprints are taken only in their exact form; prefixes as named.
+        assert_eq!(
+            g.env_fingerprints.iter().collect::<Vec<_>>(),
+            [(
+                &"GEMINI_API_KEY".to_string(),
+                &"sha256:0123456789ab".to_string()
+            )]
+        );
+        assert_eq!(g.env_file_prefixes["GEMINI_API_KEY"], "AIza");
+        assert_eq!(g.ambient_prefixes["GH_TOKEN"], "ghu_");
         assert!(matches!(
             g.files.get(".gemini/oauth_creds.json"),
             Some(FileObservation::Present(_))

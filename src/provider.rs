@@ -236,6 +236,17 @@ crate::spelled! {
     }
 }
 
+/// A kind of token known to lapse soon after it was issued, told by its prefix
+/// (`short_lived = [{ prefix = "ghu_", lifetime = "8h" }]` on an `env` credential). When it was
+/// issued cannot be seen on a member, so such a token is judged as lapsing within `lifetime` at
+/// the latest, and possibly any moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortLived {
+    /// The value's first characters: letters, digits, `_` and `-` only.
+    pub prefix: String,
+    pub lifetime: std::time::Duration,
+}
+
 /// One credential a CLI reads. `id` is unique within the provider.
 #[derive(Debug, Clone)]
 pub enum Credential {
@@ -244,6 +255,9 @@ pub enum Credential {
         id: String,
         var: String,
         kind: CredentialKind,
+        /// Token prefixes known to be short-lived (a GitHub `ghu_` token lives ~8 h): a value
+        /// with one of them is never ready for a sprint ([`ShortLived`]).
+        short_lived: Vec<ShortLived>,
     },
     /// A settings value that selects which other credential is used, overriding the order
     /// below it (gemini `security.auth.selectedType`). `selects` maps value → credential id.
@@ -339,6 +353,13 @@ impl Credential {
             Credential::Setting { file, .. }
             | Credential::OauthFile { file, .. }
             | Credential::KeyFile { file, .. } => Some(file),
+        }
+    }
+    /// The short-lived token prefixes declared for this credential (`env` only).
+    pub fn short_lived(&self) -> &[ShortLived] {
+        match self {
+            Credential::Env { short_lived, .. } => short_lived,
+            _ => &[],
         }
     }
     /// The file that only needs to exist (`present_file`).
@@ -637,7 +658,8 @@ const CREDENTIAL_TYPES: &[&str] = &[
     "present_file",
     "keychain",
 ];
-const ENV_CREDENTIAL_KEYS: &[&str] = &["type", "id", "var", "kind"];
+const ENV_CREDENTIAL_KEYS: &[&str] = &["type", "id", "var", "kind", "short_lived"];
+const SHORT_LIVED_KEYS: &[&str] = &["prefix", "lifetime"];
 const SETTING_KEYS: &[&str] = &[
     "type", "id", "file", "path_env", "format", "pointer", "selects", "scope",
 ];
@@ -1253,6 +1275,30 @@ fn optional_bool(table: &Table<'_, '_>, key: &str) -> Result<bool, ConfigError> 
     table.get(key).map_or(Ok(false), |v| v.bool())
 }
 
+/// `short_lived = [{ prefix = "ghu_", lifetime = "8h" }, …]`.
+fn short_lived(value: &Value<'_, '_>) -> Result<Vec<ShortLived>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, item) in value.array()?.into_iter().enumerate() {
+        let table = item.table(format!("`short_lived` item {}", i + 1))?;
+        table.deny_unknown(SHORT_LIVED_KEYS)?;
+        let prefix_value = table.required("prefix")?;
+        let prefix = prefix_value.non_empty_str()?;
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(prefix_value
+                .error(format!("invalid token prefix \"{prefix}\""))
+                .with_help("a prefix is letters, digits, `_` and `-`, e.g. \"ghu_\""));
+        }
+        out.push(ShortLived {
+            prefix: prefix.to_string(),
+            lifetime: table.required("lifetime")?.duration()?,
+        });
+    }
+    Ok(out)
+}
+
 fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
     let mut credentials: Vec<Credential> = Vec::new();
     // Checked after all are read: (setting's value, the id it selects).
@@ -1284,6 +1330,10 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                     id,
                     var: env_var(&table.required("var")?)?,
                     kind: table.required("kind")?.one_of_values(CredentialKind::ALL)?,
+                    short_lived: match table.get("short_lived") {
+                        Some(v) => short_lived(&v)?,
+                        None => Vec::new(),
+                    },
                 }
             }
             "setting" => {

@@ -95,10 +95,12 @@ pub enum ObserveError {
 }
 
 /// The row for one provider of a member whose probe answered, and where its credential lives.
+/// `valid_for` is how long its credential must stay usable to be `ready` (`--valid-for`).
 pub fn judge_one(
     member: &Member,
     provider: &Provider,
     obs: &MemberObservation,
+    valid_for: Duration,
     now: SystemTime,
 ) -> (Row, CredentialHome) {
     let p_obs = obs.providers.get(&provider.name);
@@ -107,6 +109,7 @@ pub fn judge_one(
         p_obs,
         &obs.env_file,
         prompt_deadline(member, provider),
+        valid_for,
         now,
     );
     let home = credential_home(provider, p_obs, &obs.env_file, now);
@@ -132,14 +135,28 @@ pub fn judge_one(
 }
 
 /// Rows for a member whose probe answered.
-pub fn judge(member: &Member, registry: &Registry, obs: &MemberObservation) -> Vec<Row> {
+pub fn judge(
+    member: &Member,
+    registry: &Registry,
+    obs: &MemberObservation,
+    valid_for: Duration,
+) -> Vec<Row> {
     let now = SystemTime::now();
     member
         .providers
         .iter()
         .filter_map(|name| registry.get(name))
-        .map(|p| judge_one(member, p, obs, now).0)
+        .map(|p| judge_one(member, p, obs, valid_for, now).0)
         .collect()
+}
+
+/// How a sweep looks at each member.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepOptions {
+    /// Run each provider's minimal prompt too.
+    pub deep: bool,
+    /// How long a credential must stay usable to be `ready` (`--valid-for`).
+    pub valid_for: Duration,
 }
 
 /// Sweep every member, at most `jobs` at once; rows in inventory order. A member whose task
@@ -148,13 +165,13 @@ pub async fn sweep_fleet(
     transport: Arc<dyn Transport>,
     registry: Arc<Registry>,
     members: Vec<Member>,
-    deep: bool,
+    opts: SweepOptions,
     jobs: usize,
     progress: &crate::fleet::Progress,
 ) -> Vec<Row> {
     let subjects = members.clone();
     crate::fleet::map_members(members, jobs, progress, move |m| {
-        sweep_member(transport.clone(), registry.clone(), m, deep)
+        sweep_member(transport.clone(), registry.clone(), m, opts)
     })
     .await
     .into_iter()
@@ -168,14 +185,14 @@ pub async fn sweep_member(
     transport: Arc<dyn Transport>,
     registry: Arc<Registry>,
     member: Member,
-    deep: bool,
+    opts: SweepOptions,
 ) -> Vec<Row> {
     let session = match transport.connect(&member.target()).await {
         Ok(s) => s,
         Err(e) => return member.unreachable_rows(&e),
     };
-    let rows = match observe(session.as_ref(), &member, &registry, deep).await {
-        Ok(obs) => judge(&member, &registry, &obs),
+    let rows = match observe(session.as_ref(), &member, &registry, opts.deep).await {
+        Ok(obs) => judge(&member, &registry, &obs, opts.valid_for),
         Err(why) => member.rows(State::Error, &why.to_string()),
     };
     session.close().await;

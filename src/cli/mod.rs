@@ -146,6 +146,26 @@ pub struct FleetArgs {
     /// Never prompt (identity passphrases, keys); fail instead.
     #[arg(long)]
     pub no_input: bool,
+
+    /// Only these providers (repeatable, or a comma list): other providers' rows are left out,
+    /// and members with none of them are not contacted.
+    #[arg(
+        long = "provider",
+        id = "provider_filter",
+        value_name = "P",
+        value_delimiter = ','
+    )]
+    pub provider_filter: Vec<String>,
+}
+
+/// `--valid-for DUR` (sweep, provision).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ValidFor {
+    /// How long a credential must stay usable to count as ready: a login that lapses sooner
+    /// without a refresh, or a short-lived token, is needs_auth. At most 24h.
+    #[arg(long = "valid-for", value_name = "DUR", default_value = "1h",
+          value_parser = crate::config_toml::parse_duration)]
+    pub valid_for: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +177,8 @@ pub enum Command {
         /// Also run each provider's minimal prompt with the env file sourced.
         #[arg(long)]
         deep: bool,
+        #[command(flatten)]
+        window: ValidFor,
     },
     /// Make every member × provider work: leave what works, else push a key and verify it.
     Provision {
@@ -186,6 +208,13 @@ pub enum Command {
         /// directory (gemini's selectedType). Done in the push's transaction, undone on failure.
         #[arg(long)]
         fix_shadowing: bool,
+        /// Replace a working key in fleetauth's env file by the key collected now (store,
+        /// environment, prompt), verify it, and restore the old one if it fails. Members whose
+        /// working credential is their own login are left alone.
+        #[arg(long)]
+        rotate: bool,
+        #[command(flatten)]
+        window: ValidFor,
     },
     /// Run a command on every member with its env file sourced.
     Run {
@@ -404,6 +433,7 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
         .into_iter()
         .cloned()
         .collect();
+    only_providers(&mut members, &fleet.provider_filter, &names)?;
     if let Some(shard) = fleet.shard {
         let selected = members.len();
         members.retain(|m| shard.holds(&m.name));
@@ -427,6 +457,40 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
         registry: Arc::new(registry),
         transport: Arc::new(transport),
     })
+}
+
+/// `--provider`: keep only the named providers on each member, and only members left with one.
+/// An unknown name, or names no selected member has, is a usage error (nothing contacted).
+pub fn only_providers(
+    members: &mut Vec<Member>,
+    wanted: &[String],
+    known: &[&str],
+) -> Result<(), Failure> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    if let Some(unknown) = wanted.iter().find(|p| !known.contains(&p.as_str())) {
+        return Err(Failure::usage(format!(
+            "error: --provider {unknown}: unknown provider\n  = help: known providers: {}",
+            known.join(", ")
+        )));
+    }
+    for m in members.iter_mut() {
+        m.providers.retain(|p| wanted.contains(p));
+    }
+    members.retain(|m| !m.providers.is_empty());
+    if members.is_empty() {
+        return Err(Failure::usage(format!(
+            "error: --provider {}: no selected member has {}",
+            wanted.join(","),
+            if wanted.len() == 1 {
+                "this provider"
+            } else {
+                "any of these providers"
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// Resolve `members` through their ssh_config (or `-F`), printing any warning on stderr.
@@ -454,7 +518,11 @@ pub fn apply_ssh_config(
 /// Run the parsed command; returns the process exit status.
 pub async fn run(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
-        Command::Sweep { fleet, deep } => sweep::run(&cli, fleet, *deep).await,
+        Command::Sweep {
+            fleet,
+            deep,
+            window,
+        } => sweep::run(&cli, fleet, *deep, window.valid_for).await,
         Command::Provision {
             fleet,
             check,
@@ -463,6 +531,8 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
             allow_key_shape,
             keep_backup,
             fix_shadowing,
+            rotate,
+            window,
         } => {
             let opts = provision::Flags {
                 check: *check,
@@ -471,6 +541,8 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
                 allow_key_shape: allow_key_shape.clone(),
                 keep_backup: *keep_backup,
                 fix_shadowing: *fix_shadowing,
+                rotate: *rotate,
+                valid_for: window.valid_for,
             };
             provision::run(&cli, fleet, opts).await
         }

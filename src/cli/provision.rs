@@ -16,6 +16,8 @@ pub struct Flags {
     pub allow_key_shape: Vec<String>,
     pub keep_backup: bool,
     pub fix_shadowing: bool,
+    pub rotate: bool,
+    pub valid_for: std::time::Duration,
 }
 
 pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Failure> {
@@ -47,6 +49,8 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Fail
         share_rotating_login: flags.share_rotating_login,
         keep_backup: flags.keep_backup,
         fix_shadowing: flags.fix_shadowing,
+        rotate: flags.rotate,
+        valid_for: flags.valid_for,
     };
     let rows = provision(transport, registry, members, &mut broker, &opts).await;
     output.finish(&rows);

@@ -5,7 +5,12 @@ use super::{Cli, Failure, FleetArgs, Prepared, prepare, use_color};
 use crate::fleet::Progress;
 use crate::report;
 
-pub async fn run(cli: &Cli, fleet: &FleetArgs, deep: bool) -> Result<i32, Failure> {
+pub async fn run(
+    cli: &Cli,
+    fleet: &FleetArgs,
+    deep: bool,
+    valid_for: std::time::Duration,
+) -> Result<i32, Failure> {
     let Prepared {
         members,
         registry,
@@ -17,7 +22,8 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, deep: bool) -> Result<i32, Failur
         if deep { "deep sweep" } else { "sweep" },
     ));
     let jobs = super::in_flight(fleet);
-    let rows = crate::sweep::sweep_fleet(transport, registry, members, deep, jobs, &progress).await;
+    let opts = crate::sweep::SweepOptions { deep, valid_for };
+    let rows = crate::sweep::sweep_fleet(transport, registry, members, opts, jobs, &progress).await;
     output.finish(&rows);
     Ok(report::exit_code(&rows))
 }

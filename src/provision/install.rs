@@ -10,6 +10,7 @@ use super::{Observed, ProvisionOptions};
 use crate::audit::{self, AuditEntry};
 use crate::inventory::Member;
 use crate::mask;
+use crate::plan::Decision;
 use crate::probe::{ProbeRequest, parse_output};
 use crate::provider::{Install, Provider};
 use crate::remote;
@@ -18,12 +19,14 @@ use crate::shadowing::{self, Fix};
 use crate::ssh::{Dialog, Input, Session};
 use crate::sweep::judge_one;
 
-fn audit(
+/// Append one audit line; `previous` is the fingerprint of the key a rotation replaces.
+fn write_audit(
     opts: &ProvisionOptions,
     member: &Member,
     provider: &Provider,
     action: &str,
     payload: &Payload<'_>,
+    previous: Option<&str>,
 ) {
     let entry = AuditEntry::new(
         &member.name,
@@ -31,7 +34,8 @@ fn audit(
         action,
         payload.source(),
         Some(payload.fingerprint()),
-    );
+    )
+    .replacing(previous.map(str::to_string));
     if let Err(e) = audit::append(&opts.audit_dir, &entry) {
         tracing::warn!("could not write the audit log: {e}");
     }
@@ -48,12 +52,27 @@ pub(super) async fn install_and_verify(
     observed: &Observed,
     opts: &ProvisionOptions,
 ) -> Row {
-    let base = observed
+    let (base, decision) = observed
         .plans
         .iter()
         .find(|(r, _)| r.provider == provider.name)
-        .map(|(r, _)| r.clone())
+        .cloned()
         .expect("row exists");
+    // A rotation records the fingerprint of the key it replaces (computed on the member).
+    let previous = match decision {
+        Decision::Rotate => observed
+            .in_use
+            .get(&provider.name)
+            .and_then(|(_, fp)| fp.as_deref()),
+        _ => None,
+    };
+    let audit = |opts: &ProvisionOptions,
+                 member: &Member,
+                 provider: &Provider,
+                 action: &str,
+                 payload: &Payload<'_>| {
+        write_audit(opts, member, provider, action, payload, previous)
+    };
     let (key, pattern) = match &payload {
         Payload::Key(k) => (Some(&k.value), k.push_key(provider).pattern.as_ref()),
         Payload::Login(_) => (None, provider.key_pattern.as_ref()),
@@ -147,7 +166,7 @@ pub(super) async fn install_and_verify(
         ask: &ask,
         answer: Box::new(|stdout: &[u8]| {
             let obs = parse_output(stdout, &txn.nonce);
-            let row = judge_one(&only, provider, &obs, SystemTime::now()).0;
+            let row = judge_one(&only, provider, &obs, opts.valid_for, SystemTime::now()).0;
             let commit = row.state == State::Ready;
             *verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(row);
             transaction::verdict(commit)
@@ -224,9 +243,13 @@ pub(super) async fn install_and_verify(
                 expires_in: None,
                 version: verified.version.or(base.version.clone()),
                 detail: scrub(&format!(
-                    "{label} ({}){fixed_note} verified: {}",
+                    "{label} ({}){fixed_note} verified: {}{}",
                     payload.source(),
-                    verified.detail
+                    verified.detail,
+                    previous
+                        .filter(|_| action == Action::Pushed)
+                        .map(|p| format!("; rotated: replaced the key {p}"))
+                        .unwrap_or_default()
                 )),
                 ..base.clone()
             }

@@ -26,13 +26,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::assess::{KeyPlace, key_in_use};
 use crate::fleet::{Progress, map_members};
 use crate::inventory::Member;
-use crate::keys::{KeyBroker, env_remedy};
+use crate::keys::{CollectedKey, KeyBroker, env_remedy};
 use crate::operator::shared_login;
-use crate::plan::{Before, Decision, decide, share_refusal};
+use crate::plan::{Before, Decision, decide, rotation, share_refusal};
 use crate::probe::{MemberObservation, ProviderObservation};
-use crate::provider::{Provider, Registry};
+use crate::provider::{Credential, Install, Provider, Registry, ShortLived};
 use crate::row::{Action, Row, State};
 use crate::shadowing::{self, Fix};
 use crate::ssh::Transport;
@@ -71,6 +72,10 @@ pub struct ProvisionOptions {
     pub keep_backup: bool,
     /// Remove what would shadow a pushed key where that is safe ([`crate::shadowing`]).
     pub fix_shadowing: bool,
+    /// `--rotate`: replace a working key in the env file by the one collected now.
+    pub rotate: bool,
+    /// How long a credential must stay usable to be `ready` (`--valid-for`).
+    pub valid_for: Duration,
 }
 
 /// Phase 1's result for one member.
@@ -82,6 +87,9 @@ struct Observed {
     binaries: BTreeMap<String, String>,
     /// What the member said, for the shadowing check before a push.
     observation: MemberObservation,
+    /// Per provider whose working credential is a key fleetauth can replace: where it is and
+    /// its fingerprint when known, for `--rotate`.
+    in_use: BTreeMap<String, (KeyPlace, Option<String>)>,
 }
 
 /// Phase 1: observe one member and decide for each of its providers.
@@ -90,6 +98,8 @@ async fn observe_member(
     registry: Arc<Registry>,
     offers: Arc<BTreeMap<String, Offer>>,
     member: Member,
+    rotate: bool,
+    valid_for: Duration,
 ) -> Result<Observed, Vec<Row>> {
     let session = transport
         .connect(&member.target())
@@ -101,21 +111,47 @@ async fn observe_member(
     let now = SystemTime::now();
     let mut plans = Vec::new();
     let mut binaries = BTreeMap::new();
+    let mut in_use = BTreeMap::new();
     for provider in member.providers.iter().filter_map(|p| registry.get(p)) {
-        let (row, home) = judge_one(&member, provider, &obs, now);
+        let (mut row, home) = judge_one(&member, provider, &obs, valid_for, now);
         let offer = offers.get(&provider.name).cloned().unwrap_or_default();
-        let decision = decide(
+        let mode = member.auth_mode(&provider.name);
+        let before = Before {
+            state: row.state,
+            home,
+        };
+        let mut decision = decide(
             &provider.name,
-            member.auth_mode(&provider.name),
-            Before {
-                state: row.state,
-                home,
-            },
+            mode,
+            before,
             offer.key,
             offer.share,
             &env_remedy(provider),
         )
         .with_share_refusal(offer.share_refused.as_deref());
+        let key = key_in_use(
+            provider,
+            obs.providers.get(&provider.name),
+            &obs.env_file,
+            now,
+        );
+        if rotate {
+            let (d, note) = rotation(
+                &provider.name,
+                decision,
+                mode,
+                before,
+                key.is_some(),
+                offer.key,
+            );
+            decision = d;
+            if let Some(note) = note {
+                row.detail = format!("{}; {note}", row.detail);
+            }
+        }
+        if let Some(key) = key {
+            in_use.insert(provider.name.clone(), key);
+        }
         if let Some(bin) = obs
             .providers
             .get(&provider.name)
@@ -130,6 +166,7 @@ async fn observe_member(
         plans,
         binaries,
         observation: obs,
+        in_use,
     })
 }
 
@@ -199,8 +236,9 @@ pub async fn provision(
     let fallback = members.clone();
     let observed = {
         let (t, r, a) = (transport.clone(), registry.clone(), offers.clone());
+        let (rotate, valid_for) = (opts.rotate, opts.valid_for);
         map_members(members, opts.jobs, &progress, move |m| {
-            observe_member(t.clone(), r.clone(), a.clone(), m)
+            observe_member(t.clone(), r.clone(), a.clone(), m, rotate, valid_for)
         })
         .await
     };
@@ -211,12 +249,12 @@ pub async fn provision(
         .collect();
 
     // Phase 2: collect each needed key (or login) once, one provider at a time.
-    let needed = |kind: &Decision| -> Vec<&Provider> {
+    let needed = |kinds: &[Decision]| -> Vec<&Provider> {
         let mut v: Vec<&Provider> = observed
             .iter()
             .flatten()
             .flat_map(|o| o.plans.iter())
-            .filter(|(_, d)| d == kind)
+            .filter(|(_, d)| kinds.contains(d))
             .filter_map(|(row, _)| registry.get(&row.provider))
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -224,7 +262,7 @@ pub async fn provision(
         v
     };
     let mut payloads = Payloads::default();
-    for p in needed(&Decision::Push) {
+    for p in needed(&[Decision::Push, Decision::Rotate]) {
         let key = broker.collect(p, !opts.check);
         if let Ok(k) = &key
             && k.shape_unchecked
@@ -240,7 +278,7 @@ pub async fn provision(
         }
         payloads.keys.insert(p.name.clone(), key);
     }
-    let sharing = needed(&Decision::ShareOauth);
+    let sharing = needed(&[Decision::ShareOauth]);
     if !sharing.is_empty() && !opts.check {
         let names = |rotating: bool| {
             sharing
@@ -361,6 +399,19 @@ fn settled(o: &Observed) -> Option<Vec<Row>> {
     )
 }
 
+/// The short-lived kind `key` is of, if the variable it is installed into declares one whose
+/// prefix it starts with (compared locally; nothing of the key is shown).
+fn short_lived_key<'p>(provider: &'p Provider, key: &CollectedKey) -> Option<&'p ShortLived> {
+    use secrecy::ExposeSecret;
+    let target = key.push_key(provider).target();
+    provider
+        .credentials
+        .iter()
+        .filter(|c| matches!(c, Credential::Env { var, .. } if var == target))
+        .flat_map(Credential::short_lived)
+        .find(|s| key.value.expose_secret().starts_with(&s.prefix))
+}
+
 /// Phase 3 for one member: install, verify (and undo) each provider that needs it.
 async fn act_on_member(
     transport: Arc<dyn Transport>,
@@ -389,7 +440,7 @@ async fn act_on_member(
             .get(&row.provider)
             .expect("planned providers exist");
         let payload: Option<Result<Payload<'_>, String>> = match decision {
-            Decision::Push => payloads
+            Decision::Push | Decision::Rotate => payloads
                 .keys
                 .get(&provider.name)
                 .map(|r| r.as_ref().map(Payload::Key).map_err(ToString::to_string)),
@@ -412,6 +463,49 @@ async fn act_on_member(
             }
             None => unreachable!("phase 2 collects for every acting decision"),
         };
+        // A key of a short-lived kind (a GitHub `ghu_` token) would not be ready once pushed:
+        // refused before anything is written, whatever the member holds.
+        if let Payload::Key(k) = &payload
+            && let Some(short) = short_lived_key(provider, k)
+        {
+            let mut r = row.clone();
+            r.action = Some(Action::None);
+            if r.state == State::Ready && !matches!(decision, Decision::Rotate) {
+                r.state = State::NeedsAuth;
+            }
+            r.detail = format!(
+                "{}; not pushed: {} is a {} token, which lapses within {} of being issued; store a non-expiring one (`fleetauth auth set {}`)",
+                r.detail,
+                k.label(provider),
+                short.prefix,
+                humantime::format_duration(short.lifetime),
+                provider.name
+            );
+            rows.push(r);
+            continue;
+        }
+        // Rotating to the key already there changes nothing: the fingerprints (the member's is
+        // computed on the member) tell, and the working key stays as it is.
+        if let (Decision::Rotate, Payload::Key(k)) = (decision, &payload)
+            && let Some((place, Some(old))) = observed.in_use.get(&provider.name)
+            && match (&k.push_key(provider).install, place) {
+                (Install::EnvFile { var }, KeyPlace::EnvFile(used)) => var == used,
+                (Install::LoginCommand { .. }, KeyPlace::LoginCommand) => true,
+                _ => false,
+            }
+            && &k.fingerprint() == old
+        {
+            let mut r = row.clone();
+            r.action = Some(Action::Unchanged);
+            r.detail = format!(
+                "{}; --rotate: {} ({}) is already the key in use ({old}): nothing to replace",
+                r.detail,
+                k.label(provider),
+                k.source.as_str()
+            );
+            rows.push(r);
+            continue;
+        }
         // No futile pushes: would the key win on this member, and after which fixes?
         let mut fixes: Vec<Fix> = Vec::new();
         if let Payload::Key(k) = &payload {

@@ -46,6 +46,8 @@ async fn run(fake: &Arc<FakeMember>, var: &str, key: &str, check: bool) -> Vec<R
         keep_backup: false,
         on_member: None,
         fix_shadowing: false,
+        rotate: false,
+        valid_for: crate::assess::DEFAULT_VALID_FOR,
     };
     // Every run streams too: the rows streamed are the rows returned, each once.
     let streamed: Arc<std::sync::Mutex<Vec<Row>>> = Arc::default();

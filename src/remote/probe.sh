@@ -86,6 +86,42 @@ fa_sha8() {
   fi
 }
 
+# fa_sha12 STRING: the first 12 hex digits of STRING's sha256, as fleetauth's fingerprints (empty
+# without a sha256 tool). printf is a builtin: the value is in no command line.
+fa_sha12() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    printf %s "$1" | sha256sum | cut -c1-12
+  elif command -v shasum >/dev/null 2>&1; then
+    printf %s "$1" | shasum -a 256 | cut -c1-12
+  fi
+}
+
+# fa_prefix_rec PROVIDER FIELD VALUE: a record naming the declared short-lived prefix (PREFIXES)
+# VALUE starts with, if any. Only the prefix, which is data, is sent back.
+fa_prefix_rec() {
+  for fa_pre in $PREFIXES; do
+    case $3 in "$fa_pre"*) fa_rec "$1" "$2" "$fa_pre"; return 0 ;; esac
+  done
+}
+
+# fa_env_values: for each credential variable the env file assigns, the fingerprint of its value
+# and any short-lived prefix. The file is sourced in a subshell with those variables unset first,
+# so only what the file sets counts; nothing it prints is kept. Values never leave the member.
+fa_env_values() {
+  [ -n "$ENVS" ] && [ -f "$fa_env_path" ] && [ -r "$fa_env_path" ] || return 0
+  (
+    for fa_var in $ENVS; do unset "$fa_var" 2>/dev/null; done
+    fa_source "$fa_env_path" </dev/null >/dev/null 2>&1 || exit 0
+    for fa_var in $ENVS; do
+      eval "fa_val=\${$fa_var:-}"
+      [ -n "$fa_val" ] || continue
+      fa_fp=$(fa_sha12 "$fa_val")
+      [ -n "$fa_fp" ] && fa_rec "$P" "envfp:$fa_var" "$fa_fp"
+      fa_prefix_rec "$P" "prefix_env:$fa_var" "$fa_val"
+    done
+  )
+}
+
 # fa_keychain PROVIDER ID:HASHVAR:SERVICE: whether the OS keychain holds SERVICE, never its secret.
 # macOS `security find-generic-password -s` without -w prints attributes only: exit 0 present,
 # 44 absent, 36 locked. libsecret's `secret-tool search` (only with a session bus, else it would
@@ -165,13 +201,14 @@ fa_probe_provider() {
   fi
   for fa_var in $ENVS; do
     eval "fa_val=\${$fa_var:-}"
-    if [ -n "$fa_val" ]; then
-      fa_rec "$P" ambient "$fa_var"
-      fa_where=$(fa_ambient_where "$fa_var")
-      [ -n "$fa_where" ] && fa_recs "$P" "ambient_in:$fa_var" "$fa_where"
-    fi
+    [ -n "$fa_val" ] || continue
+    fa_rec "$P" ambient "$fa_var"
+    fa_prefix_rec "$P" "prefix_ambient:$fa_var" "$fa_val"
+    fa_where=$(fa_ambient_where "$fa_var")
+    [ -n "$fa_where" ] && fa_recs "$P" "ambient_in:$fa_var" "$fa_where"
   done
   fa_val=
+  fa_env_values
   fa_h=$(fa_config_home "$HVAR" "$HDEF")
   eval "set -- $FILES"
   for fa_item in "$@"; do fa_file "$P" "${fa_item#*=}" "$(fa_cred_path "$fa_item")"; done
