@@ -251,7 +251,7 @@ pub fn matrix_cell(
     if operator_provider != member_provider {
         return format!(
             "{first}; the operator's {operator_provider} credentials cannot authenticate {member_provider}: \
-             needs a {member_provider} key (`fleetauth auth set {member_provider}`)"
+             needs a key for {member_provider} (`fleetauth auth set {member_provider}`)"
         );
     }
     if holds.api_key {

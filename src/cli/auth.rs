@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Read};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::out;
-use super::out::{errln, outln};
+use super::out::{errln, out, outln};
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
 use crate::keys::{KeyError, KeySource, PASSPHRASE_ENV, checked, env_remedy};
 use crate::mask;
@@ -310,7 +310,10 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 status: "missing".into(),
                 source: "-".into(),
                 masked: None,
-                detail: format!("`fleetauth auth set {}` or {}", p.name, env_remedy(p)),
+                detail: match p.keys.is_empty() {
+                    true => format!("fleetauth pushes nothing for {}: log in on each member", p.name),
+                    false => format!("`fleetauth auth set {}` or {}", p.name, env_remedy(p)),
+                },
             });
         }
     }
@@ -321,7 +324,8 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 .expect("serialisable")
         ),
         Format::Table => {
-            let mut t = crate::report::new_table(false);
+            let boxed = std::io::stdout().is_terminal();
+            let mut t = crate::report::people_table(boxed);
             t.set_header(["PROVIDER", "KIND", "STATUS", "SOURCE", "MASKED", "DETAIL"]);
             for r in &rows {
                 t.add_row([
@@ -333,7 +337,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                     r.detail.as_str(),
                 ]);
             }
-            outln!("{t}");
+            out!("{}", crate::report::table_text(&mut t, boxed));
         }
     }
     Ok(0)

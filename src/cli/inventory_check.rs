@@ -1,9 +1,11 @@
 //! `fleetauth inventory check`: validates the inventory and shows each member's resolved SSH
 //! target (inventory > ssh_config > defaults).
 
+use std::io::IsTerminal;
+
 use std::path::{Path, PathBuf};
 
-use super::out::{errln, outln};
+use super::out::{errln, out, outln};
 use super::{Cli, Failure, Format, apply_ssh_config, load_registry};
 use crate::inventory::Member;
 use crate::ssh::Target;
@@ -81,7 +83,8 @@ pub fn run(
             );
         }
         Format::Table => {
-            let mut t = crate::report::new_table(false);
+            let boxed = std::io::stdout().is_terminal();
+            let mut t = crate::report::people_table(boxed);
             t.set_header([
                 "MEMBER",
                 "ADDRESS",
@@ -106,7 +109,7 @@ pub fn run(
                     m.tags.join(","),
                 ]);
             }
-            outln!("{t}");
+            out!("{}", crate::report::table_text(&mut t, boxed));
         }
     }
     let problems: Vec<_> = members.iter().flat_map(|m| m.local_problems()).collect();

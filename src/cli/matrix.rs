@@ -1,8 +1,10 @@
 //! `fleetauth matrix`: what the operator holds × what members run → the strategy that applies.
 
+use std::io::IsTerminal;
+
 use std::path::Path;
 
-use super::out::outln;
+use super::out::{out, outln};
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
 use crate::operator::own_login;
 use crate::plan::{OperatorHolds, ShareFlags, matrix_cell, rotation_label};
@@ -104,7 +106,8 @@ pub fn run(
                 );
                 return Ok(0);
             }
-            let mut t = crate::report::new_table(false);
+            let boxed = std::io::stdout().is_terminal();
+            let mut t = crate::report::people_table(boxed);
             t.set_header([
                 "OPERATOR HOLDS",
                 "MEMBER PROVIDER",
@@ -114,7 +117,7 @@ pub fn run(
             for (o, what, m, r, s) in &rows {
                 t.add_row([format!("{o} ({what})"), m.clone(), r.to_string(), s.clone()]);
             }
-            outln!("{t}");
+            out!("{}", crate::report::table_text(&mut t, boxed));
         }
     }
     Ok(0)

@@ -1,6 +1,8 @@
 //! `fleetauth providers list`
 
-use super::out::outln;
+use std::io::IsTerminal;
+
+use super::out::{out, outln};
 use super::{Cli, Failure, Format, load_registry};
 use crate::provider::Install;
 
@@ -31,7 +33,8 @@ pub fn run(cli: &Cli, format: Format) -> Result<i32, Failure> {
             );
         }
         Format::Table => {
-            let mut t = crate::report::new_table(false);
+            let boxed = std::io::stdout().is_terminal();
+            let mut t = crate::report::people_table(boxed);
             t.set_header([
                 "PROVIDER",
                 "NAME",
@@ -64,7 +67,7 @@ pub fn run(cli: &Cli, format: Format) -> Result<i32, Failure> {
                     ]);
                 }
             }
-            outln!("{t}");
+            out!("{}", crate::report::table_text(&mut t, boxed));
         }
     }
     Ok(0)

@@ -74,6 +74,23 @@ pub fn new_plain_table() -> Table {
     t
 }
 
+/// A table for people: boxed on a terminal (`boxed`), else plain aligned columns that a pipe,
+/// a file or a CI log can take; [`table_text`] renders it.
+pub fn people_table(boxed: bool) -> Table {
+    match boxed {
+        true => new_table(false),
+        false => new_plain_table(),
+    }
+}
+
+/// Render a table made by [`people_table`] with the same `boxed`, with a trailing newline.
+pub fn table_text(t: &mut Table, boxed: bool) -> String {
+    match boxed {
+        true => format!("{t}\n"),
+        false => plain_table_text(t),
+    }
+}
+
 /// Render a table made by [`new_plain_table`]: its columns padded (0, 2), trailing spaces cut.
 pub fn plain_table_text(t: &mut Table) -> String {
     for column in t.column_iter_mut() {
