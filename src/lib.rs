@@ -12,6 +12,7 @@ pub mod envfile;
 pub mod fleet;
 pub mod inventory;
 pub mod keys;
+pub mod login;
 pub mod mask;
 pub mod openssh_config;
 pub mod operator;

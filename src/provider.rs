@@ -58,6 +58,9 @@ pub struct Provider {
     /// Whether an OAuth login's refresh token rotates, by credential id (`rotates` on
     /// `type = "oauth_file"` credentials; absent = unknown).
     pub rotates: BTreeMap<String, bool>,
+    /// How the CLI's own login runs on a member (`[login]`), for `fleetauth login`; None when
+    /// the definition gives none.
+    pub login: Option<crate::login::def::LoginDef>,
 }
 
 /// One kind of key fleetauth may push for a provider (`[[keys]]`).
@@ -592,6 +595,7 @@ const TOP_KEYS: &[&str] = &[
     "credentials",
     "install",
     "keys",
+    "login",
 ];
 const VERSION_KEYS: &[&str] = &["args", "regex"];
 const STATUS_KEYS: &[&str] = &["args", "logged_in_exit"];
@@ -882,6 +886,11 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         ),
     };
 
+    let login = root
+        .get("login")
+        .map(|v| crate::login::def::parse(&v))
+        .transpose()?;
+
     Ok(Provider {
         name: name.to_string(),
         display_name,
@@ -899,6 +908,7 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         key_pattern,
         keys,
         rotates,
+        login,
     })
 }
 
@@ -1018,7 +1028,7 @@ fn valid_provider_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-fn valid_env_var(name: &str) -> bool {
+pub(crate) fn valid_env_var(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -1040,7 +1050,7 @@ fn env_var(value: &Value<'_, '_>) -> Result<String, ConfigError> {
     Ok(name.to_string())
 }
 
-fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
+pub(crate) fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
     let pattern = value.str()?;
     regex::Regex::new(pattern).map_err(|e| {
         let detail = e.to_string();
@@ -1051,7 +1061,7 @@ fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
     })
 }
 
-fn non_empty_args(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn non_empty_args(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
     let args = value.strings()?;
     if args.is_empty() {
         return Err(value.error(format!("{} must not be empty", value.what())));

@@ -230,6 +230,8 @@ pub fn run_script(env_file: &str, argv: &[String]) -> Script {
 pub enum Role {
     Provision,
     Run,
+    /// A provider's own login, run by `fleetauth login` (the script is `run.sh`).
+    Login,
 }
 
 impl Role {
@@ -237,6 +239,7 @@ impl Role {
         match self {
             Role::Provision => "provision",
             Role::Run => "run",
+            Role::Login => "login",
         }
     }
 }
