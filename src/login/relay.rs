@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::def::{Flow, LoginDef, capture};
 use super::input::CodeBroker;
 use super::{Event, EventKind, Sink};
-use crate::remote::{Role, run_script};
+use crate::remote::{Role, login_script};
 use crate::ssh::{Chunk, Ending, Interactive, InteractiveOptions, Session};
 
 /// What one line of the login's output means.
@@ -164,7 +164,7 @@ pub async fn run_login(
         if left.is_zero() {
             return fail(&job, &sink, no_approval(&job));
         }
-        let script = run_script(&job.env_file, &job.argv());
+        let script = login_script(&job.env_file, &job.argv(), job.def.pty);
         let marker = format!("@@FA{}", script.nonce().as_str());
         let opts = InteractiveOptions {
             pty: job.def.pty,
