@@ -72,7 +72,10 @@ fn tokens_for(client: &str) -> (String, String) {
             fake::chatgpt_refresh_token(),
         ),
         "claude" => (fake::claude_oauth_token(), fake::claude_refresh_token()),
-        "copilot" => (fake::github_oauth_token(), format!("ghr_{}", fake::alnum(30))),
+        "copilot" => (
+            fake::github_oauth_token(),
+            format!("ghr_{}", fake::alnum(30)),
+        ),
         "gemini" => (fake::google_access_token(), fake::google_refresh_token()),
         _ => (fake::alnum(40), fake::alnum(40)),
     }
@@ -285,7 +288,12 @@ impl Session {
         self.of("verified", member, provider)
             .first()
             .copied()
-            .unwrap_or_else(|| panic!("no verified event for {member}/{provider}:\n{}", self.stdout))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no verified event for {member}/{provider}:\n{}",
+                    self.stdout
+                )
+            })
     }
 
     fn assert_no_secret(&self, secrets: &[String]) {
@@ -440,11 +448,15 @@ fn device_code_logins_of_many_members_are_approved_and_verified() {
     let lab = Lab::new();
     let server = AuthServer::start();
     let members = [
-        lab.member("m-codex").provider("codex", State::NoAuth).start(),
+        lab.member("m-codex")
+            .provider("codex", State::NoAuth)
+            .start(),
         lab.member("m-copilot")
             .provider("copilot", State::NoAuth)
             .start(),
-        lab.member("m-droid").provider("droid", State::NoAuth).start(),
+        lab.member("m-droid")
+            .provider("droid", State::NoAuth)
+            .start(),
         lab.member("m-cursor")
             .provider("cursor", State::NoAuth)
             .start(),
@@ -469,7 +481,12 @@ fn device_code_logins_of_many_members_are_approved_and_verified() {
         assert_eq!(s.of("approved", m, p).len(), 1, "{m}: {}", s.stdout);
         let v = s.verified(m, p);
         assert_eq!(v["state"], "ready", "{m}: {v}");
-        assert!(v["detail"].as_str().unwrap().starts_with("logged in on the member"));
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("logged in on the member")
+        );
     }
     // Device codes come with the vendors' URLs; the browser login has a URL only.
     let codex = s.of("code", "m-codex", "codex")[0];
@@ -479,8 +496,14 @@ fn device_code_logins_of_many_members_are_approved_and_verified() {
         "https://github.com/login/device"
     );
     assert!(s.of("url", "m-cursor", "cursor")[0]["code"].is_null());
-    assert_eq!(s.of("started", "m-codex", "codex")[0]["flow"], "device_code");
-    assert_eq!(s.of("started", "m-cursor", "cursor")[0]["flow"], "browser_poll");
+    assert_eq!(
+        s.of("started", "m-codex", "codex")[0]["flow"],
+        "device_code"
+    );
+    assert_eq!(
+        s.of("started", "m-cursor", "cursor")[0]["flow"],
+        "browser_poll"
+    );
     let summary: Value = serde_json::from_str(s.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["summary"]["ready"], 4);
     s.assert_no_secret(&server.all_secrets());
@@ -505,13 +528,18 @@ fn a_denied_login_fails_with_the_reason() {
     assert_eq!(s.status, Some(1));
     let failed = s.of("failed", "m1", "copilot");
     assert_eq!(failed.len(), 1, "{}", s.stdout);
-    assert_eq!(failed[0]["detail"], "the authorization was denied on GitHub");
+    assert_eq!(
+        failed[0]["detail"],
+        "the authorization was denied on GitHub"
+    );
     let v = s.verified("m1", "copilot");
     assert_eq!(v["state"], "needs_auth");
-    assert!(v["detail"]
-        .as_str()
-        .unwrap()
-        .starts_with("login failed: the authorization was denied on GitHub"));
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("login failed: the authorization was denied on GitHub")
+    );
 }
 
 #[test]
@@ -527,7 +555,10 @@ fn a_disabled_device_flow_ends_with_the_vendors_reason_and_the_remedy() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(detail.contains("device-code login is not enabled"), "{detail}");
+    assert!(
+        detail.contains("device-code login is not enabled"),
+        "{detail}"
+    );
     assert!(detail.contains("security settings"), "{detail}");
     // codex fell back to a browser login that waits forever: fleetauth ended it.
     assert!(nothing_left_running(&m));
@@ -545,7 +576,13 @@ fn pasted_codes_reach_only_their_own_member() {
     let b = lab.member("b").provider("claude", State::NoAuth).start();
     server.serve_member(&a);
     server.serve_member(&b);
-    let s = login(&lab, &server, &["claude", "gemini"], Operator::Approve, None);
+    let s = login(
+        &lab,
+        &server,
+        &["claude", "gemini"],
+        Operator::Approve,
+        None,
+    );
     assert_eq!(s.status, Some(0), "{}\n{}", s.stdout, s.stderr);
     for (m, p) in [("a", "claude"), ("a", "gemini"), ("b", "claude")] {
         assert_eq!(s.verified(m, p)["state"], "ready", "{m}/{p}: {}", s.stdout);
@@ -576,7 +613,10 @@ fn pasted_codes_reach_only_their_own_member() {
     for m in [&a, &b] {
         let logged = format!("{:?}{:?}", m.commands_log(), m.calls_log());
         for c in &codes {
-            assert!(!logged.contains(c.as_str()), "a pasted code reached a command line");
+            assert!(
+                !logged.contains(c.as_str()),
+                "a pasted code reached a command line"
+            );
         }
         assert!(nothing_left_running(m));
     }
@@ -612,12 +652,24 @@ fn ctrl_c_ends_every_remote_login() {
     let b = lab.member("b").provider("claude", State::NoAuth).start();
     server.serve_member(&a);
     server.serve_member(&b);
-    let s = login(&lab, &server, &["codex", "claude"], Operator::Ignore, Some(2));
+    let s = login(
+        &lab,
+        &server,
+        &["codex", "claude"],
+        Operator::Ignore,
+        Some(2),
+    );
     assert_eq!(s.status, Some(130), "{}\n{}", s.stdout, s.stderr);
     assert_eq!(s.of("failed", "a", "codex")[0]["detail"], "interrupted");
     assert_eq!(s.of("failed", "b", "claude")[0]["detail"], "interrupted");
-    assert!(nothing_left_running(&a), "the codex login (no pty) still runs");
-    assert!(nothing_left_running(&b), "the claude login (pty) still runs");
+    assert!(
+        nothing_left_running(&a),
+        "the codex login (no pty) still runs"
+    );
+    assert!(
+        nothing_left_running(&b),
+        "the claude login (pty) still runs"
+    );
 }
 
 #[test]
@@ -643,6 +695,10 @@ fn a_provider_without_a_login_flow_is_refused_before_any_member_is_contacted() {
     let inv = lab.inventory("");
     let out = lab.fleetauth(&["login", "-i", inv.to_str().unwrap(), "agy"]);
     out.assert_exit(2);
-    assert!(out.stderr.contains("agy has no login flow"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("agy has no login flow"),
+        "{}",
+        out.stderr
+    );
     assert!(m.commands_log().is_empty());
 }

@@ -14,7 +14,7 @@ use super::{Cli, Failure, FleetArgs, Format, Prepared, fleetauth_home, prepare, 
 use crate::fleet::Progress;
 use crate::inventory::InventoryFormat;
 use crate::login::input::{CodeBroker, InputMode};
-use crate::login::{LoginOptions, Sink, login_fleet};
+use crate::login::{LoginOptions, Relay, Sink, login_fleet};
 use crate::report;
 
 /// Output of `login` on stdout.
@@ -121,10 +121,12 @@ pub async fn run(cli: &Cli, args: &LoginArgs) -> Result<i32, Failure> {
         jobs: super::in_flight(&fleet),
     };
     let progress = Progress::hidden();
-    let rows = login_fleet(
-        transport, registry, members, opts, sink, broker, cancel, &progress,
-    )
-    .await;
+    let relay = Relay {
+        sink,
+        broker,
+        cancel,
+    };
+    let rows = login_fleet(transport, registry, members, opts, relay, &progress).await;
     let _ = printer.await;
     match args.format {
         LoginFormat::Json => out!("{}", report::to_json(&rows)),

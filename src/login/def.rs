@@ -107,7 +107,12 @@ pub(crate) fn parse(value: &Value<'_, '_>) -> Result<LoginDef, ConfigError> {
         Some(v) => v.bool()?,
         None => false,
     };
-    let re = |key: &str| table.get(key).map(|v| crate::provider::regex(&v)).transpose();
+    let re = |key: &str| {
+        table
+            .get(key)
+            .map(|v| crate::provider::regex(&v))
+            .transpose()
+    };
     let url = crate::provider::regex(&table.required("url")?)?;
     let code = re("code")?;
     let prompt = re("prompt")?;
@@ -118,7 +123,9 @@ pub(crate) fn parse(value: &Value<'_, '_>) -> Result<LoginDef, ConfigError> {
     }
     if flow == Flow::PasteBack && prompt.is_none() {
         return Err(flow_value
-            .error("`flow = \"paste_back\"` needs `prompt`: the regex of the line asking for the code")
+            .error(
+                "`flow = \"paste_back\"` needs `prompt`: the regex of the line asking for the code",
+            )
             .with_help("e.g. prompt = 'Enter the authorization code'"));
     }
     let duration = |key: &str| -> Result<Option<Duration>, ConfigError> {

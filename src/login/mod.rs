@@ -129,6 +129,14 @@ impl Sink {
     }
 }
 
+/// Where a login's events go, where pasted codes come from, and the Ctrl-C signal.
+#[derive(Clone)]
+pub struct Relay {
+    pub sink: Sink,
+    pub broker: CodeBroker,
+    pub cancel: watch::Receiver<bool>,
+}
+
 /// How the logins run.
 #[derive(Clone)]
 pub struct LoginOptions {
@@ -147,9 +155,7 @@ pub async fn login_fleet(
     registry: Arc<Registry>,
     members: Vec<Member>,
     opts: LoginOptions,
-    sink: Sink,
-    broker: CodeBroker,
-    cancel: watch::Receiver<bool>,
+    relay: Relay,
     progress: &crate::fleet::Progress,
 ) -> Vec<Row> {
     let subjects = members.clone();
@@ -160,9 +166,7 @@ pub async fn login_fleet(
             registry.clone(),
             m,
             opts.clone(),
-            sink.clone(),
-            broker.clone(),
-            cancel.clone(),
+            relay.clone(),
         )
     })
     .await;
@@ -190,10 +194,13 @@ pub async fn login_member(
     registry: Arc<Registry>,
     member: Member,
     opts: LoginOptions,
-    sink: Sink,
-    broker: CodeBroker,
-    cancel: watch::Receiver<bool>,
+    relay: Relay,
 ) -> Vec<Row> {
+    let Relay {
+        sink,
+        broker,
+        cancel,
+    } = relay;
     let providers = wanted(&member, &opts);
     if providers.is_empty() {
         return Vec::new();
@@ -252,7 +259,9 @@ pub async fn login_member(
                     cancel.clone(),
                 );
                 let name = name.clone();
-                tasks.spawn(async move { (name, run_login(session, job, sink, broker, cancel).await) });
+                tasks.spawn(
+                    async move { (name, run_login(session, job, sink, broker, cancel).await) },
+                );
             }
             (Some(_), state) => skip(format!("{state}: a login cannot help ({})", row.detail)),
         }

@@ -364,7 +364,9 @@ fn ended(job: &LoginJob, sink: &Sink, seen: &Seen, ending: Ending) -> Step {
     Step::Done(match ending {
         Ending::Exited(0) => approved(job, sink),
         Ending::Exited(code) => fail(job, sink, format!("the login exited with {code}{}", last())),
-        Ending::Signalled(sig) => fail(job, sink, format!("the login was killed ({sig}){}", last())),
+        Ending::Signalled(sig) => {
+            fail(job, sink, format!("the login was killed ({sig}){}", last()))
+        }
         Ending::TimedOut => fail(job, sink, no_approval(job)),
         Ending::Closed => fail(job, sink, "the login was closed".into()),
         Ending::Lost => fail(job, sink, format!("the connection was lost{}", last())),

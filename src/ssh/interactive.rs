@@ -17,7 +17,6 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-
 /// How to start an interactive command.
 pub struct InteractiveOptions {
     /// Run it on a pseudo-terminal (echo off: a pasted code is never echoed back).
@@ -247,7 +246,10 @@ mod tests {
     fn lines_are_split_and_the_tail_kept() {
         let mut l = Lines::default();
         assert_eq!(l.push(b"a\r\nb"), (vec!["a".to_string()], Some("b".into())));
-        assert_eq!(l.push(b"c\nEnter: "), (vec!["bc".into()], Some("Enter: ".into())));
+        assert_eq!(
+            l.push(b"c\nEnter: "),
+            (vec!["bc".into()], Some("Enter: ".into()))
+        );
         assert_eq!(l.push(b"\n"), (vec!["Enter: ".into()], None));
     }
 }
