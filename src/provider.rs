@@ -60,7 +60,7 @@ pub struct Provider {
     pub rotates: BTreeMap<String, bool>,
     /// How the CLI's own login runs on a member (`[login]`), for `fleetauth login`; None when
     /// the definition gives none.
-    pub login: Option<crate::login::def::LoginDef>,
+    pub login: Option<crate::login_flow::LoginDef>,
 }
 
 /// One kind of key fleetauth may push for a provider (`[[keys]]`).
@@ -888,7 +888,7 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
 
     let login = root
         .get("login")
-        .map(|v| crate::login::def::parse(&v))
+        .map(|v| crate::login_flow::parse(&v))
         .transpose()?;
 
     Ok(Provider {
@@ -1028,7 +1028,7 @@ fn valid_provider_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-pub(crate) fn valid_env_var(name: &str) -> bool {
+fn valid_env_var(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -1050,7 +1050,7 @@ fn env_var(value: &Value<'_, '_>) -> Result<String, ConfigError> {
     Ok(name.to_string())
 }
 
-pub(crate) fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
+fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
     let pattern = value.str()?;
     regex::Regex::new(pattern).map_err(|e| {
         let detail = e.to_string();
@@ -1061,7 +1061,7 @@ pub(crate) fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> 
     })
 }
 
-pub(crate) fn non_empty_args(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
+fn non_empty_args(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
     let args = value.strings()?;
     if args.is_empty() {
         return Err(value.error(format!("{} must not be empty", value.what())));

@@ -10,7 +10,7 @@
 //! Per member: connect once, probe (which providers need a login, where each CLI is), run the
 //! logins on that connection at once ([`relay`]), probe again with the minimal prompt.
 
-pub mod def;
+pub use crate::login_flow as def;
 pub mod input;
 pub mod relay;
 

@@ -1,4 +1,5 @@
-//! A provider's `[login]` section: how its own CLI logs a member in, as data.
+//! A provider's `[login]` section: how its own CLI logs a member in, as data (part of a provider
+//! definition; `login/` runs it).
 //!
 //! Vendors change their login screens faster than fleetauth is released, so everything the relay
 //! needs to know — the command, whether it needs a pty, which lines carry the URL and the code,
@@ -90,7 +91,7 @@ pub(crate) fn parse(value: &Value<'_, '_>) -> Result<LoginDef, ConfigError> {
     let mut env = BTreeMap::new();
     if let Some(v) = table.get("env") {
         for var in v.table("`env` in [login]")?.values() {
-            if !crate::provider::valid_env_var(var.key()) {
+            if !valid_env_var(var.key()) {
                 return Err(var
                     .key_error(format!(
                         "invalid environment variable name \"{}\" in `env` in [login]",
@@ -107,13 +108,8 @@ pub(crate) fn parse(value: &Value<'_, '_>) -> Result<LoginDef, ConfigError> {
         Some(v) => v.bool()?,
         None => false,
     };
-    let re = |key: &str| {
-        table
-            .get(key)
-            .map(|v| crate::provider::regex(&v))
-            .transpose()
-    };
-    let url = crate::provider::regex(&table.required("url")?)?;
+    let re = |key: &str| table.get(key).map(|v| regex(&v)).transpose();
+    let url = regex(&table.required("url")?)?;
     let code = re("code")?;
     let prompt = re("prompt")?;
     if flow == Flow::DeviceCode && code.is_none() {
@@ -137,7 +133,7 @@ pub(crate) fn parse(value: &Value<'_, '_>) -> Result<LoginDef, ConfigError> {
             let t = item.table(format!("[[login.failures]] item {}", i + 1))?;
             t.deny_unknown(FAILURE_KEYS)?;
             failures.push(Failure {
-                matches: crate::provider::regex(&t.required("matches")?)?,
+                matches: regex(&t.required("matches")?)?,
                 reason: t.required("reason")?.non_empty_str()?.to_string(),
                 remedy: t
                     .get("remedy")
@@ -168,4 +164,28 @@ pub fn capture(re: &regex::Regex, text: &str) -> Option<String> {
     caps.get(1)
         .or_else(|| caps.get(0))
         .map(|m| m.as_str().to_string())
+}
+
+// The two checks below mirror the provider file's own (provider.rs), which `[login]` is part of;
+// kept here so that `provider` → `login_flow` stays the only edge between the two modules.
+
+/// A shell variable name.
+fn valid_env_var(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A regex value, located when it does not compile.
+fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
+    let pattern = value.str()?;
+    regex::Regex::new(pattern).map_err(|e| {
+        let detail = e.to_string();
+        let last = detail.lines().last().unwrap_or("").trim().to_string();
+        value
+            .error(format!("invalid regex for {}: {last}", value.what()))
+            .with_help("regex syntax: https://docs.rs/regex/#syntax (write it in '…' to avoid TOML escapes)")
+    })
 }
