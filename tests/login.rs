@@ -702,3 +702,48 @@ fn a_provider_without_a_login_flow_is_refused_before_any_member_is_contacted() {
     );
     assert!(m.commands_log().is_empty());
 }
+
+#[test]
+fn without_input_a_paste_back_login_fails_and_the_rows_say_why() {
+    let lab = Lab::new();
+    let server = AuthServer::start();
+    let m = lab
+        .member("m1")
+        .provider("claude", State::NoAuth)
+        .provider("codex", State::OauthValid)
+        .start();
+    server.serve_member(&m);
+    let inv = lab.inventory("");
+    let out = lab.fleetauth(&[
+        "login",
+        "-i",
+        inv.to_str().unwrap(),
+        "--no-input",
+        "--format",
+        "json",
+        "claude",
+        "codex",
+    ]);
+    out.assert_exit(1);
+    let claude = out.row("m1", "claude");
+    assert_eq!(claude["state"], "needs_auth");
+    assert!(
+        claude["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("login failed: no code was pasted (stdin ended, or --no-input)"),
+        "{claude}"
+    );
+    // A provider that is already ready is left alone.
+    assert_eq!(out.row("m1", "codex")["state"], "ready");
+    assert!(
+        out.stderr.contains("m1 codex: skipped already ready"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("m1 claude: open https://claude.ai/oauth/authorize?")
+    );
+    assert!(nothing_left_running(&m));
+}

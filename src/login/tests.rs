@@ -229,3 +229,83 @@ fn readme_lists_every_login_event() {
         );
     }
 }
+
+const MINIMAL: &str = r#"name = "tool"
+binary = "tool"
+key_env = "TOOL_KEY"
+
+[probe]
+args = ["ask", "OK"]
+
+[[probe.rules]]
+exit = 0
+outcome = "ready"
+reason = "answered"
+
+[config_home]
+default = "~/.tool"
+"#;
+
+fn login_error(section: &str) -> crate::config_error::ConfigError {
+    let text = format!("{MINIMAL}\n{section}");
+    match crate::provider::parse_provider(&text, std::path::Path::new("p.toml")) {
+        Ok(_) => panic!("expected an error for:\n{section}"),
+        Err(e) => e,
+    }
+}
+
+/// Line of `section`'s first line containing `needle`, counted in the whole file.
+fn line_in(section: &str, needle: &str) -> usize {
+    MINIMAL.lines().count() + 1 + section.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn login_sections_are_checked_like_the_rest_of_a_definition() {
+    let at = |e: &crate::config_error::ConfigError, line, col, msg: &str, help: &str| {
+        crate::config_error::assert_error_at(e, "p.toml", line, col, msg, help)
+    };
+    let s = "[login]\nflow = \"device_code\"\nargs = [\"login\"]\nurl = 'https://x'\ncolour = 1\n";
+    at(&login_error(s), line_in(s, "colour"), 1, "colour", "flow");
+    let s = "[login]\nflow = \"magic\"\nargs = []\nurl = 'x'\n";
+    at(&login_error(s), line_in(s, "magic"), 8, "magic", "");
+    let s = "[login]\nflow = \"device_code\"\nargs = []\nurl = 'x'\n";
+    at(
+        &login_error(s),
+        line_in(s, "flow"),
+        8,
+        "needs `code`",
+        "code =",
+    );
+    let s = "[login]\nflow = \"paste_back\"\nargs = []\nurl = 'x'\n";
+    at(
+        &login_error(s),
+        line_in(s, "flow"),
+        8,
+        "needs `prompt`",
+        "prompt =",
+    );
+    let s = "[login]\nflow = \"browser_poll\"\nargs = []\nurl = '(unclosed'\n";
+    at(
+        &login_error(s),
+        line_in(s, "unclosed"),
+        7,
+        "invalid regex",
+        "regex syntax",
+    );
+    let s = "[login]\nflow = \"browser_poll\"\nargs = []\nurl = 'x'\nenv = { \"1BAD\" = \"x\" }\n";
+    at(
+        &login_error(s),
+        line_in(s, "1BAD"),
+        9,
+        "invalid environment variable",
+        "",
+    );
+    let s = "[login]\nflow = \"browser_poll\"\nargs = []\nurl = 'x'\n\n[[login.failures]]\nmatches = 'no'\n";
+    at(
+        &login_error(s),
+        line_in(s, "[[login.failures]]"),
+        1,
+        "reason",
+        "",
+    );
+}
