@@ -747,3 +747,40 @@ fn without_input_a_paste_back_login_fails_and_the_rows_say_why() {
     );
     assert!(nothing_left_running(&m));
 }
+
+#[test]
+fn a_code_is_renewed_before_its_lifetime_runs_out() {
+    let lab = Lab::new();
+    let server = AuthServer::start();
+    let m = lab.member("m1").provider("copilot", State::NoAuth).start();
+    server.serve_member(&m);
+    // The shipped definition with a 3-second code lifetime (the vendor's is 15 minutes).
+    let dir = lab.dir().join("short-codes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("providers/copilot.toml"),
+    )
+    .unwrap();
+    assert!(shipped.contains("code_lifetime = \"15m\""));
+    std::fs::write(
+        dir.join("copilot.toml"),
+        shipped.replace("code_lifetime = \"15m\"", "code_lifetime = \"3s\""),
+    )
+    .unwrap();
+    let s = login(
+        &lab,
+        &server,
+        &["--providers-dir", dir.to_str().unwrap(), "copilot"],
+        Operator::ApproveRenewed,
+        None,
+    );
+    assert_eq!(s.status, Some(0), "{}\n{}", s.stdout, s.stderr);
+    let renewed = s.of("renewed", "m1", "copilot");
+    assert_eq!(renewed.len(), 1, "{}", s.stdout);
+    assert_eq!(
+        renewed[0]["detail"],
+        "the code's lifetime ran out; new code (renewal 1)"
+    );
+    assert_eq!(s.verified("m1", "copilot")["state"], "ready");
+    assert!(nothing_left_running(&m));
+}
