@@ -131,11 +131,24 @@ pub struct Resolution<'p> {
     pub selected_missing: Option<String>,
     /// The setting that decided, if one did.
     pub setting: Option<Found<'p>>,
+    /// Credentials the CLI does not read because another file exists (`unless_exists`), as
+    /// notes for the detail column.
+    pub ignored: Vec<String>,
 }
 
 impl Resolution<'_> {
-    /// `GEMINI_API_KEY (env file) is hidden by …` notes for the detail column.
+    /// `GEMINI_API_KEY (env file) is hidden by …` and `… is not read: …` notes for the detail
+    /// column.
     pub fn shadow_note(&self) -> Option<String> {
+        let ignored = (!self.ignored.is_empty()).then(|| self.ignored.join("; "));
+        let parts: Vec<String> = [self.hidden_note(), ignored]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    fn hidden_note(&self) -> Option<String> {
         if self.shadowed.is_empty() {
             return None;
         }
@@ -489,11 +502,25 @@ pub fn resolve<'p>(
     now: SystemTime,
 ) -> Resolution<'p> {
     let mut all: Vec<Found<'p>> = Vec::new();
+    let mut ignored = Vec::new();
     for found in provider
         .credentials
         .iter()
         .filter_map(|c| evaluate(c, obs, env, now))
     {
+        // gemini loads only the first `.env` file it finds: a key in a later one is not read.
+        if let Some(guard) = found
+            .credential
+            .unless_exists()
+            .filter(|g| obs.files.contains_key(*g) || obs.present_files.iter().any(|f| f == g))
+        {
+            ignored.push(format!(
+                "{} is not read: {guard} exists, and {} loads only the first of them",
+                found.label(),
+                provider.binary
+            ));
+            continue;
+        }
         // Two credentials read from one broken file (codex's auth.json holds a key *or* a
         // login) are one problem, not one shadowing the other.
         let broken = matches!(
@@ -571,6 +598,7 @@ pub fn resolve<'p>(
                         effective,
                         selected_missing,
                         setting: Some(setting.clone()),
+                        ignored: ignored.clone(),
                     }
                 }
                 // A selected type fleetauth has no credential for (vertex-ai, …): the setting decides.
@@ -579,6 +607,7 @@ pub fn resolve<'p>(
                     effective: Some(setting.clone()),
                     selected_missing: None,
                     setting: Some(setting.clone()),
+                    ignored: ignored.clone(),
                 },
             };
         }
@@ -600,6 +629,7 @@ pub fn resolve<'p>(
     Resolution {
         effective,
         shadowed,
+        ignored,
         ..Default::default()
     }
 }
@@ -841,6 +871,26 @@ pub fn credential_home(
         }) => CredentialHome::EnvFile,
         Some(_) => CredentialHome::MemberLogin,
         None => CredentialHome::Unknown,
+    }
+}
+
+/// Seconds from `now` until the credential the CLI uses expires (negative: expired that long
+/// ago), where it carries an expiry fleetauth reads (an OAuth login); None otherwise.
+pub fn credential_expiry(
+    provider: &Provider,
+    obs: Option<&ProviderObservation>,
+    env: &EnvFileObservation,
+    now: SystemTime,
+) -> Option<i64> {
+    let empty = ProviderObservation::default();
+    let obs = obs.unwrap_or(&empty);
+    // A CLI that is not there uses no credential.
+    obs.binary.as_ref()?;
+    let secs = |d: &Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    match resolve(provider, obs, env, now).effective?.status {
+        CredStatus::Valid(left) | CredStatus::Expiring(left) => Some(secs(&left)),
+        CredStatus::Refreshable(ago) | CredStatus::Expired(ago) => Some(-secs(&ago)),
+        _ => None,
     }
 }
 
@@ -1469,6 +1519,76 @@ mod tests {
         assert!(
             v.detail
                 .contains(".gemini/gemini-credentials.json present (encrypted"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn gemini_loads_only_the_first_dotenv_file() {
+        let ignored = ".env GEMINI_API_KEY is not read: .gemini/.env exists, and gemini loads only the first of them";
+        // ~/.env alone is read.
+        let v = installed()
+            .file(".env", "GEMINI_API_KEY=AIza1\n")
+            .judge("gemini");
+        assert_eq!((v.state, v.source), (State::Ready, Some(Source::KeyFile)));
+        assert!(
+            v.detail.starts_with(".env GEMINI_API_KEY set"),
+            "{}",
+            v.detail
+        );
+        // ~/.gemini/.env without the key still hides ~/.env: nothing usable, and the detail
+        // says why the key in ~/.env does not count.
+        let v = installed()
+            .file(".gemini/.env", "GOOGLE_CLOUD_PROJECT=p\n")
+            .file(".env", "GEMINI_API_KEY=AIza1\n")
+            .judge("gemini");
+        assert_eq!((v.state, v.source), (State::NeedsAuth, None));
+        assert!(v.detail.starts_with("no credential found"), "{}", v.detail);
+        assert!(v.detail.ends_with(ignored), "{}", v.detail);
+        // Both hold a key: the first is used, the second is not read (not "shadowed").
+        let v = installed()
+            .file(".gemini/.env", "GEMINI_API_KEY=AIza1\n")
+            .file(".env", "GEMINI_API_KEY=AIza2\n")
+            .judge("gemini");
+        assert_eq!(v.state, State::Ready);
+        assert_eq!(
+            v.detail,
+            format!(".gemini/.env GEMINI_API_KEY set; {ignored}")
+        );
+        // A key in the env file wins over both (a variable already set is never overridden).
+        let v = installed()
+            .env_file(&["GEMINI_API_KEY"])
+            .file(".gemini/.env", "GEMINI_API_KEY=AIza1\n")
+            .file(".env", "GEMINI_API_KEY=AIza2\n")
+            .judge("gemini");
+        assert_eq!(v.source, Some(Source::EnvFile));
+        assert!(
+            v.detail.contains("shadows .gemini/.env GEMINI_API_KEY") && v.detail.contains(ignored),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn gemini_login_moved_by_force_encrypted_storage() {
+        // GEMINI_FORCE_ENCRYPTED_FILE_STORAGE deletes oauth_creds.json: the keychain entry, else
+        // the encrypted file, holds the login; neither is needs_auth for lack of the file.
+        let mut c = installed().file(".gemini/settings.json", OAUTH_SELECTED);
+        c.obs
+            .present_files
+            .push(".gemini/gemini-credentials.json".into());
+        let v = c.judge("gemini");
+        assert_eq!(
+            (v.state, v.source),
+            (State::Ready, Some(Source::KeyFile)),
+            "{}",
+            v.detail
+        );
+        assert!(
+            v.detail.contains(
+                "the login GEMINI_FORCE_ENCRYPTED_FILE_STORAGE moved out of oauth_creds.json"
+            ),
             "{}",
             v.detail
         );

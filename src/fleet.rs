@@ -3,12 +3,20 @@
 //! Each member is an independent task: at most `jobs` are in flight (each one holds a socket
 //! and, during key exchange, a core), a slow or dead member costs only its own deadlines, and
 //! results come back in inventory order whatever order they finished in. Progress is one
-//! aggregate bar on stderr, drawn only when stderr is a terminal, so piped and CI output stays
-//! clean.
+//! aggregate bar on stderr, drawn only when stderr is a terminal (and not `TERM=dumb`), so piped
+//! and CI output stays clean.
+//!
+//! Output that streams as members finish (`--format jsonl`) cannot wait for the ordered
+//! result: a [`Progress`] may carry a listener ([`Progress::on_finished`]) that each member's
+//! task calls with its own result the moment it is done. The listener is typed by the result it
+//! wants, so one `Progress` type serves every pipeline (rows for sweep, outcomes for run) and the
+//! pipelines themselves need no extra parameter; the ordered result is returned as before.
 
+use std::any::Any;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Semaphore;
@@ -16,13 +24,23 @@ use tokio::task::JoinSet;
 
 use crate::inventory::Member;
 
-/// The aggregate progress bar (hidden unless stderr is a terminal).
+/// A member's result as its task finishes, with the time the task took; type-erased so that
+/// one [`Progress`] type serves every pipeline.
+type Listener = Arc<dyn Fn(&dyn Any, Duration) + Send + Sync>;
+
+/// The aggregate progress bar (hidden unless stderr is a terminal), and an optional listener
+/// told of each member's result as it finishes.
 #[derive(Clone)]
-pub struct Progress(ProgressBar);
+pub struct Progress {
+    bar: ProgressBar,
+    listener: Option<Listener>,
+}
 
 impl Progress {
     pub fn new(total: usize, verb: &str) -> Progress {
-        let bar = if std::io::stderr().is_terminal() {
+        // A dumb terminal cannot redraw a line: no bar there either.
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        let bar = if std::io::stderr().is_terminal() && !dumb {
             ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
         } else {
             ProgressBar::hidden()
@@ -35,25 +53,50 @@ impl Progress {
             .progress_chars("=> "),
         );
         bar.set_prefix(verb.to_string());
-        Progress(bar)
+        Progress {
+            bar,
+            listener: None,
+        }
     }
 
     pub fn hidden() -> Progress {
-        Progress(ProgressBar::hidden())
+        Progress {
+            bar: ProgressBar::hidden(),
+            listener: None,
+        }
     }
 
-    fn done(&self, member: &str) {
-        self.0.set_message(member.to_string());
-        self.0.inc(1);
+    /// Call `listener` with each member's result of type `T` (and how long its task took) as
+    /// soon as that member's task finishes, from the task itself, so calls may come from several
+    /// threads at once and in any order. Results of other types are not passed on; a task that
+    /// panicked has no result and is not passed on either (the ordered result says so).
+    pub fn on_finished<T: 'static>(
+        mut self,
+        listener: impl Fn(&T, Duration) + Send + Sync + 'static,
+    ) -> Progress {
+        self.listener = Some(Arc::new(move |result: &dyn Any, took| {
+            if let Some(result) = result.downcast_ref::<T>() {
+                listener(result, took);
+            }
+        }));
+        self
+    }
+
+    fn done(&self, member: &str, result: &dyn Any, took: Duration) {
+        if let Some(listener) = &self.listener {
+            listener(result, took);
+        }
+        self.bar.set_message(member.to_string());
+        self.bar.inc(1);
     }
 
     pub fn finish(&self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }
 
 /// Run `work` for every member, at most `jobs` at once; results in member order, `None` for a
-/// task that panicked.
+/// task that panicked. Each result is also given to `progress`'s listener as its task ends.
 pub async fn map_members<T, F, Fut>(
     members: Vec<Member>,
     jobs: usize,
@@ -76,9 +119,10 @@ where
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
             let name = member.name.clone();
-            let rows = work(member).await;
-            progress.done(&name);
-            (i, rows)
+            let started = Instant::now();
+            let result = work(member).await;
+            progress.done(&name, &result, started.elapsed());
+            (i, result)
         });
     }
     let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();

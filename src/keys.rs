@@ -6,7 +6,10 @@
 //! (`fleetauth auth set`, which records the kind), the operator's environment (each kind's
 //! variable, e.g. `ANTHROPIC_API_KEY` then `CLAUDE_CODE_OAUTH_TOKEN`), then a hidden prompt —
 //! asked at most once per provider per run, only on a terminal and never with `--no-input`; a
-//! prompted key takes the kind its shape matches. A key of no known shape is refused unless the
+//! prompted key takes the kind its shape matches. A store that cannot be unlocked in this run
+//! (no `FLEETAUTH_PASSPHRASE`, no terminal) yields to an exported variable: the operator set it
+//! for this run, and failing instead would make a CI job that exports its keys depend on whether
+//! someone once ran `auth set` on that machine. A wrong passphrase is an error, never skipped. A key of no known shape is refused unless the
 //! run names the provider in `--allow-key-shape`. A key never travels through argv: it is read
 //! from the store, the environment or the terminal and held as a [`SecretString`] until it is
 //! written to an SSH channel's stdin.
@@ -220,18 +223,32 @@ impl KeyBroker {
         }
         let allow = self.allow_shape.contains(&provider.name);
         if self.in_store(provider) {
-            let pass = self.passphrase()?;
-            let store = self.store.as_ref().expect("index implies store");
-            match store.load(&pass).map(|mut all| all.remove(&provider.name)) {
-                Ok(Some(c)) => {
-                    return checked(provider, Some(&c.kind), c.value, KeySource::Store, allow);
+            let pass = match self.passphrase() {
+                Ok(pass) => Some(pass),
+                // Locked (no passphrase can be had here): a key the operator exported for this
+                // run says what they want; a wrong passphrase is an error, never skipped.
+                Err(KeyError::StoreLocked) if Self::from_env(provider).is_some() => {
+                    tracing::warn!(
+                        "{}: the local store is locked ({PASSPHRASE_ENV} unset, no terminal): using the key exported in the environment",
+                        provider.name
+                    );
+                    None
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(KeyError::Store {
-                        provider: provider.name.clone(),
-                        why: e.to_string(),
-                    });
+                Err(e) => return Err(e),
+            };
+            if let Some(pass) = pass {
+                let store = self.store.as_ref().expect("index implies store");
+                match store.load(&pass).map(|mut all| all.remove(&provider.name)) {
+                    Ok(Some(c)) => {
+                        return checked(provider, Some(&c.kind), c.value, KeySource::Store, allow);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(KeyError::Store {
+                            provider: provider.name.clone(),
+                            why: e.to_string(),
+                        });
+                    }
                 }
             }
         }

@@ -24,6 +24,7 @@ pub mod provision;
 pub mod remote;
 pub mod report;
 pub mod row;
+pub mod shard;
 pub mod shell;
 pub mod ssh;
 pub mod store;

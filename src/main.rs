@@ -5,6 +5,8 @@
 //! stays ignored is explained there).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use fleetauth::cli::out;
 use tracing_subscriber::EnvFilter;
@@ -16,6 +18,8 @@ fn main() -> std::process::ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Escape codes only for a terminal that takes them: not in a file or a CI log.
+        .with_ansi(std::io::stderr().is_terminal() && fleetauth::cli::colour_allowed())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -125,7 +125,8 @@ pub fn credential_files(p: &Provider) -> Vec<&str> {
 }
 
 /// The probe's file list: each distinct file once, as `VAR=FILE` when a variable set on the
-/// member names its full path instead (the record still says FILE). `=` never occurs in a file.
+/// member names its full path instead, `VAR/=FILE` when it names its directory (the record still
+/// says FILE). `=` never occurs in a file.
 fn file_items<'p>(p: &'p Provider, which: fn(&Credential) -> Option<&str>) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
     let mut seen: Vec<&'p str> = Vec::new();
@@ -135,9 +136,12 @@ fn file_items<'p>(p: &'p Provider, which: fn(&Credential) -> Option<&str>) -> Ve
             continue;
         }
         seen.push(f);
-        match c.path_env().filter(|v| is_identifier(v)) {
-            Some(var) => items.push(format!("{var}={f}")),
-            None => items.push(f.to_string()),
+        let path_var = c.path_env().filter(|v| is_identifier(v));
+        let dir_var = c.dir_env().filter(|v| is_identifier(v));
+        match (path_var, dir_var) {
+            (Some(var), _) => items.push(format!("{var}={f}")),
+            (None, Some(var)) => items.push(format!("{var}/={f}")),
+            (None, None) => items.push(f.to_string()),
         }
     }
     items

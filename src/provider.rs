@@ -286,6 +286,12 @@ pub enum Credential {
         /// The pointer names an object keyed by account: any non-empty string under it counts.
         any_value: bool,
         path_env: Option<String>,
+        /// A variable naming the file's directory instead; the file keeps its name (the GitHub
+        /// CLI's `GH_CONFIG_DIR` for `hosts.yml`). Never together with `path_env`.
+        dir_env: Option<String>,
+        /// Another credential's file whose existence means this one is not read: the CLI loads
+        /// only the first of several files it finds (gemini: `.gemini/.env` before `.env`).
+        unless_exists: Option<String>,
         note: Option<String>,
     },
     /// A file whose presence is the credential (an encrypted store): never read.
@@ -348,6 +354,20 @@ impl Credential {
             | Credential::OauthFile { path_env, .. }
             | Credential::KeyFile { path_env, .. }
             | Credential::PresentFile { path_env, .. } => path_env.as_deref(),
+            _ => None,
+        }
+    }
+    /// The variable that, set on the member, names the directory of this credential's file.
+    pub fn dir_env(&self) -> Option<&str> {
+        match self {
+            Credential::KeyFile { dir_env, .. } => dir_env.as_deref(),
+            _ => None,
+        }
+    }
+    /// The file whose existence makes the CLI skip this credential's file.
+    pub fn unless_exists(&self) -> Option<&str> {
+        match self {
+            Credential::KeyFile { unless_exists, .. } => unless_exists.as_deref(),
             _ => None,
         }
     }
@@ -645,6 +665,8 @@ const KEY_FILE_KEYS: &[&str] = &[
     "format",
     "any_value",
     "path_env",
+    "dir_env",
+    "unless_exists",
     "note",
 ];
 const PRESENT_FILE_KEYS: &[&str] = &[
@@ -1224,6 +1246,8 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
     // Checked after all are read: (setting's value, the id it selects).
     let mut selections = Vec::new();
     let mut id_values = Vec::new();
+    // Checked after all are read: (index of the credential, its `unless_exists` value).
+    let mut unless = Vec::new();
     for (i, item) in value.array()?.into_iter().enumerate() {
         let table = item.table(format!("[[credentials]] item {}", i + 1))?;
         let kind_value = table
@@ -1359,6 +1383,24 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
             }
             _ => {
                 table.deny_unknown(KEY_FILE_KEYS)?;
+                let path_env = optional_env(&table, "path_env")?;
+                let dir_env = match table.get("dir_env") {
+                    Some(v) if path_env.is_some() => {
+                        return Err(v
+                            .key_error(format!(
+                                "`dir_env` and `path_env` together in {}",
+                                table.name()
+                            ))
+                            .with_help("`path_env` names the whole file, `dir_env` its directory: keep one"));
+                    }
+                    Some(v) => Some(env_var(&v)?),
+                    None => None,
+                };
+                let unless_value = table.get("unless_exists");
+                let unless_exists = unless_value.as_ref().map(config_file).transpose()?;
+                if let Some(v) = unless_value {
+                    unless.push((credentials.len(), v));
+                }
                 Credential::KeyFile {
                     id,
                     file: config_file(&table.required("file")?)?,
@@ -1367,7 +1409,9 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                     kind: optional_kind(&table)?,
                     format: optional_format(&table)?,
                     any_value: optional_bool(&table, "any_value")?,
-                    path_env: optional_env(&table, "path_env")?,
+                    path_env,
+                    dir_env,
+                    unless_exists,
                     note: optional_note(&table)?,
                 }
             }
@@ -1395,6 +1439,29 @@ fn credentials(value: &Value<'_, '_>) -> Result<Vec<Credential>, ConfigError> {
                 )));
             }
             Some(_) => {}
+        }
+    }
+    // The probe reports a file only when some credential reads it (or needs it to exist).
+    for (at, value) in &unless {
+        let file = value.str()?;
+        let observed = credentials
+            .iter()
+            .enumerate()
+            .any(|(i, c)| i != *at && (c.file() == Some(file) || c.presence_file() == Some(file)));
+        if !observed {
+            let files: Vec<&str> = credentials
+                .iter()
+                .filter_map(|c| c.file().or_else(|| c.presence_file()))
+                .collect();
+            return Err(value
+                .error(format!(
+                    "{} names \"{file}\", which no other credential reads",
+                    value.what()
+                ))
+                .with_help(format!(
+                    "name the `file` of another credential of this provider: {}",
+                    files.join(", ")
+                )));
         }
     }
     for (credential, id_value) in credentials.iter().zip(&id_values) {
@@ -1493,7 +1560,7 @@ mod tests {
                 "dotenv_gemini",
                 "dotenv_home",
                 "keychain_api_key",
-                "stored_api_key",
+                "encrypted_store",
                 "oauth_creds",
                 "keychain_oauth"
             ]
@@ -1517,7 +1584,10 @@ mod tests {
             } => {
                 assert_eq!(file, ".gemini/settings.json");
                 assert_eq!(pointer, "/security/auth/selectedType");
-                assert_eq!(selects["oauth-personal"], ["oauth_creds", "keychain_oauth"]);
+                assert_eq!(
+                    selects["oauth-personal"],
+                    ["oauth_creds", "keychain_oauth", "encrypted_store"]
+                );
                 assert_eq!(selects["gemini-api-key"][0], "gemini_api_key");
                 assert_eq!(*scope, SettingScope::All);
             }
@@ -1557,6 +1627,25 @@ mod tests {
             Credential::Keychain { service, service_hash_env: Some(v), .. } if service == "Claude Code-credentials" && v == "CLAUDE_CONFIG_DIR")));
         assert!(claude.credentials.iter().any(|c| matches!(c,
             Credential::KeyFile { file, pointer, .. } if file == "/etc/claude-code/managed-settings.json" && pointer == "/apiKeyHelper")));
+        // Managed settings: Linux and macOS (a path with a space), the same pointers in both.
+        let managed = |file: &str| -> Vec<&str> {
+            claude
+                .credentials
+                .iter()
+                .filter_map(|c| match c {
+                    Credential::KeyFile {
+                        file: f, pointer, ..
+                    } if f == file => Some(pointer.as_str()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let linux = managed("/etc/claude-code/managed-settings.json");
+        assert_eq!(linux.len(), 7, "{linux:?}");
+        assert_eq!(
+            managed("/Library/Application Support/ClaudeCode/managed-settings.json"),
+            linux
+        );
 
         let codex = builtin("codex");
         assert!(
@@ -1583,7 +1672,17 @@ mod tests {
         assert!(copilot.credentials.iter().any(|c| matches!(c,
             Credential::KeyFile { pointer, any_value: true, .. } if pointer == "/copilot_tokens")));
         assert!(copilot.credentials.iter().any(|c| matches!(c,
-            Credential::KeyFile { file, format: FileFormat::Yaml, .. } if file == "~/.config/gh/hosts.yml")));
+            Credential::KeyFile { file, format: FileFormat::Yaml, dir_env: Some(d), .. } if file == "~/.config/gh/hosts.yml" && d == "GH_CONFIG_DIR")));
+        assert_eq!(copilot.config_home.env.as_deref(), Some("COPILOT_HOME"));
+
+        // gemini loads only the first .env file it finds: ~/.env only without ~/.gemini/.env.
+        let gemini = builtin("gemini");
+        let dotenv_home = gemini
+            .credentials
+            .iter()
+            .find(|c| c.id() == "dotenv_home")
+            .unwrap();
+        assert_eq!(dotenv_home.unless_exists(), Some(".gemini/.env"));
     }
 
     #[test]
@@ -2370,6 +2469,50 @@ default = "~/.tool"
             "[[credentials]]\ntype = \"keychain\"\nid = \"kc\"\nservice = \"s\"\nservice_hash_env = \"not a var\"\n",
         ));
         assert!(e.message.contains("not a var"), "{e}");
+    }
+
+    #[test]
+    fn dir_env_and_unless_exists_parse_and_refuse_mistakes() {
+        let key_file = |extra: &str| {
+            format!(
+                "[[credentials]]\ntype = \"key_file\"\nid = \"first\"\nfile = \"~/.tool/.env\"\nformat = \"dotenv\"\npointer = \"/K\"\n\
+                 [[credentials]]\ntype = \"key_file\"\nid = \"second\"\nfile = \"hosts.yml\"\nformat = \"yaml\"\npointer = \"/K\"\n{extra}"
+            )
+        };
+        let p = parse_ok(&with(&key_file(
+            "dir_env = \"TOOL_DIR\"\nunless_exists = \"~/.tool/.env\"\n",
+        )));
+        assert_eq!(p.credentials[1].dir_env(), Some("TOOL_DIR"));
+        assert_eq!(p.credentials[1].unless_exists(), Some("~/.tool/.env"));
+        assert_eq!(p.credentials[0].dir_env(), None);
+
+        let text = with(&key_file(
+            "path_env = \"TOOL_FILE\"\ndir_env = \"TOOL_DIR\"\n",
+        ));
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "dir_env"),
+            1,
+            "`dir_env` and `path_env` together",
+            "keep one",
+        );
+        let e = parse_err(&with(&key_file("dir_env = \"not a var\"\n")));
+        assert!(e.message.contains("not a var"), "{e}");
+        // The file must be one the probe looks at, and not the credential's own.
+        let text = with(&key_file("unless_exists = \"~/.tool/other\"\n"));
+        let e = parse_err(&text);
+        assert_error(
+            &e,
+            line_of(&text, "unless_exists"),
+            17,
+            "names \"~/.tool/other\", which no other credential reads",
+            "~/.tool/.env, hosts.yml",
+        );
+        let e = parse_err(&with(&key_file("unless_exists = \"hosts.yml\"\n")));
+        assert!(e.message.contains("no other credential reads"), "{e}");
+        let e = parse_err(&with(&key_file("unless_exists = \"../x\"\n")));
+        assert!(e.message.contains("without `..`"), "{e}");
     }
 
     #[test]

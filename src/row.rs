@@ -7,7 +7,7 @@
 //! TOML, with `ALL` listing every value so README's contract table and the golden document can be
 //! checked against the types.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An enum whose every value has one spelling: `as_str`, `Display`, `FromStr`, `Serialize`,
 /// `Deserialize` and `ALL` all come from the one list given here.
@@ -164,8 +164,8 @@ pub enum CredentialHome {
     Unknown,
 }
 
-/// One member × provider result.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One member × provider result. `Deserialize` reads results back (`fleetauth report merge`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Row {
     pub member: String,
     pub host: String,
@@ -181,6 +181,10 @@ pub struct Row {
     /// Only for `unreachable` rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// Seconds from the check until the expiry of the credential the CLI uses (negative: it
+    /// expired that long ago); only where that credential carries an expiry (an OAuth login).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
 }
 
 /// The member a row is about: what every row of it repeats.
@@ -203,6 +207,7 @@ impl Row {
             version: None,
             detail,
             reason: None,
+            expires_in: None,
         }
     }
 
@@ -246,7 +251,7 @@ impl Row {
 }
 
 /// Counts over a list of rows.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
     pub members: usize,
     pub rows: usize,

@@ -126,6 +126,7 @@ pub fn judge_one(
         version: v.version,
         detail,
         reason: None,
+        expires_in: crate::assess::credential_expiry(provider, p_obs, &obs.env_file, now),
     };
     (row, home)
 }

@@ -201,6 +201,17 @@ fn every_command_ends_quietly_when_stdout_is_closed() {
         );
         ends_quietly_with_stdout_closed(&lab, &["auth", "status", "--format", format]);
         ends_quietly_with_stdout_closed(&lab, &["matrix", "-i", inv, "--format", format]);
+    }
+    // sweep and provision take every format; JSON lines are written as members finish.
+    for format in [
+        "table",
+        "plain",
+        "tsv",
+        "json",
+        "jsonl",
+        "junit",
+        "prometheus",
+    ] {
         ends_quietly_with_stdout_closed(&lab, &["sweep", "-i", inv, "--format", format]);
         ends_quietly_with_stdout_closed(
             &lab,
@@ -215,7 +226,12 @@ fn every_command_ends_quietly_when_stdout_is_closed() {
             ],
         );
     }
-    ends_quietly_with_stdout_closed(&lab, &["run", "-i", inv, "--", "echo", "hello"]);
+    for format in ["table", "json", "jsonl", "junit"] {
+        ends_quietly_with_stdout_closed(
+            &lab,
+            &["run", "-i", inv, "--format", format, "--", "echo", "hello"],
+        );
+    }
     ends_quietly_with_stdout_closed(&lab, &["auth", "unset", "gemini"]);
     ends_quietly_with_stdout_closed(&lab, &["--help"]);
 }

@@ -990,3 +990,63 @@ fn copilot_fine_grained_pat_pushed_and_classic_pat_refused() {
     assert_eq!(out.row("m", "copilot")["action"], "pushed");
     assert!(m.env_file_contents().contains("COPILOT_GITHUB_TOKEN="));
 }
+
+/// A store that cannot be unlocked in this run (no passphrase, no terminal) yields to a key
+/// the operator exported; a wrong passphrase is an error, never skipped, and is called wrong.
+#[test]
+fn a_locked_store_yields_to_an_exported_key_and_a_wrong_passphrase_is_called_wrong() {
+    let lab = Lab::new();
+    let stored = fake::gemini_key();
+    let exported = fake::gemini_key();
+    store_key(&lab, "gemini", &stored);
+    let m = lab.member("m").provider("gemini", State::NoAuth).start();
+    let inv = lab.inventory("");
+    let inv = inv.to_str().unwrap();
+    let args = ["provision", "-i", inv, "--format", "json", "--no-input"];
+
+    // A wrong passphrase: refused with the reason, nothing pushed.
+    let wrong = lab
+        .run(&args)
+        .env("FLEETAUTH_PASSPHRASE", "not the passphrase")
+        .env("GEMINI_API_KEY", &exported)
+        .output();
+    wrong.assert_exit(1);
+    wrong.assert_no_secret(&stored).assert_no_secret(&exported);
+    assert!(
+        wrong.stdout.contains("wrong passphrase") || wrong.stderr.contains("wrong passphrase"),
+        "{wrong}"
+    );
+    assert!(!m.env_file().exists(), "nothing may be pushed");
+
+    // No passphrase at all: the exported key is pushed, with a warning naming the store.
+    let out = lab.run(&args).env("GEMINI_API_KEY", &exported).output();
+    out.assert_exit(0);
+    out.assert_no_secret(&stored).assert_no_secret(&exported);
+    assert_eq!(out.row("m", "gemini")["action"], "pushed", "{out}");
+    assert!(out.stderr.contains("local store is locked"), "{out}");
+    let env = m.env_file_contents();
+    assert!(
+        env.contains(&exported) && !env.contains(&stored),
+        "wrong key pushed"
+    );
+
+    // `auth status` with a wrong passphrase says so instead of asking for one.
+    let status = lab
+        .run(&["auth", "status", "--format", "json"])
+        .env("FLEETAUTH_PASSPHRASE", "not the passphrase")
+        .output();
+    status.assert_exit(0).assert_no_secret(&stored);
+    assert!(status.stderr.contains("wrong passphrase"), "{status}");
+    let rows = status.json()["credentials"].as_array().unwrap().clone();
+    let gem = rows
+        .iter()
+        .find(|r| r["provider"] == "gemini" && r["source"] == "store")
+        .unwrap();
+    assert!(
+        gem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("FLEETAUTH_PASSPHRASE is wrong"),
+        "{gem}"
+    );
+}

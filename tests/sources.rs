@@ -1,9 +1,12 @@
 //! Credential sources beyond the env file and the CLIs' own files, against real sshd members:
 //! OS keychains (present, locked; the stub `security`), config files that inject a key (claude's
-//! settings `env` block, gemini's `.env`), codex's keyring store, copilot's `copilot_tokens` and
-//! the GitHub CLI's login, claude's blanked login and dead refresh token, and Google's refusal
-//! of individual accounts (2026-06). Each row is checked for state, source and the detail naming
-//! where the credential was found, with and without `--deep`.
+//! settings `env` block and `apiKeyHelper`, gemini's `.env` files of which only the first
+//! counts, its system settings), codex's keyring store and personal access token, copilot's
+//! `copilot_tokens`, `COPILOT_HOME` and the GitHub CLI's login (`GH_CONFIG_DIR`), a Linux Secret
+//! Service, gemini's token storage (`GEMINI_FORCE_ENCRYPTED_FILE_STORAGE`), claude's blanked
+//! login and dead refresh token, Google's refusal of individual accounts (2026-06) and gemini's
+//! other failure exits. Each row is checked for state, source and the detail naming where the
+//! credential was found, with and without `--deep` (and `provision` where a push applies).
 
 mod support;
 
@@ -113,6 +116,76 @@ const CASES: &[Case] = &[
             "IneligibleTierError, since 2026-06-18): use an API key (GEMINI_API_KEY from AI Studio) or the Antigravity `agy` CLI",
         ),
     },
+    // gemini loads only the first .env file it finds: ~/.gemini/.env, else ~/.env.
+    Case {
+        member: "gemini-dotenv-home",
+        provider: "gemini",
+        state: State::DotenvHome,
+        quick: ("ready", Some("key_file"), ".env GEMINI_API_KEY set"),
+        deep: ("ready", Some("probe"), "via .env GEMINI_API_KEY"),
+    },
+    Case {
+        member: "gemini-dotenv-ignored",
+        provider: "gemini",
+        state: State::DotenvIgnored,
+        quick: (
+            "needs_auth",
+            None,
+            "no credential found; run `fleetauth auth set gemini` or `export GEMINI_API_KEY=…`, then `fleetauth provision`; .env GEMINI_API_KEY is not read: .gemini/.env exists, and gemini loads only the first of them",
+        ),
+        deep: (
+            "needs_auth",
+            None,
+            "no auth method configured; .env GEMINI_API_KEY is not read: .gemini/.env exists",
+        ),
+    },
+    // GEMINI_FORCE_ENCRYPTED_FILE_STORAGE=true: the login leaves oauth_creds.json for the
+    // keychain, or gemini's encrypted file where no keychain answers.
+    Case {
+        member: "gemini-keychain",
+        provider: "gemini",
+        state: State::KeychainLogin,
+        quick: (
+            "ready",
+            Some("keychain"),
+            "keychain service \"gemini-cli-oauth\" present in the macOS keychain (presence only; --deep proves it); the login GEMINI_FORCE_ENCRYPTED_FILE_STORAGE moved out of oauth_creds.json",
+        ),
+        deep: (
+            "ready",
+            Some("probe"),
+            "via keychain service \"gemini-cli-oauth\"",
+        ),
+    },
+    Case {
+        member: "gemini-keychain-locked",
+        provider: "gemini",
+        state: State::KeychainLocked,
+        quick: (
+            "needs_auth",
+            None,
+            "keychain service \"gemini-cli-oauth\": the login keychain is locked (normal over SSH), so gemini cannot read its login; push a non-rotating credential (`fleetauth provision`), or log in once inside an SSH session",
+        ),
+        deep: (
+            "needs_auth",
+            None,
+            "cannot be refreshed non-interactively: log in again or use an API key; via keychain service \"gemini-cli-oauth\"",
+        ),
+    },
+    Case {
+        member: "gemini-encrypted-file",
+        provider: "gemini",
+        state: State::EncryptedFileLogin,
+        quick: (
+            "ready",
+            Some("key_file"),
+            ".gemini/gemini-credentials.json present (encrypted: presence only; --deep proves it); gemini's encrypted store",
+        ),
+        deep: (
+            "ready",
+            Some("probe"),
+            "via .gemini/gemini-credentials.json",
+        ),
+    },
     Case {
         member: "codex-keyring",
         provider: "codex",
@@ -154,6 +227,17 @@ const CASES: &[Case] = &[
             Some("probe"),
             "via keychain service \"copilot-cli\"",
         ),
+    },
+    Case {
+        member: "copilot-keychain-locked",
+        provider: "copilot",
+        state: State::KeychainLocked,
+        quick: (
+            "needs_auth",
+            None,
+            "keychain service \"copilot-cli\": the login keychain is locked (normal over SSH), so copilot cannot read its login; push a non-rotating credential",
+        ),
+        deep: ("needs_auth", None, "not logged in"),
     },
     Case {
         member: "copilot-config",
@@ -368,4 +452,491 @@ fn copilot_classic_token_and_byok_backend() {
     for out in [&quick, &deep] {
         assert!(!out.stdout.contains(&token) && !out.stderr.contains(&token));
     }
+}
+
+#[test]
+fn gemini_reads_only_the_first_dotenv_file_and_provision_fixes_an_ignored_one() {
+    // Both files hold a key: ~/.gemini/.env wins, the one in ~/.env (rejected by the vendor) is
+    // never read, so the member is ready. With ~/.gemini/.env holding no key, the key in ~/.env
+    // is not read either: needs_auth, and provision's key in the env file makes it ready.
+    let lab = Lab::new();
+    let both = lab
+        .member("both")
+        .provider("gemini", State::SettingsKey)
+        .start();
+    let stale = support::fake::gemini_key();
+    std::fs::write(
+        both.home().join(".env"),
+        format!("GEMINI_API_KEY={stale}\n"),
+    )
+    .unwrap();
+    std::fs::write(both.vendor_dir().join("rejected"), format!("{stale}\n")).unwrap();
+    let ignored = lab
+        .member("ignored")
+        .provider("gemini", State::DotenvIgnored)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let note = ".env GEMINI_API_KEY is not read: .gemini/.env exists, and gemini loads only the first of them";
+    for (out, source) in [(&quick, "key_file"), (&deep, "probe")] {
+        let row = out.row("both", "gemini");
+        let detail = row["detail"].as_str().unwrap();
+        assert_eq!(row["state"], "ready", "{row}");
+        assert_eq!(row["source"], source, "{row}");
+        assert!(
+            detail.contains(".gemini/.env GEMINI_API_KEY") && detail.contains(note),
+            "{row}"
+        );
+        assert!(
+            !detail.contains("shadows"),
+            "not read is not shadowed: {row}"
+        );
+    }
+    assert_eq!(quick.row("ignored", "gemini")["state"], "needs_auth");
+
+    let key = support::fake::gemini_key();
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
+    let row = out.row("ignored", "gemini");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("pushed")),
+        "{row}"
+    );
+    assert!(ignored.env_file_contents().contains("GEMINI_API_KEY="));
+    let row = out.row("both", "gemini");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("none")),
+        "{row}"
+    );
+    for o in [&quick, &deep, &out] {
+        for secret in [&stale, &key] {
+            assert!(!o.stdout.contains(secret.as_str()) && !o.stderr.contains(secret.as_str()));
+        }
+    }
+}
+
+#[test]
+fn gemini_login_in_encrypted_storage_is_left_alone_by_provision() {
+    // GEMINI_FORCE_ENCRYPTED_FILE_STORAGE moved the login out of oauth_creds.json: a member
+    // whose keychain or encrypted file holds it is ready, so provision pushes nothing.
+    let lab = Lab::new();
+    let kc = lab
+        .member("kc")
+        .provider("gemini", State::KeychainLogin)
+        .start();
+    let file = lab
+        .member("file")
+        .provider("gemini", State::EncryptedFileLogin)
+        .start();
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let key = support::fake::gemini_key();
+    let out = lab.provision_json(&inv, &[("GEMINI_API_KEY", &key)], &[]);
+    for member in [&kc, &file] {
+        let row = out.row(member.name(), "gemini");
+        assert_eq!(
+            (row["state"].as_str(), row["action"].as_str()),
+            (Some("ready"), Some("none")),
+            "{row}"
+        );
+        assert!(!member.env_file_contents().contains("GEMINI_API_KEY"));
+        assert!(!member.home().join(".gemini/oauth_creds.json").exists());
+    }
+}
+
+#[test]
+fn copilot_follows_copilot_home_and_gh_config_dir() {
+    // COPILOT_HOME replaces ~/.copilot; GH_CONFIG_DIR moves the GitHub CLI's hosts.yml. Each is
+    // checked both ways: the login in the moved place counts, the one left in the default
+    // place does not (the CLI no longer looks there).
+    let lab = Lab::new();
+    let members = lab.dir().join("members");
+    let alt = |member: &str, dir: &str| members.join(member).join("home").join(dir);
+    let moved_home = lab
+        .member("moved-home")
+        .provider("copilot", State::OauthValid)
+        .ambient_env(
+            "COPILOT_HOME",
+            alt("moved-home", "copilot alt").to_str().unwrap(),
+        )
+        .build();
+    std::fs::rename(
+        moved_home.home().join(".copilot"),
+        alt("moved-home", "copilot alt"),
+    )
+    .unwrap();
+    let stale_home = lab
+        .member("stale-home")
+        .provider("copilot", State::OauthValid)
+        .ambient_env(
+            "COPILOT_HOME",
+            alt("stale-home", "copilot-empty").to_str().unwrap(),
+        )
+        .build();
+    let moved_gh = lab
+        .member("moved-gh")
+        .provider("copilot", State::GhLogin)
+        .ambient_env("GH_CONFIG_DIR", alt("moved-gh", "gh alt").to_str().unwrap())
+        .build();
+    std::fs::rename(
+        moved_gh.home().join(".config/gh"),
+        alt("moved-gh", "gh alt"),
+    )
+    .unwrap();
+    let stale_gh = lab
+        .member("stale-gh")
+        .provider("copilot", State::GhLogin)
+        .ambient_env(
+            "GH_CONFIG_DIR",
+            alt("stale-gh", "gh-empty").to_str().unwrap(),
+        )
+        .build();
+    for m in [&moved_home, &stale_home, &moved_gh, &stale_gh] {
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let want = [
+        ("moved-home", "ready", "config.json copilot_tokens.* set"),
+        ("stale-home", "needs_auth", "no credential found"),
+        (
+            "moved-gh",
+            "ready",
+            "~/.config/gh/hosts.yml github.com.oauth_token set",
+        ),
+        ("stale-gh", "needs_auth", "no credential found"),
+    ];
+    for (member, state, detail) in want {
+        let row = quick.row(member, "copilot");
+        assert_eq!(row["state"], state, "{row}");
+        assert!(row["detail"].as_str().unwrap().contains(detail), "{row}");
+        assert_eq!(
+            deep.row(member, "copilot")["state"],
+            state,
+            "--deep {member}"
+        );
+    }
+    let row = deep.row("stale-gh", "copilot");
+    assert!(
+        row["detail"].as_str().unwrap().contains("not logged in"),
+        "{row}"
+    );
+}
+
+#[test]
+fn gemini_system_settings_and_its_own_key_store() {
+    // The system settings (moved by GEMINI_CLI_SYSTEM_SETTINGS_PATH, here to a path with a
+    // space) override the user's: an administrator's enforcedType forces a login the member
+    // does not have, over a good key; a system selectedType picks the key over the user's
+    // expired login. Under gemini-api-key without the variable, the key the CLI keeps in its
+    // keychain (gemini-cli-api-key) counts.
+    let lab = Lab::new();
+    let home_of = |m: &str| lab.dir().join("members").join(m).join("home");
+    let system = |m: &str| home_of(m).join("admin settings/settings.json");
+    let enforced = lab
+        .member("enforced")
+        .provider("gemini", State::EnvKey)
+        .ambient_env(
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH",
+            system("enforced").to_str().unwrap(),
+        )
+        .build();
+    let selected = lab
+        .member("selected")
+        .provider("gemini", State::Shadowed)
+        .ambient_env(
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH",
+            system("selected").to_str().unwrap(),
+        )
+        .build();
+    let stored = lab
+        .member("stored")
+        .provider("gemini", State::NoAuth)
+        .build();
+    for (m, text) in [
+        (
+            &enforced,
+            r#"{"security":{"auth":{"enforcedType":"oauth-personal"}}}"#,
+        ),
+        (
+            &selected,
+            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}}}"#,
+        ),
+    ] {
+        let path = system(m.name());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    std::fs::create_dir_all(stored.home().join(".gemini")).unwrap();
+    std::fs::write(
+        stored.home().join(".gemini/settings.json"),
+        r#"{"security":{"auth":{"selectedType":"gemini-api-key"}}}"#,
+    )
+    .unwrap();
+    let key = support::fake::gemini_key();
+    let items = stored.home().join(support::STUB_KEYCHAIN).join("items");
+    std::fs::create_dir_all(&items).unwrap();
+    std::fs::write(items.join("gemini-cli-api-key"), &key).unwrap();
+    std::os::unix::fs::symlink(
+        support::stubs_dir().join("security"),
+        stored.bin_dir().join("security"),
+    )
+    .unwrap();
+    for m in [&enforced, &selected, &stored] {
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let want = [
+        (
+            "enforced",
+            (
+                "needs_auth",
+                None,
+                "/etc/gemini-cli/settings.json security.auth.enforcedType selects oauth-personal but none of",
+            ),
+            ("needs_auth", None, "cannot be refreshed non-interactively"),
+        ),
+        (
+            "selected",
+            ("ready", Some("env_file"), "GEMINI_API_KEY (env file) set"),
+            ("ready", Some("probe"), "via GEMINI_API_KEY (env file)"),
+        ),
+        (
+            "stored",
+            (
+                "ready",
+                Some("keychain"),
+                "keychain service \"gemini-cli-api-key\" present",
+            ),
+            (
+                "ready",
+                Some("probe"),
+                "via keychain service \"gemini-cli-api-key\"",
+            ),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (member, q, d) in want {
+        for (out, (state, source, detail), mode) in [(&quick, q, "sweep"), (&deep, d, "--deep")] {
+            let row = out.row(member, "gemini");
+            if row["state"] != state
+                || row["source"].as_str() != source
+                || !row["detail"].as_str().unwrap_or_default().contains(detail)
+            {
+                wrong.push(format!("{member} ({mode}): {row}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong rows:\n{}", wrong.join("\n"));
+    for out in [&quick, &deep] {
+        assert!(!out.stdout.contains(&key) && !out.stderr.contains(&key));
+    }
+}
+
+#[test]
+fn codex_personal_access_token_in_auth_json() {
+    // auth.json holding a personal access token (auth_mode personalAccessToken) is a login:
+    // ready without --deep, proven by the prompt, and left alone by provision.
+    let lab = Lab::new();
+    let m = lab.member("pat").provider("codex", State::NoAuth).build();
+    let token = format!("at-FAKE{}", support::fake::alnum(40));
+    let auth = m.home().join(".codex/auth.json");
+    std::fs::create_dir_all(auth.parent().unwrap()).unwrap();
+    std::fs::write(
+        &auth,
+        format!("{{\n  \"auth_mode\": \"personalAccessToken\",\n  \"personal_access_token\": \"{token}\"\n}}"),
+    )
+    .unwrap();
+    m.start();
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let row = quick.row("pat", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["source"].as_str()),
+        (Some("ready"), Some("key_file")),
+        "{row}"
+    );
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("auth.json personal_access_token set"),
+        "{row}"
+    );
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let row = deep.row("pat", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["source"].as_str()),
+        (Some("ready"), Some("probe")),
+        "{row}"
+    );
+    let out = lab.provision_json(
+        &inv,
+        &[("CODEX_API_KEY", &support::fake::openai_key())],
+        &[],
+    );
+    let row = out.row("pat", "codex");
+    assert_eq!(
+        (row["state"].as_str(), row["action"].as_str()),
+        (Some("ready"), Some("none")),
+        "{row}"
+    );
+    for o in [&quick, &deep, &out] {
+        assert!(!o.stdout.contains(&token) && !o.stderr.contains(&token));
+    }
+}
+
+#[test]
+fn claude_api_key_helper_and_a_linux_secret_service() {
+    // claude runs the settings' apiKeyHelper for its key; copilot's login in a Linux Secret
+    // Service (libsecret, the stub `secret-tool`; a session bus is announced) counts like the
+    // macOS keychain's, and the detail says which store it is.
+    let lab = Lab::new();
+    let helper = lab
+        .member("helper")
+        .provider("claude", State::NoAuth)
+        .build();
+    let key = support::fake::anthropic_api_key();
+    let claude_dir = helper.home().join(".claude");
+    std::fs::create_dir_all(&claude_dir).unwrap();
+    std::fs::write(claude_dir.join("key.txt"), &key).unwrap();
+    std::fs::write(
+        claude_dir.join("settings.json"),
+        r#"{"apiKeyHelper": "cat $HOME/.claude/key.txt"}"#,
+    )
+    .unwrap();
+    let libsecret = lab
+        .member("libsecret")
+        .provider("copilot", State::KeychainLogin)
+        .ambient_env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .build();
+    let bin = libsecret.bin_dir();
+    std::fs::remove_file(bin.join("security")).unwrap();
+    std::os::unix::fs::symlink(
+        support::stubs_dir().join("secret-tool"),
+        bin.join("secret-tool"),
+    )
+    .unwrap();
+    for m in [&helper, &libsecret] {
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let want = [
+        (
+            "helper",
+            "claude",
+            ("key_file", "settings.json apiKeyHelper set"),
+            "via settings.json apiKeyHelper",
+        ),
+        (
+            "libsecret",
+            "copilot",
+            (
+                "keychain",
+                "keychain service \"copilot-cli\" present in the Secret Service (libsecret)",
+            ),
+            "via keychain service \"copilot-cli\"",
+        ),
+    ];
+    for (member, provider, (source, detail), deep_detail) in want {
+        let row = quick.row(member, provider);
+        assert_eq!(
+            (row["state"].as_str(), row["source"].as_str()),
+            (Some("ready"), Some(source)),
+            "{row}"
+        );
+        assert!(row["detail"].as_str().unwrap().contains(detail), "{row}");
+        let row = deep.row(member, provider);
+        assert_eq!(
+            (row["state"].as_str(), row["source"].as_str()),
+            (Some("ready"), Some("probe")),
+            "{row}"
+        );
+        assert!(
+            row["detail"].as_str().unwrap().contains(deep_detail),
+            "{row}"
+        );
+    }
+    let token = libsecret.secret("copilot", "copilot-cli");
+    for out in [&quick, &deep] {
+        for secret in [&key, &token] {
+            assert!(!out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()));
+        }
+    }
+}
+
+#[test]
+fn gemini_exit_codes_invalid_grant_and_the_browser_prompt() {
+    // What only the prompt can tell (provider-facts 2026-11, gemini): the turn limit (53) and a
+    // failed tool (54) come after the model answered, so the credential works; bad input (42)
+    // and the sandbox (44) are errors that say nothing about it; a dead refresh token
+    // (`invalid_grant`) and the browser prompt of an expired login need a new login. Without
+    // --deep every one of them looks ready.
+    let lab = Lab::new();
+    let cases = [
+        (
+            // A ready verdict's detail is "prompt answered" whatever rule matched: without
+            // the rules for 53 and 54 these would be errors ("unrecognised result").
+            "turn-limit",
+            State::EnvKey,
+            "ready",
+            "prompt answered",
+        ),
+        ("tool-failed", State::EnvKey, "ready", "prompt answered"),
+        (
+            "bad-input",
+            State::EnvKey,
+            "error",
+            "gemini refused its input (exit 42)",
+        ),
+        (
+            "sandbox",
+            State::EnvKey,
+            "error",
+            "gemini sandbox error (exit 44)",
+        ),
+        (
+            "invalid-grant",
+            State::OauthRefreshable,
+            "needs_auth",
+            "OAuth refresh token is dead (invalid_grant)",
+        ),
+        (
+            "browser",
+            State::OauthRefreshable,
+            "needs_auth",
+            "gemini wants a browser login",
+        ),
+    ];
+    for (answer, state, _, _) in cases {
+        let m = lab.member(answer).provider("gemini", state).build();
+        std::fs::write(m.vendor_dir().join("gemini-answer"), format!("{answer}\n")).unwrap();
+        m.start();
+    }
+    let inv = lab.inventory("probe_timeout = \"3s\"\ncommand_timeout = \"20s\"");
+    let inv_s = inv.to_str().unwrap();
+    let quick = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json"]);
+    let deep = lab.fleetauth(&["sweep", "-i", inv_s, "--format", "json", "--deep"]);
+    let mut wrong = Vec::new();
+    for (member, _, state, detail) in cases {
+        if quick.row(member, "gemini")["state"] != "ready" {
+            wrong.push(format!("{member} (sweep): {}", quick.row(member, "gemini")));
+        }
+        let row = deep.row(member, "gemini");
+        if row["state"] != state || !row["detail"].as_str().unwrap_or_default().contains(detail) {
+            wrong.push(format!("{member} (--deep): {row}"));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong rows:\n{}", wrong.join("\n"));
 }

@@ -365,16 +365,28 @@ async fn changed_host_key_is_refused_with_both_fingerprints() {
                 host,
                 expected,
                 got,
+                file,
+                line,
             } => {
                 assert_eq!(host, &format!("[{}]:{PORT}", m.addr()));
                 assert_eq!(expected, &recorded);
                 assert_eq!(got, &offered);
                 assert!(expected.starts_with("SHA256:") && got.starts_with("SHA256:"));
+                assert_eq!(file, &member.ssh.known_hosts);
+                assert!(*line >= 1);
             }
             other => panic!("{mode:?}: expected HostKeyChanged, got {other:?}"),
         }
         let text = err.to_string();
         assert!(text.contains(&offered), "{text}");
+        // The remedy edits the file that holds the old key — the inventory's known_hosts,
+        // not ~/.ssh/known_hosts.
+        let remedy = format!(
+            "`ssh-keygen -R '[{}]:{PORT}' -f {}`",
+            m.addr(),
+            member.ssh.known_hosts.display()
+        );
+        assert!(text.contains(&remedy), "{text}");
     }
 }
 

@@ -23,7 +23,7 @@ fn expected(provider: &str, state: State) -> (&'static str, &'static str) {
         // A hang is an error with its reason, never ready or needs_auth.
         VendorUnreachable => ("ready", "error"),
         KeychainLogin | KeychainLocked | GhLogin | LoginBlanked | RefreshTokenExpired
-        | IneligibleAccount | SettingsKey => {
+        | IneligibleAccount | SettingsKey | DotenvHome | DotenvIgnored | EncryptedFileLogin => {
             panic!("{state:?} is checked by tests/sources.rs")
         }
     }

@@ -8,13 +8,13 @@ use std::io::{IsTerminal, Read};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::out;
-use super::out::outln;
+use super::out::{errln, outln};
 use super::{Cli, Failure, Format, fleetauth_home, load_registry};
 use crate::keys::{KeyError, KeySource, PASSPHRASE_ENV, checked, env_remedy};
 use crate::mask;
 use crate::operator::own_login;
 use crate::provider::Registry;
-use crate::store::{SetOutcome, Store};
+use crate::store::{SetOutcome, Store, StoreError};
 
 fn store() -> Result<Store, Failure> {
     Store::open(fleetauth_home()).map_err(|e| Failure::failed(format!("error: {e}")))
@@ -217,10 +217,27 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
     let index = store
         .index()
         .map_err(|e| Failure::failed(format!("error: {e}")))?;
-    // The masked value needs the passphrase; everything else does not.
-    let unlocked = match std::env::var(PASSPHRASE_ENV) {
-        Ok(p) if !p.is_empty() && !index.is_empty() => store.load(&SecretString::from(p)).ok(),
-        _ => None,
+    // The masked value needs the passphrase; everything else does not. A passphrase that does
+    // not open the store is said to be wrong, not missing.
+    let (unlocked, locked_why) = match std::env::var(PASSPHRASE_ENV) {
+        Ok(p) if !p.is_empty() && !index.is_empty() => match store.load(&SecretString::from(p)) {
+            Ok(u) => (Some(u), String::new()),
+            Err(e @ StoreError::WrongPassphrase { .. }) => {
+                errln!("warning: {e}");
+                (
+                    None,
+                    format!("; {PASSPHRASE_ENV} is wrong: no masked value"),
+                )
+            }
+            Err(e) => {
+                errln!("warning: {e}");
+                (
+                    None,
+                    "; the store cannot be read: no masked value".to_string(),
+                )
+            }
+        },
+        _ => (None, format!("; masked value needs {PASSPHRASE_ENV}")),
     };
     let mut rows = Vec::new();
     for (p, _) in registry.iter() {
@@ -240,11 +257,7 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                     "{}, set {}{}",
                     e.fingerprint,
                     e.set_at,
-                    if masked.is_none() {
-                        format!("; masked value needs {PASSPHRASE_ENV}")
-                    } else {
-                        String::new()
-                    }
+                    if masked.is_none() { &locked_why } else { "" }
                 ),
                 masked,
             });

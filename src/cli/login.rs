@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::out::{errln, out, outln};
-use super::{Cli, Failure, FleetArgs, Format, Prepared, fleetauth_home, prepare, use_color};
+use super::{Cli, Failure, FleetArgs, FleetFormat, Prepared, fleetauth_home, prepare, use_color};
 use crate::fleet::Progress;
 use crate::inventory::InventoryFormat;
 use crate::login::input::{CodeBroker, InputMode};
@@ -61,8 +61,9 @@ pub async fn run(cli: &Cli, args: &LoginArgs) -> Result<i32, Failure> {
         inventory: args.inventory.clone(),
         inventory_format: args.inventory_format,
         limit: args.limit.clone(),
+        shard: None,
         jobs: args.jobs,
-        format: Format::Table,
+        format: FleetFormat::Table,
         no_input: args.no_input,
     };
     let Prepared {

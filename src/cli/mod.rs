@@ -6,12 +6,15 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod auth;
+mod docs;
+mod formats;
 mod inventory_check;
 mod login;
 mod matrix;
 pub mod out;
 mod providers_list;
 mod provision;
+mod report_merge;
 mod run;
 mod sweep;
 
@@ -40,6 +43,17 @@ pub fn in_flight(fleet: &FleetArgs) -> usize {
 
 /// Exit status for bad usage, inventory or provider files (nothing was contacted).
 pub const EXIT_USAGE: i32 = 2;
+
+/// The inventory used when `-i` is not given.
+pub const INVENTORY_ENV: &str = "FLEETAUTH_INVENTORY";
+
+/// The shells `fleetauth completions` writes for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -79,11 +93,33 @@ pub enum Format {
     Json,
 }
 
+/// What `sweep`, `provision` and `run` print on stdout (see README.md for each format's
+/// contract).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FleetFormat {
+    /// `table` when stdout is a terminal, else `plain`.
+    Auto,
+    /// A table with borders and colour (the human view).
+    Table,
+    /// Aligned columns without borders or colour, one line per row.
+    Plain,
+    /// Tab-separated values: a header line, then one line per row (not for run).
+    Tsv,
+    /// One JSON document at the end.
+    Json,
+    /// JSON lines: each member's rows as it finishes, then a summary line.
+    Jsonl,
+    /// JUnit XML test report: one test case per member × provider (run: per member).
+    Junit,
+    /// Prometheus text exposition, for a node_exporter textfile collector (not for run).
+    Prometheus,
+}
+
 /// Options shared by every command that contacts members.
 #[derive(Args, Debug, Clone)]
 pub struct FleetArgs {
     /// Inventory file: fleetauth TOML, or an Ansible INI/YAML inventory.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", env = INVENTORY_ENV)]
     pub inventory: PathBuf,
 
     /// How to read the inventory (auto: by content).
@@ -94,13 +130,19 @@ pub struct FleetArgs {
     #[arg(long, value_name = "SEL")]
     pub limit: Option<String>,
 
-    /// At most this many members in flight at once.
+    /// Only shard K of N of the selected members (1 ≤ K ≤ N), split by member name so that
+    /// N jobs together cover every member once; join their results with `fleetauth report merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::shard::Shard>,
+
+    /// At most this many SSH handshakes (key exchange + authentication, the CPU-heavy part) at
+    /// once; a member waiting on the network holds no slot.
     #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub jobs: u32,
 
     /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FleetFormat::Auto, value_name = "FORMAT")]
+    pub format: FleetFormat,
 
     /// Never prompt (identity passphrases, keys); fail instead.
     #[arg(long)]
@@ -168,7 +210,9 @@ pub enum Command {
     },
     /// Operator provider × member provider → the strategy provisioning uses.
     Matrix {
-        #[arg(short, long, value_name = "FILE")]
+        /// Inventory whose members' providers (and auth modes) the matrix covers; default: every
+        /// known provider.
+        #[arg(short, long, value_name = "FILE", env = INVENTORY_ENV)]
         inventory: Option<PathBuf>,
         /// Show the strategies with --share-oauth.
         #[arg(long)]
@@ -176,8 +220,23 @@ pub enum Command {
         /// Show the strategies with --share-oauth --share-rotating-login.
         #[arg(long, requires = "share_oauth")]
         share_rotating_login: bool,
+        /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Shell completions for bash, zsh or fish, on stdout (e.g. `fleetauth completions bash >
+    /// /etc/bash_completion.d/fleetauth`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// The manual page (roff) on stdout (`fleetauth man | man -l -`), or with --dir one page per
+    /// command written there (fleetauth.1, fleetauth-sweep.1, …).
+    Man {
+        /// Write every command's page into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Inventory commands.
     Inventory {
@@ -189,12 +248,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ProvidersCommand,
     },
+    /// Reports written by earlier runs.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
     /// Store a key: from a hidden prompt on a terminal, else stdin, or --from-env VAR.
     Set {
+        /// The provider the key is for (`fleetauth providers list`).
         provider: String,
         /// Read the key from this environment variable.
         #[arg(long, value_name = "VAR")]
@@ -210,9 +275,13 @@ pub enum AuthCommand {
         allow_key_shape: bool,
     },
     /// Remove a stored key.
-    Unset { provider: String },
+    Unset {
+        /// The provider whose stored key is removed.
+        provider: String,
+    },
     /// Local credentials per provider: store, environment, own CLI logins.
     Status {
+        /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -222,15 +291,32 @@ pub enum AuthCommand {
 pub enum InventoryCommand {
     /// Validate an inventory and list its members.
     Check {
-        #[arg(short, long, value_name = "FILE")]
+        /// Inventory file: fleetauth TOML, or an Ansible INI/YAML inventory.
+        #[arg(short, long, value_name = "FILE", env = INVENTORY_ENV)]
         inventory: PathBuf,
         /// How to read the inventory (auto: by content).
         #[arg(long, value_enum, default_value_t = InventoryFormat::Auto, value_name = "FMT")]
         inventory_format: InventoryFormat,
+        /// Only these members: comma-separated names, globs or tags.
         #[arg(long, value_name = "SEL")]
         limit: Option<String>,
+        /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Join the JSON documents or JSON lines of several runs (e.g. one per `--shard`) into one document,
+    /// summary and exit status; a member × provider in two files is refused.
+    Merge {
+        /// The JSON documents (`--format json`) or JSON lines (`--format jsonl`) to join.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = FleetFormat::Auto)]
+        format: FleetFormat,
     },
 }
 
@@ -238,6 +324,7 @@ pub enum InventoryCommand {
 pub enum ProvidersCommand {
     /// List known providers and where each definition comes from.
     List {
+        /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -290,10 +377,15 @@ pub fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
+        ColorChoice::Auto => std::io::stdout().is_terminal() && colour_allowed(),
     }
+}
+
+/// Whether the environment lets a terminal have colour: not under `NO_COLOR` (no-color.org)
+/// nor `TERM=dumb`. main.rs asks too, for log lines on stderr.
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// What every fleet command starts from.
@@ -314,6 +406,13 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
         .into_iter()
         .cloned()
         .collect();
+    if let Some(shard) = fleet.shard {
+        let selected = members.len();
+        members.retain(|m| shard.holds(&m.name));
+        if members.is_empty() {
+            out::errln!("shard {shard} holds none of the {selected} selected members");
+        }
+    }
     apply_ssh_config(cli, &inventory, &mut members)?;
     let targets: Vec<Target> = members.iter().map(Member::target).collect();
     let opts = TransportOptions {
@@ -430,5 +529,10 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Providers {
             command: ProvidersCommand::List { format },
         } => providers_list::run(&cli, *format),
+        Command::Report {
+            command: ReportCommand::Merge { files, format },
+        } => report_merge::run(&cli, files, *format),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
     }
 }

@@ -1,7 +1,9 @@
 //! `fleetauth provision`
 
-use super::out::out;
-use super::{Cli, Failure, FleetArgs, Format, Prepared, fleetauth_home, prepare, use_color};
+use std::sync::Arc;
+
+use super::formats::RowReport;
+use super::{Cli, Failure, FleetArgs, Prepared, fleetauth_home, prepare, use_color};
 use crate::keys::KeyBroker;
 use crate::provision::{ProvisionOptions, provision};
 use crate::report;
@@ -34,7 +36,9 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Fail
     let home = fleetauth_home();
     let mut broker =
         KeyBroker::new(Some(home.clone()), !fleet.no_input).allow_key_shape(flags.allow_key_shape);
+    let output = RowReport::new(fleet.format, use_color(cli.color), "provision");
     let opts = ProvisionOptions {
+        on_member: Some(Arc::new(output.member_finished())),
         check: flags.check,
         jobs: super::in_flight(fleet),
         audit_dir: home,
@@ -43,9 +47,6 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, flags: Flags) -> Result<i32, Fail
         keep_backup: flags.keep_backup,
     };
     let rows = provision(transport, registry, members, &mut broker, &opts).await;
-    match fleet.format {
-        Format::Json => out!("{}", report::to_json(&rows)),
-        Format::Table => out!("{}", report::to_table(&rows, use_color(cli.color))),
-    }
+    output.finish(&rows);
     Ok(report::exit_code(&rows))
 }

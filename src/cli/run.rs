@@ -1,12 +1,15 @@
 //! `fleetauth run -- CMD…`: wiring and printing; the pipeline is [`crate::dispatch`].
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
+use super::formats::{MemberTimes, hostname};
 use super::out::{err, errln, out};
-use super::{Cli, Failure, FleetArgs, Prepared, prepare};
-use crate::dispatch::run_fleet;
+use super::{Cli, Failure, FleetArgs, FleetFormat, Prepared, prepare};
+use crate::dispatch::{Outcome, run_fleet};
 use crate::fleet::Progress;
+use crate::report::junit::Suite;
+use crate::report::run::{self as report_run, RunResult};
 
 fn prefixed(member: &str, bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
@@ -27,6 +30,17 @@ pub async fn run(
             "error: nothing to run: give the command after `--`",
         ));
     }
+    let format = fleet.format.resolve();
+    if matches!(format, FleetFormat::Tsv | FleetFormat::Prometheus) {
+        return Err(Failure::usage(format!(
+            "error: `run --format {}` is not available: run gives table, plain, json, jsonl or junit",
+            if format == FleetFormat::Tsv {
+                "tsv"
+            } else {
+                "prometheus"
+            }
+        )));
+    }
     let Prepared {
         members, transport, ..
     } = prepare(cli, fleet)?;
@@ -39,20 +53,60 @@ pub async fn run(
     } else {
         Vec::new()
     };
-    let progress = Progress::new(members.len(), "run");
+    let started = (Instant::now(), SystemTime::now());
+    let times = MemberTimes::default();
+    let streaming = format == FleetFormat::Jsonl;
+    let progress = Progress::new(members.len(), "run").on_finished({
+        let times = times.clone();
+        move |o: &Outcome, took| {
+            times.record(&o.member, took);
+            if streaming {
+                out!("{}", report_run::line(&result_of(o)));
+            }
+        }
+    });
     let jobs = super::in_flight(fleet);
     let outcomes = run_fleet(transport, members, argv, stdin, timeout, jobs, &progress).await;
-    let mut worst = 0;
+    let worst = outcomes.iter().map(|o| o.status).max().unwrap_or(0);
+    let results: Vec<RunResult> = outcomes.iter().map(result_of).collect();
+    match format {
+        FleetFormat::Json => out!("{}", report_run::to_json(&results)),
+        FleetFormat::Jsonl => out!("{}", report_run::summary_line(&results)),
+        FleetFormat::Junit => {
+            let hostname = hostname();
+            let suite = Suite {
+                name: "fleetauth run",
+                hostname: &hostname,
+                timestamp: started.1,
+                time: started.0.elapsed(),
+            };
+            let command = crate::shell::join(argv);
+            out!(
+                "{}",
+                report_run::to_junit(&results, &command, &suite, |m| times.get(m))
+            );
+        }
+        _ => {
+            for o in &outcomes {
+                out!("{}", prefixed(&o.member, &o.stdout));
+                err!("{}", prefixed(&o.member, &o.stderr));
+            }
+        }
+    }
     let mut t = crate::report::new_table(false);
     t.set_header(["MEMBER", "EXIT", "NOTE"]);
-    for o in outcomes {
-        out!("{}", prefixed(&o.member, &o.stdout));
-        err!("{}", prefixed(&o.member, &o.stderr));
-        worst = worst.max(o.status);
-        t.add_row([o.member.clone(), o.status.to_string(), o.note.clone()]);
+    for o in &outcomes {
+        // The note may quote the member's shell: never raw to a terminal.
+        let note = crate::report::printable(&o.note).into_owned();
+        t.add_row([o.member.clone(), o.status.to_string(), note]);
     }
     errln!("{t}");
     Ok(worst)
+}
+
+/// What a member's run came to, as the machine formats report it.
+fn result_of(o: &Outcome) -> RunResult {
+    RunResult::new(&o.member, o.status, &o.note, &o.stdout, &o.stderr)
 }
 
 #[cfg(test)]

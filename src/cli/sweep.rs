@@ -1,7 +1,7 @@
 //! `fleetauth sweep`
 
-use super::out::out;
-use super::{Cli, Failure, FleetArgs, Format, Prepared, prepare, use_color};
+use super::formats::RowReport;
+use super::{Cli, Failure, FleetArgs, Prepared, prepare, use_color};
 use crate::fleet::Progress;
 use crate::report;
 
@@ -11,12 +11,13 @@ pub async fn run(cli: &Cli, fleet: &FleetArgs, deep: bool) -> Result<i32, Failur
         registry,
         transport,
     } = prepare(cli, fleet)?;
-    let progress = Progress::new(members.len(), if deep { "deep sweep" } else { "sweep" });
+    let output = RowReport::new(fleet.format, use_color(cli.color), "sweep");
+    let progress = output.listening(Progress::new(
+        members.len(),
+        if deep { "deep sweep" } else { "sweep" },
+    ));
     let jobs = super::in_flight(fleet);
     let rows = crate::sweep::sweep_fleet(transport, registry, members, deep, jobs, &progress).await;
-    match fleet.format {
-        Format::Json => out!("{}", report::to_json(&rows)),
-        Format::Table => out!("{}", report::to_table(&rows, use_color(cli.color))),
-    }
+    output.finish(&rows);
     Ok(report::exit_code(&rows))
 }

@@ -182,6 +182,8 @@ pub(super) async fn install_and_verify(
                 state: State::Ready,
                 source: Some(source),
                 action: Some(action),
+                // The pushed credential carries no expiry fleetauth can read.
+                expires_in: None,
                 version: verified.version.or(base.version.clone()),
                 detail: scrub(&format!(
                     "{label} ({}) verified: {}",

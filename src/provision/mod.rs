@@ -20,8 +20,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::fleet::{Progress, map_members};
 use crate::inventory::Member;
@@ -43,9 +43,18 @@ pub mod transaction;
 use install::install_and_verify;
 use payload::{Offer, Payload, Payloads};
 
+/// Told of each member's final rows (and the time the member took) the moment they are final,
+/// from the member's task: see [`ProvisionOptions::on_member`].
+pub type MemberRows = Arc<dyn Fn(&[Row], Duration) + Send + Sync>;
+
 /// Options for one provisioning run.
 #[derive(Clone)]
 pub struct ProvisionOptions {
+    /// Streams each member's rows as soon as they are final (`--format jsonl`): a member with
+    /// nothing to install when its observation ends, the others when their installs end. The
+    /// rows are those [`provision`] returns, `action` included; calls may come from several
+    /// threads at once, in any order.
+    pub on_member: Option<MemberRows>,
     pub check: bool,
     pub jobs: usize,
     /// Where the audit log goes (`$FLEETAUTH_HOME`).
@@ -161,8 +170,23 @@ pub async fn provision(
             .collect(),
     );
 
-    // Phase 1: observe and decide, every member at once.
-    let progress = Progress::new(members.len(), "probe");
+    // Phase 1: observe and decide, every member at once. A member with nothing to install is
+    // final once observed; the others' observation time is kept for their final rows.
+    let observed_in: Arc<Mutex<BTreeMap<String, Duration>>> = Arc::default();
+    let mut progress = Progress::new(members.len(), "probe");
+    if let Some(listener) = opts.on_member.clone() {
+        let observed_in = observed_in.clone();
+        progress = progress.on_finished(move |o: &Result<Observed, Vec<Row>>, took| match o {
+            Err(rows) => listener(&with_actions(rows.clone()), took),
+            Ok(o) => match settled(o) {
+                Some(rows) => listener(&with_actions(rows), took),
+                None => {
+                    let mut times = observed_in.lock().expect("not poisoned");
+                    times.insert(o.member.name.clone(), took);
+                }
+            },
+        });
+    }
     let fallback = members.clone();
     let observed = {
         let (t, r, a) = (transport.clone(), registry.clone(), offers.clone());
@@ -246,19 +270,31 @@ pub async fn provision(
     for o in observed {
         match o {
             Err(rows) => slots.push(Ok(rows)),
-            Ok(o) if o.plans.iter().any(|(_, d)| d.acts()) => {
-                let o = Arc::new(o);
-                acting.push(o.clone());
-                slots.push(Err(o));
-            }
-            Ok(o) => slots.push(Ok(o
-                .plans
-                .iter()
-                .map(|(row, d)| d.settle(row.clone()))
-                .collect())),
+            Ok(o) => match settled(&o) {
+                Some(rows) => slots.push(Ok(rows)),
+                None => {
+                    let o = Arc::new(o);
+                    acting.push(o.clone());
+                    slots.push(Err(o));
+                }
+            },
         }
     }
-    let progress = Progress::new(acting.len(), if opts.check { "plan" } else { "provision" });
+    let mut progress = Progress::new(acting.len(), if opts.check { "plan" } else { "provision" });
+    if let Some(listener) = opts.on_member.clone() {
+        progress = progress.on_finished(move |rows: &Vec<Row>, took| {
+            let member = rows.first().map(|r| r.member.as_str()).unwrap_or_default();
+            let observing = observed_in
+                .lock()
+                .expect("not poisoned")
+                .get(member)
+                .copied();
+            listener(
+                &with_actions(rows.clone()),
+                took + observing.unwrap_or_default(),
+            );
+        });
+    }
     let by_name: Arc<BTreeMap<String, Arc<Observed>>> = Arc::new(
         acting
             .iter()
@@ -292,11 +328,28 @@ pub async fn provision(
             }
         }
     }
-    // Every provision row says what was done, `none` included.
-    for row in &mut out {
+    with_actions(out)
+}
+
+/// Every provision row says what was done, `none` included.
+fn with_actions(mut rows: Vec<Row>) -> Vec<Row> {
+    for row in &mut rows {
         row.action.get_or_insert(Action::None);
     }
-    out
+    rows
+}
+
+/// The final rows of an observed member with nothing to install; None when something is.
+fn settled(o: &Observed) -> Option<Vec<Row>> {
+    if o.plans.iter().any(|(_, d)| d.acts()) {
+        return None;
+    }
+    Some(
+        o.plans
+            .iter()
+            .map(|(row, d)| d.settle(row.clone()))
+            .collect(),
+    )
 }
 
 /// Phase 3 for one member: install, verify (and undo) each provider that needs it.

@@ -44,16 +44,28 @@ async fn run(fake: &Arc<FakeMember>, var: &str, key: &str, check: bool) -> Vec<R
         share_rotating_login: false,
         share_oauth: false,
         keep_backup: false,
+        on_member: None,
+    };
+    // Every run streams too: the rows streamed are the rows returned, each once.
+    let streamed: Arc<std::sync::Mutex<Vec<Row>>> = Arc::default();
+    let opts = ProvisionOptions {
+        on_member: Some({
+            let streamed = streamed.clone();
+            Arc::new(move |rows: &[Row], _| streamed.lock().unwrap().extend_from_slice(rows))
+        }),
+        ..opts
     };
     let mut broker = KeyBroker::new(None, false);
-    provision(
+    let rows = provision(
         Arc::new(FakeTransport(fake.clone())),
         registry(var),
         vec![member()],
         &mut broker,
         &opts,
     )
-    .await
+    .await;
+    assert_eq!(*streamed.lock().unwrap(), rows, "streamed rows differ");
+    rows
 }
 
 #[tokio::test]

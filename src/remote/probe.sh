@@ -52,14 +52,22 @@ fa_file() {
   fi
 }
 
-# fa_cred_path ITEM: where a credential file is. ITEM is FILE or VAR=FILE (VAR, set and non-empty
-# on the member, is the full path instead); FILE `/…` is absolute, `~`/`~/…` the member's home,
-# anything else relative to the config home $fa_h.
+# fa_cred_path ITEM: where a credential file is. ITEM is FILE, VAR=FILE (VAR, set and non-empty
+# on the member, is the full path instead) or VAR/=FILE (VAR is the file's directory: gh's
+# GH_CONFIG_DIR); FILE `/…` is absolute, `~`/`~/…` the member's home, anything else relative to
+# the config home $fa_h.
 fa_cred_path() {
   case $1 in
     *=*)
-      fa_pv=$(printenv -- "${1%%=*}" 2>/dev/null) || fa_pv=
-      if [ -n "$fa_pv" ]; then printf '%s' "$fa_pv"; return 0; fi
+      fa_pn=${1%%=*}
+      fa_pv=$(printenv -- "${fa_pn%/}" 2>/dev/null) || fa_pv=
+      if [ -n "$fa_pv" ]; then
+        case $fa_pn in
+          */) fa_pf=${1#*=}; printf '%s/%s' "${fa_pv%/}" "${fa_pf##*/}" ;;
+          *) printf '%s' "$fa_pv" ;;
+        esac
+        return 0
+      fi
       set -- "${1#*=}" ;;
   esac
   # shellcheck disable=SC2088 # the patterns match a literal ~ from data

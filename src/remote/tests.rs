@@ -125,12 +125,18 @@ impl Home {
 
     /// Start `command` as sshd would: `LOGIN -c COMMAND` from $HOME, stdin piped.
     fn spawn(&self, login: &[&str], command: &str) -> Child {
+        self.spawn_env(login, command, &[])
+    }
+
+    /// [`Home::spawn`] with `env` in the member's own environment too.
+    fn spawn_env(&self, login: &[&str], command: &str, env: &[(&str, &str)]) -> Child {
         Command::new(login[0])
             .args(&login[1..])
             .arg("-c")
             .arg(command)
             .current_dir(self.path())
             .env_clear()
+            .envs(env.iter().copied())
             .env("HOME", self.path())
             .env("PATH", self.path_var())
             .env("TMPDIR", self.path().join("tmp"))
@@ -729,6 +735,115 @@ fn command_lines_parse_alike_under_every_login_shell() {
             ran.stderr
         );
     }
+}
+
+#[test]
+fn credential_paths_with_spaces_are_read_under_every_sh_and_login_shell() {
+    // claude's macOS managed settings live in "/Library/Application Support/ClaudeCode/": the
+    // shipped definition, its /Library moved under the test's $HOME, must be read as one path
+    // by every /bin/sh whatever the login shell. So must a directory named by a member variable
+    // (copilot's GH_CONFIG_DIR) and a config home named by one (COPILOT_HOME), both with spaces.
+    let shipped = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/providers/claude.toml"
+    ))
+    .unwrap();
+    let copilot = Registry::builtin().unwrap().get("copilot").unwrap().clone();
+    let managed = "Library/Application Support/ClaudeCode/managed-settings.json";
+    let mut runs = 0;
+    for (sh_label, sh) in SHELLS {
+        for (login_label, login) in LOGIN_SHELLS {
+            if !available(sh[0]) || !available(login[0]) {
+                continue;
+            }
+            let label = format!("sh={sh_label} login={login_label}");
+            let home = Home::new(sh);
+            let root = home.path().display().to_string();
+            let claude = crate::provider::parse_provider(
+                &shipped.replace(
+                    "/Library/Application Support/",
+                    &format!("{root}/Library/Application Support/"),
+                ),
+                Path::new("claude.toml"),
+            )
+            .unwrap();
+            write_mode(
+                &home.path().join(managed),
+                br#"{"env":{"ANTHROPIC_API_KEY":"sk-ant-api03-FAKE"}}"#,
+                0o644,
+            );
+            write_mode(
+                &home.path().join("gh config/hosts.yml"),
+                b"github.com:\n    oauth_token: gho_FAKE\n",
+                0o600,
+            );
+            write_mode(
+                &home.path().join("copilot home/config.json"),
+                br#"{"copilot_tokens":{"https://github.com:u":"gho_FAKE"}}"#,
+                0o600,
+            );
+            let script = build_script(&ProbeRequest {
+                providers: vec![
+                    (&claude, Duration::from_secs(3)),
+                    (&copilot, Duration::from_secs(3)),
+                ],
+                env_file: "~/.config/fleetauth/env",
+                deep: false,
+            });
+            let gh_dir = format!("{root}/gh config");
+            let copilot_home = format!("{root}/copilot home");
+            let ran = converse(
+                home.spawn_env(
+                    login,
+                    Script::command_whole_stdin(),
+                    &[("GH_CONFIG_DIR", &gh_dir), ("COPILOT_HOME", &copilot_home)],
+                ),
+                script.text().as_bytes(),
+                None,
+            );
+            let obs = parse_output(&ran.stdout, script.nonce());
+            assert!(obs.complete, "{label}: {}", ran.stderr);
+            let now = std::time::SystemTime::now();
+            let labels: Vec<String> = [("claude", &claude), ("copilot", &copilot)]
+                .iter()
+                .map(|(name, p)| {
+                    crate::assess::resolve(p, &obs.providers[*name], &obs.env_file, now)
+                        .effective
+                        .map(|f| f.label())
+                        .unwrap_or_default()
+                })
+                .collect();
+            assert_eq!(
+                labels,
+                [
+                    format!("{root}/{managed} env.ANTHROPIC_API_KEY"),
+                    "config.json copilot_tokens.*".to_string(),
+                ],
+                "{label}"
+            );
+            // Without COPILOT_HOME's login, gh's hosts.yml in GH_CONFIG_DIR is what is left.
+            fs::remove_file(home.path().join("copilot home/config.json")).unwrap();
+            let ran = converse(
+                home.spawn_env(
+                    login,
+                    Script::command_whole_stdin(),
+                    &[("GH_CONFIG_DIR", &gh_dir), ("COPILOT_HOME", &copilot_home)],
+                ),
+                script.text().as_bytes(),
+                None,
+            );
+            let obs = parse_output(&ran.stdout, script.nonce());
+            let res =
+                crate::assess::resolve(&copilot, &obs.providers["copilot"], &obs.env_file, now);
+            assert_eq!(
+                res.effective.map(|f| f.label()).as_deref(),
+                Some("~/.config/gh/hosts.yml github.com.oauth_token"),
+                "{label}"
+            );
+            runs += 1;
+        }
+    }
+    assert!(runs > 0, "no shell to run under");
 }
 
 /// `fleetauth run`'s script under a login shell: (stdout after the marker, stderr, status).

@@ -158,10 +158,19 @@ impl HostKeyCheck {
                 );
                 Ok(())
             }
-            (Verdict::Changed { expected, .. }, _) => Err(SshError::HostKeyChanged {
+            (
+                Verdict::Changed {
+                    expected,
+                    path,
+                    line,
+                },
+                _,
+            ) => Err(SshError::HostKeyChanged {
                 host: name,
                 expected: known_hosts::fingerprint(&expected),
                 got,
+                file: path,
+                line,
             }),
             (Verdict::Unknown, HostKeyChecking::Off) => Ok(()),
             (Verdict::Unknown, mode) => {
@@ -269,10 +278,16 @@ impl HostKeyCheck {
                 );
                 Ok(())
             }
-            Ok(Verdict::Changed { expected, .. }) => Err(SshError::HostKeyChanged {
+            Ok(Verdict::Changed {
+                expected,
+                path,
+                line,
+            }) => Err(SshError::HostKeyChanged {
                 host: name,
                 expected: known_hosts::fingerprint(&expected),
                 got,
+                file: path,
+                line,
             }),
             Ok(Verdict::Revoked { .. }) => Err(SshError::HostKeyRevoked {
                 host: name,

@@ -83,13 +83,20 @@ pub enum SshError {
     },
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// `file:line` is the known_hosts line holding the old key: the remedy edits that file,
+    /// which is the inventory's `known_hosts` (or ssh_config's), not necessarily ~/.ssh's.
     #[error(
-        "host key changed for {host}: known_hosts has {expected}, server offered {got} — refusing (possible man-in-the-middle; if the member was rebuilt, remove the old key with `ssh-keygen -R {host}`)"
+        "host key changed for {host}: {}:{line} has {expected}, server offered {got} — refusing (possible man-in-the-middle; if the member was rebuilt, remove the old key with `ssh-keygen -R {} -f {}`)",
+        file.display(),
+        crate::shell::quote(host),
+        crate::shell::quote(&file.to_string_lossy())
     )]
     HostKeyChanged {
         host: String,
         expected: String,
         got: String,
+        file: std::path::PathBuf,
+        line: usize,
     },
     /// `cert_authority`: where known_hosts trusts a certificate authority for the host
     /// (`path:line`), when it does; the advice is then to have the server present a certificate,

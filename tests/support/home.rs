@@ -287,6 +287,35 @@ fn gemini(state: State, home: &Path, plan: &mut Plan) -> Vec<(&'static str, Stri
             write_private(&dir.join(".env"), &format!("GEMINI_API_KEY=\"{key}\"\n"));
             vec![("GEMINI_API_KEY", key)]
         }
+        State::DotenvHome | State::DotenvIgnored => {
+            let key = fake::gemini_key();
+            write_private(&home.join(".env"), &format!("GEMINI_API_KEY={key}\n"));
+            if state == State::DotenvIgnored {
+                write_private(&dir.join(".env"), "GOOGLE_CLOUD_LOCATION=us-central1\n");
+            }
+            vec![("GEMINI_API_KEY", key)]
+        }
+        State::KeychainLogin | State::KeychainLocked | State::EncryptedFileLogin => {
+            // GEMINI_FORCE_ENCRYPTED_FILE_STORAGE moved the login into gemini's token storage
+            // and deleted oauth_creds.json.
+            let mut secrets = oauth(6 * 3600, true);
+            fs::remove_file(dir.join("oauth_creds.json")).expect("remove oauth_creds.json");
+            let (access, refresh) = (secrets[0].1.clone(), secrets[1].1.clone());
+            let stored = format!(
+                "{{\"serverName\":\"main-account\",\"token\":{{\"accessToken\":\"{access}\",\"refreshToken\":\"{refresh}\",\"tokenType\":\"Bearer\",\"expiresAt\":{}}},\"updatedAt\":{}}}",
+                fake::epoch_s(6 * 3600) * 1000,
+                fake::epoch_s(0) * 1000
+            );
+            plan.env("GEMINI_FORCE_ENCRYPTED_FILE_STORAGE", "true");
+            if state == State::EncryptedFileLogin {
+                write_private(&dir.join("gemini-credentials.json"), &stored);
+            } else {
+                let locked = state == State::KeychainLocked;
+                keychain_item(home, plan, "gemini-cli-oauth", &stored, locked);
+            }
+            secrets.truncate(2);
+            secrets
+        }
         other => panic!("{other:?} is not a gemini state"),
     }
 }

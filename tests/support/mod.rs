@@ -79,7 +79,9 @@ pub enum State {
     KeyFile,
     /// The login lives in the OS keychain (the stub `security` answers for it): claude's
     /// "Claude Code-credentials", copilot's "copilot-cli", codex's "Codex Auth" with
-    /// `cli_auth_credentials_store = "keyring"` in config.toml (and no auth.json).
+    /// `cli_auth_credentials_store = "keyring"` in config.toml (and no auth.json), gemini's
+    /// "gemini-cli-oauth" with `GEMINI_FORCE_ENCRYPTED_FILE_STORAGE=true` in the env file,
+    /// settings `oauth-personal` and no oauth_creds.json.
     KeychainLogin,
     /// As [`State::KeychainLogin`], but the keychain is locked (a key-authenticated SSH session).
     KeychainLocked,
@@ -95,6 +97,15 @@ pub enum State {
     /// A key injected by a config file instead of the environment: claude's `settings.json`
     /// `env` block, gemini's `~/.gemini/.env`.
     SettingsKey,
+    /// gemini only: the key in `~/.env`, the second `.env` file gemini looks for.
+    DotenvHome,
+    /// gemini only: a good key in `~/.env`, but `~/.gemini/.env` exists (without the key) and
+    /// gemini loads only the first `.env` file it finds.
+    DotenvIgnored,
+    /// gemini only: `GEMINI_FORCE_ENCRYPTED_FILE_STORAGE=true` (env file) and no keychain: the
+    /// `oauth-personal` login in the encrypted `~/.gemini/gemini-credentials.json`, no
+    /// `oauth_creds.json`. (With a keychain: [`State::KeychainLogin`].)
+    EncryptedFileLogin,
 }
 
 /// The four providers the stubs implement.

@@ -98,6 +98,17 @@ impl Run<'_> {
         capture(cmd, Some(stdin), timeout)
     }
 
+    /// Start it with stdout a pipe for the test to read as it comes (stdin and stderr
+    /// /dev/null), in its own process group; the caller waits for it (or kills the group).
+    pub fn spawn_reading_stdout(self) -> std::process::Child {
+        let (mut cmd, _, _) = self.command();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        cmd.spawn().expect("spawn fleetauth")
+    }
+
     /// Run it with stdout a pipe nobody reads: the read end is closed before fleetauth starts,
     /// so its every write to stdout fails with EPIPE, as under `fleetauth … | head -1` once
     /// `head` is gone. The output's `stdout` is empty.

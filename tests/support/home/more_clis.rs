@@ -110,7 +110,10 @@ pub(super) fn opencode(provider: &str, state: State, home: &Path, plan: &mut Pla
         | State::LoginBlanked
         | State::RefreshTokenExpired
         | State::IneligibleAccount
-        | State::SettingsKey => panic!("{provider} has no {state:?} state"),
+        | State::SettingsKey
+        | State::DotenvHome
+        | State::DotenvIgnored
+        | State::EncryptedFileLogin => panic!("{provider} has no {state:?} state"),
     }
 }
 
