@@ -132,10 +132,7 @@ pub async fn run(cli: &Cli, args: &LoginArgs) -> Result<i32, Failure> {
     match args.format {
         LoginFormat::Json => out!("{}", report::to_json(&rows)),
         LoginFormat::Table => out!("{}", report::to_table(&rows, use_color(cli.color))),
-        LoginFormat::Jsonl => outln!(
-            "{}",
-            serde_json::json!({ "event": "summary", "summary": crate::row::Summary::of(&rows) })
-        ),
+        LoginFormat::Jsonl => out!("{}", report::jsonl::summary_line(&rows)),
     }
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(130);
