@@ -12,6 +12,8 @@ pub mod envfile;
 pub mod fleet;
 pub mod inventory;
 pub mod keys;
+pub mod login;
+pub mod login_flow;
 pub mod mask;
 pub mod openssh_config;
 pub mod operator;

@@ -58,6 +58,9 @@ pub struct Provider {
     /// Whether an OAuth login's refresh token rotates, by credential id (`rotates` on
     /// `type = "oauth_file"` credentials; absent = unknown).
     pub rotates: BTreeMap<String, bool>,
+    /// How the CLI's own login runs on a member (`[login]`), for `fleetauth login`; None when
+    /// the definition gives none.
+    pub login: Option<crate::login_flow::LoginDef>,
 }
 
 /// One kind of key fleetauth may push for a provider (`[[keys]]`).
@@ -637,6 +640,7 @@ const TOP_KEYS: &[&str] = &[
     "credentials",
     "install",
     "keys",
+    "login",
 ];
 const VERSION_KEYS: &[&str] = &["args", "regex"];
 const STATUS_KEYS: &[&str] = &["args", "logged_in_exit"];
@@ -933,6 +937,11 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         ),
     };
 
+    let login = root
+        .get("login")
+        .map(|v| crate::login_flow::parse(&v))
+        .transpose()?;
+
     Ok(Provider {
         name: name.to_string(),
         display_name,
@@ -950,6 +959,7 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         key_pattern,
         keys,
         rotates,
+        login,
     })
 }
 

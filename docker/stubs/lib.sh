@@ -209,3 +209,87 @@ stub_text_str() {
 stub_text_num() {
     printf '%s\n' "$1" | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p" | head -n 1
 }
+
+# Login flows (fleetauth login) against a fake authorisation server: its base URL is the first
+# line of $STUB_VENDOR/auth-server (tests/login.rs runs it on 127.0.0.1). Request bodies travel on
+# curl's stdin (printf is a builtin), never in an argument. See docs/stubs.md, "Logins".
+
+# stub_auth_post PATH < BODY: the server's answer, or false when it cannot be reached.
+stub_auth_post() {
+    [ -r "$STUB_VENDOR/auth-server" ] || return 2
+    IFS= read -r _base <"$STUB_VENDOR/auth-server" || return 2
+    curl -sS --max-time 10 -X POST --data-binary @- "$_base$1" 2>/dev/null
+}
+
+# stub_field NAME TEXT: the value of the `NAME=value` line of TEXT.
+stub_field() { printf '%s\n' "$2" | sed -n "s/^$1=//p" | head -n 1; }
+
+# stub_device_start CLIENT: asks for a device code; sets dev_code, user_code, interval. Returns 1
+# when the vendor refuses the device flow for this account, 2 when it cannot be reached.
+stub_device_start() {
+    _r=$(printf '%s' "$1" | stub_auth_post /device/code) || return 2
+    case $_r in disabled*) return 1 ;; esac
+    dev_code=$(stub_field device_code "$_r")
+    user_code=$(stub_field user_code "$_r")
+    interval=$(stub_field interval "$_r")
+    [ -n "$dev_code" ] && [ -n "$user_code" ] || return 2
+    return 0
+}
+
+# stub_device_poll: polls every $interval seconds (one more on slow_down) until the operator
+# approves (0; sets access, refresh), denies (3) or the code expires (4); 2 when unreachable.
+stub_device_poll() {
+    while :; do
+        sleep "${interval:-1}"
+        _r=$(printf '%s' "$dev_code" | stub_auth_post /device/token) || return 2
+        case $_r in
+            pending) ;;
+            slow_down) interval=$((${interval:-1} + 1)) ;;
+            denied) return 3 ;;
+            expired) return 4 ;;
+            'token '*)
+                # shellcheck disable=SC2086 # the answer is three words
+                set -- $_r
+                # shellcheck disable=SC2034 # read by the calling stub
+                access=$2 refresh=$3
+                return 0
+                ;;
+            *) return 2 ;;
+        esac
+    done
+}
+
+# stub_paste_start CLIENT: starts a paste-back login; sets state (2 when unreachable).
+stub_paste_start() {
+    _r=$(printf '%s' "$1" | stub_auth_post /authorize/start) || return 2
+    state=$(stub_field state "$_r")
+    [ -n "$state" ] || return 2
+    return 0
+}
+
+# stub_paste_exchange < TERMINAL: reads the pasted code from stdin (the pty) and exchanges it;
+# 0 sets access and refresh, 1 when the server refuses the code, 2 when unreachable or no code.
+stub_paste_exchange() {
+    IFS= read -r _code || return 2
+    _code=$(printf '%s' "$_code" | tr -d '\r')
+    [ -n "$_code" ] || return 2
+    _r=$(printf '%s %s' "$state" "$_code" | stub_auth_post /authorize/exchange) || return 2
+    _code=
+    case $_r in
+        'token '*)
+            # shellcheck disable=SC2086
+            set -- $_r
+            # shellcheck disable=SC2034 # read by the calling stub
+            access=$2 refresh=$3
+            return 0
+            ;;
+    esac
+    return 1
+}
+
+# stub_write_file PATH CONTENT: CONTENT into PATH (0600, atomically), creating its directory.
+stub_write_file() {
+    umask 077
+    mkdir -p "$(dirname "$1")" || return 1
+    printf '%s\n' "$2" >"$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"
+}

@@ -9,6 +9,7 @@ mod auth;
 mod docs;
 mod formats;
 mod inventory_check;
+mod login;
 mod matrix;
 pub mod out;
 mod providers_list;
@@ -229,6 +230,12 @@ pub enum Command {
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Run each member's own CLI login and relay its URL and code to you (device code,
+    /// paste-back, browser); then verify every member with the minimal prompt.
+    Login {
+        #[command(flatten)]
+        args: login::LoginArgs,
     },
     /// The operator's local credential store.
     Auth {
@@ -552,6 +559,7 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
             timeout,
             command,
         } => run::run(&cli, fleet, command, *stdin, *timeout).await,
+        Command::Login { args } => login::run(&cli, args).await,
         Command::Auth { command } => match command {
             AuthCommand::Set {
                 provider,

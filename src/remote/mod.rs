@@ -29,6 +29,7 @@ pub const ENVFILE: &str = include_str!("envfile.sh");
 pub const SWEEP_MAIN: &str = include_str!("sweep.sh");
 pub const PROVISION_MAIN: &str = include_str!("provision.sh");
 pub const RUN_MAIN: &str = include_str!("run.sh");
+pub const LOGIN_MAIN: &str = include_str!("login.sh");
 pub const ENVFILE_AWK: &str = include_str!("envfile.awk");
 
 /// How long a provisioning transaction waits for another provisioner's lock on the same file.
@@ -225,11 +226,25 @@ pub fn run_script(env_file: &str, argv: &[String]) -> Script {
     script.finish(&[RUN_MAIN])
 }
 
+/// The script that runs a provider's own login (`argv`) on a member with its env file sourced
+/// (`login.sh`), on a pty when `pty` (the command replaces the shell) or else in its own process
+/// group, ended with the channel.
+pub fn login_script(env_file: &str, argv: &[String], pty: bool) -> Script {
+    let mut script = Script::new();
+    script
+        .set("FA_ENV", env_file)
+        .set_words("FA_ARGV", argv)
+        .set("FA_PTY", if pty { "1" } else { "0" });
+    script.finish(&[LOGIN_MAIN])
+}
+
 /// What a script started with [`Script::command`] is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Provision,
     Run,
+    /// A provider's own login, run by `fleetauth login` (the script is `run.sh`).
+    Login,
 }
 
 impl Role {
@@ -237,6 +252,7 @@ impl Role {
         match self {
             Role::Provision => "provision",
             Role::Run => "run",
+            Role::Login => "login",
         }
     }
 }

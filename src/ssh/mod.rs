@@ -13,6 +13,7 @@
 //! - `jump.rs`: jump hosts (ProxyJump): tunnels through bastions, shared bastion connections;
 //! - `host_key.rs`: the connection handler judging (and learning) host keys;
 //! - `session.rs`: the [`Session`] impl: exec, dialogs, output collection;
+//! - `interactive.rs`: [`Interactive`], a command the client talks with while it runs (a login);
 //! - `known_hosts.rs`: parses known_hosts files once per run and answers lookups.
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ mod auth;
 mod config;
 mod connect;
 mod host_key;
+mod interactive;
 mod jump;
 pub mod known_hosts;
 mod session;
@@ -33,6 +35,7 @@ mod target;
 mod transport;
 
 pub use auth::read_certificate;
+pub use interactive::{Chunk, Ending, Interactive, InteractiveOptions};
 pub use session::OUTPUT_CAP;
 pub use target::{Agent, HostKeyChecking, Target};
 pub use transport::{
@@ -186,6 +189,21 @@ pub trait Session: Send + Sync {
         dialog: Dialog<'_>,
         deadline: Duration,
     ) -> Result<ExecOutput, SshError>;
+
+    /// Start `command` (a complete, already-quoted shell command line) in its own channel,
+    /// optionally on a pty, and hand back an [`Interactive`]: its output as lines while it runs,
+    /// a way to write a secret line to its stdin later, and an end (close, drop, or
+    /// `opts.deadline`) that ends the remote process. A transport that cannot do this says so.
+    async fn exec_interactive(
+        &self,
+        command: &str,
+        opts: InteractiveOptions,
+    ) -> Result<Interactive, SshError> {
+        let _ = (command, opts);
+        Err(SshError::Protocol(
+            "this transport cannot run interactive commands".to_string(),
+        ))
+    }
 
     /// Politely disconnect.
     async fn close(&self);

@@ -21,7 +21,9 @@ use tokio::time::Instant;
 
 use super::connect::russh_error;
 use super::host_key::ClientHandler;
-use super::{Dialog, ExecOutput, Input, Session, SshError, Target};
+use super::{
+    Dialog, ExecOutput, Input, Interactive, InteractiveOptions, Session, SshError, Target,
+};
 
 /// Output kept per stream of one command; the rest is drained and dropped.
 pub const OUTPUT_CAP: usize = 4 << 20;
@@ -69,6 +71,29 @@ impl Session for RusshSession {
     ) -> Result<ExecOutput, SshError> {
         self.exec_inner(command, stdin, Some(dialog), deadline)
             .await
+    }
+
+    async fn exec_interactive(
+        &self,
+        command: &str,
+        opts: InteractiveOptions,
+    ) -> Result<Interactive, SshError> {
+        let channel =
+            match tokio::time::timeout(opts.deadline, self.handle.channel_open_session()).await {
+                Err(_) => {
+                    return Err(SshError::Timeout {
+                        phase: "command",
+                        after: opts.deadline,
+                    });
+                }
+                Ok(Err(e)) => return Err(self.channel_error(e)),
+                Ok(Ok(channel)) => channel,
+            };
+        tracing::debug!(member = %self.member, channel = %channel.id(), pty = opts.pty, "interactive exec");
+        let (rx, tx) = channel.split();
+        super::interactive::start(rx, tx, command, opts)
+            .await
+            .map_err(|e| self.channel_error(e))
     }
 
     async fn close(&self) {
