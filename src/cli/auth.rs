@@ -311,7 +311,10 @@ pub fn status(cli: &Cli, format: Format) -> Result<i32, Failure> {
                 source: "-".into(),
                 masked: None,
                 detail: match p.keys.is_empty() {
-                    true => format!("fleetauth pushes nothing for {}: log in on each member", p.name),
+                    true => format!(
+                        "fleetauth pushes nothing for {}: log in on each member",
+                        p.name
+                    ),
                     false => format!("`fleetauth auth set {}` or {}", p.name, env_remedy(p)),
                 },
             });

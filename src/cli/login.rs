@@ -30,7 +30,7 @@ pub enum LoginFormat {
 #[derive(Args, Debug, Clone)]
 pub struct LoginArgs {
     /// Inventory file: fleetauth TOML, or an Ansible INI/YAML inventory.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", env = super::INVENTORY_ENV)]
     pub inventory: std::path::PathBuf,
     /// How to read the inventory (auto: by content).
     #[arg(long, value_enum, default_value_t = InventoryFormat::Auto, value_name = "FMT")]
@@ -38,7 +38,8 @@ pub struct LoginArgs {
     /// Only these members: comma-separated names, globs or tags.
     #[arg(long, value_name = "SEL")]
     pub limit: Option<String>,
-    /// At most this many members in flight at once.
+    /// At most this many SSH handshakes (key exchange + authentication, the CPU-heavy part) at
+    /// once; a member waiting on the network holds no slot.
     #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub jobs: u32,
     /// Output format on stdout.
@@ -51,6 +52,8 @@ pub struct LoginArgs {
     /// Deadline of each login, replacing the provider's (at most 24h).
     #[arg(long, value_parser = crate::config_toml::parse_duration)]
     pub deadline: Option<Duration>,
+    #[command(flatten)]
+    pub window: super::ValidFor,
     /// The providers to log in.
     #[arg(required = true, value_name = "PROVIDER")]
     pub providers: Vec<String>,
@@ -62,6 +65,7 @@ pub async fn run(cli: &Cli, args: &LoginArgs) -> Result<i32, Failure> {
         inventory_format: args.inventory_format,
         limit: args.limit.clone(),
         shard: None,
+        provider_filter: Vec::new(),
         jobs: args.jobs,
         format: FleetFormat::Table,
         no_input: args.no_input,
@@ -120,6 +124,7 @@ pub async fn run(cli: &Cli, args: &LoginArgs) -> Result<i32, Failure> {
         deadline: args.deadline,
         audit_dir: Some(fleetauth_home()),
         jobs: super::in_flight(&fleet),
+        valid_for: args.window.valid_for,
     };
     let progress = Progress::hidden();
     let relay = Relay {

@@ -147,6 +147,9 @@ pub struct LoginOptions {
     /// Where the audit log lives (None: no audit, for unit tests).
     pub audit_dir: Option<PathBuf>,
     pub jobs: usize,
+    /// How long a credential must stay usable to be `ready` (`--valid-for`): a login that
+    /// lapses sooner is logged in again.
+    pub valid_for: Duration,
 }
 
 /// Every selected member: rows for each requested provider it runs, in inventory order.
@@ -225,7 +228,7 @@ pub async fn login_member(
         let Some(provider) = registry.get(name) else {
             continue;
         };
-        let (row, _) = crate::sweep::judge_one(&scoped, provider, &obs, now);
+        let (row, _) = crate::sweep::judge_one(&scoped, provider, &obs, opts.valid_for, now);
         let skip = |why: String| {
             let mut e = Event::new(EventKind::Skipped, &scoped.name, name);
             e.state = Some(row.state);
@@ -307,7 +310,7 @@ pub async fn login_member(
         if let (Some(obs), Some(provider)) = (&verified, registry.get(&row.provider))
             && *outcome != Outcome::Interrupted
         {
-            *row = crate::sweep::judge_one(&scoped, provider, obs, now).0;
+            *row = crate::sweep::judge_one(&scoped, provider, obs, opts.valid_for, now).0;
         }
         row.detail = match outcome {
             Outcome::Approved => format!("logged in on the member; {}", row.detail),
