@@ -20,6 +20,7 @@ mod support;
 
 mod measure;
 mod members;
+mod proxy;
 mod report;
 mod tools;
 
@@ -46,13 +47,19 @@ struct Args {
     deadline: Duration,
     hung_deadline: Duration,
     out: PathBuf,
+    /// `--rtt 50,100`: instead of the loopback scenarios, run every size through the delaying
+    /// proxy at each of these round-trip times (ms), interleaved round by round.
+    rtts: Vec<u64>,
+    /// `--trace`: the proxy logs every chunk to OUT/proxy-trace.log.
+    trace: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench fleet -- [--sizes 200,1000] [--rounds 3] \
          [--tools fleetauth,ssh-default,ssh-curve25519,parallel-ssh,ansible] \
-         [--extras-at 200] [--hung-at 200] [--deadline 10] [--hung-deadline 5] [--out target/bench]"
+         [--extras-at 200] [--hung-at 200] [--deadline 10] [--hung-deadline 5] [--out target/bench] \
+         [--rtt MS,MS [--trace]]"
     );
     std::process::exit(2)
 }
@@ -80,6 +87,8 @@ fn parse_args(raw: &[String]) -> Args {
         deadline: Duration::from_secs(10),
         hung_deadline: Duration::from_secs(5),
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench"),
+        rtts: Vec::new(),
+        trace: false,
     };
     let mut it = raw.iter();
     while let Some(flag) = it.next() {
@@ -101,6 +110,8 @@ fn parse_args(raw: &[String]) -> Args {
                 a.hung_deadline = Duration::from_secs(value().parse().unwrap_or(5))
             }
             "--out" => a.out = PathBuf::from(value()),
+            "--rtt" => a.rtts = list(&value()),
+            "--trace" => a.trace = true,
             _ => usage(),
         }
     }
@@ -114,6 +125,11 @@ fn parse_args(raw: &[String]) -> Args {
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("--proxy") {
+        let trace =
+            (raw.get(2).map(String::as_str) == Some("--trace")).then(|| PathBuf::from(&raw[3]));
+        proxy::serve(std::path::Path::new(&raw[1]), trace);
+    }
     if !raw.iter().any(|a| a == "--bench") {
         println!("fleet bench: not run (it starts up to 1000 sshd); run scripts/bench");
         return;
@@ -160,6 +176,12 @@ fn main() {
             fleet.len()
         );
         machine.startup.push((n, took));
+        if !args.rtts.is_empty() {
+            results.extend(run_wan(&fleet, &env, &args, n));
+            machine.finish(started.elapsed());
+            report::write(&args.out, &machine, &results);
+            continue;
+        }
         let mut tools = args.tools.clone();
         if args.extras_at.contains(&n) {
             tools.extend([
@@ -215,33 +237,131 @@ fn dirs_home() -> PathBuf {
 
 fn run_scenario(fleet: &Fleet, env: &Env, scenario: &Scenario, rounds: usize) -> ScenarioResult {
     let mut samples = Vec::new();
-    let pids = &scenario.sshd_pids;
     for round in 1..=rounds {
         for &tool in &scenario.tools {
-            let idle_before = measure::wait_idle(pids, IDLE_LIMIT);
-            std::thread::sleep(Duration::from_millis(500));
-            let sshd0 = measure::sshd_cpu(pids);
-            let busy0 = report::busy_cpu();
-            let self0 = measure::self_cpu();
-            let usage = measure::run(scenario.command(&fleet.lab, env, tool, round), RUN_LIMIT);
-            let idle_after = measure::wait_idle(pids, IDLE_LIMIT);
-            let sshd = measure::sshd_cpu(pids) - sshd0;
-            let busy = report::busy_cpu() - busy0;
-            let bench_cpu = measure::self_cpu() - self0;
-            let completed = scenario.completed(tool, round);
-            let sample = Sample {
-                tool,
-                round,
-                other_cpu: (busy - sshd - bench_cpu - usage.cpu().as_secs_f64()).max(0.0),
-                bench_cpu,
-                usage,
-                sshd_cpu: sshd,
-                completed,
-                idle: idle_before && idle_after,
-            };
-            eprintln!("[{} r{round}] {}", scenario.name, sample.line(scenario.n()));
-            samples.push(sample);
+            samples.push(run_one(fleet, env, scenario, tool, round, None));
         }
     }
     ScenarioResult::new(scenario, samples)
+}
+
+/// One run of `tool`, measured. `proxy`: the WAN proxy's pid, whose CPU is measured apart.
+fn run_one(
+    fleet: &Fleet,
+    env: &Env,
+    scenario: &Scenario,
+    tool: Tool,
+    round: usize,
+    proxy: Option<i32>,
+) -> Sample {
+    let pids = &scenario.sshd_pids;
+    let proxy_cpu = || proxy.map(measure::own_cpu).unwrap_or(0.0);
+    let idle_before = measure::wait_idle(pids, IDLE_LIMIT);
+    std::thread::sleep(Duration::from_millis(500));
+    let sshd0 = measure::sshd_cpu(pids);
+    let busy0 = report::busy_cpu();
+    let self0 = measure::self_cpu();
+    let proxy0 = proxy_cpu();
+    let usage = measure::run(scenario.command(&fleet.lab, env, tool, round), RUN_LIMIT);
+    let idle_after = measure::wait_idle(pids, IDLE_LIMIT);
+    let sshd = measure::sshd_cpu(pids) - sshd0;
+    let busy = report::busy_cpu() - busy0;
+    let bench_cpu = measure::self_cpu() - self0;
+    let proxy_cpu = proxy_cpu() - proxy0;
+    let completed = scenario.completed(tool, round);
+    let sample = Sample {
+        tool,
+        round,
+        other_cpu: (busy - sshd - bench_cpu - proxy_cpu - usage.cpu().as_secs_f64()).max(0.0),
+        bench_cpu,
+        proxy_cpu,
+        usage,
+        sshd_cpu: sshd,
+        completed,
+        idle: idle_before && idle_after,
+    };
+    eprintln!("[{} r{round}] {}", scenario.name, sample.line(scenario.n()));
+    sample
+}
+
+/// `--rtt`: the first `n` members behind the delaying proxy, once per RTT, every tool at every
+/// RTT interleaved round by round (round 1: all tools at the first RTT, then at the second, …),
+/// so the wall-time difference between two RTTs is measured under the same load.
+fn run_wan(fleet: &Fleet, env: &Env, args: &Args, n: usize) -> Vec<ScenarioResult> {
+    let mut tools = args.tools.clone();
+    if args.extras_at.contains(&n) {
+        tools.extend([
+            Tool::FleetauthDeep,
+            Tool::ProvisionCheck,
+            Tool::SshCurveBare,
+        ]);
+    }
+    let mut routes = Vec::new();
+    let mut scenarios = Vec::new();
+    let mut trusted = String::new();
+    let known = std::fs::read_to_string(fleet.lab.known_hosts()).expect("read known_hosts");
+    for &ms in &args.rtts {
+        let one_way = Duration::from_micros(ms * 500);
+        let mut targets = Vec::new();
+        for member in fleet.targets(n) {
+            // Its own loopback address, reserved like a member's, holding the proxy listener.
+            let front = fleet.lab.down_member(&format!("rtt{ms}-{}", member.name));
+            let key = known
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{} ", member.addr)))
+                .unwrap_or_else(|| panic!("no known_hosts line for {}", member.addr));
+            trusted.push_str(&format!("{} {key}\n", front.addr()));
+            routes.push(proxy::Route {
+                listen: (front.addr(), front.port()).into(),
+                upstream: (member.addr, member.port).into(),
+                one_way,
+            });
+            targets.push(members::Target {
+                name: member.name.clone(),
+                addr: front.addr(),
+                port: front.port(),
+            });
+        }
+        let mut scenario = Scenario::prepare(
+            &fleet.lab,
+            &args.out,
+            &format!("n{n}-rtt{ms}"),
+            targets,
+            n,
+            args.deadline,
+            tools.clone(),
+            fleet.sshd_pids(n),
+        );
+        scenario.rtt = Some(Duration::from_millis(ms));
+        scenarios.push(scenario);
+    }
+    // The proxies present the members' own host keys: strict checking stays on.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(fleet.lab.known_hosts())
+        .and_then(|mut f| std::io::Write::write_all(&mut f, trusted.as_bytes()))
+        .expect("append the proxies to known_hosts");
+    let trace = args
+        .trace
+        .then(|| args.out.join(format!("proxy-trace-n{n}.log")));
+    let proxy = proxy::Proxy::start(
+        &routes,
+        &args.out.join(format!("proxy-n{n}.conf")),
+        trace.as_deref(),
+    );
+    let mut samples: Vec<Vec<Sample>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for round in 1..=args.rounds {
+        for (i, scenario) in scenarios.iter().enumerate() {
+            for &tool in &scenario.tools {
+                let sample = run_one(fleet, env, scenario, tool, round, Some(proxy.pid()));
+                samples[i].push(sample);
+            }
+        }
+    }
+    drop(proxy);
+    scenarios
+        .iter()
+        .zip(samples)
+        .map(|(s, x)| ScenarioResult::new(s, x))
+        .collect()
 }

@@ -195,6 +195,25 @@ fn process_cpu(pid: i32, ticks: u64) -> Option<f64> {
     Some(sum as f64 / ticks as f64)
 }
 
+/// utime + stime of one process (the WAN proxy), in seconds; 0 when it is gone.
+pub fn own_cpu(pid: i32) -> f64 {
+    let ticks = clock_ticks();
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let sum: u64 = f
+        .get(11..13)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.parse::<u64>().ok())
+        .sum();
+    sum as f64 / ticks as f64
+}
+
 /// Total CPU (s) consumed so far by these sshd masters and every connection they reaped.
 pub fn sshd_cpu(pids: &[i32]) -> f64 {
     let ticks = clock_ticks();

@@ -23,6 +23,8 @@ pub struct Sample {
     pub other_cpu: f64,
     /// CPU (s) this bench process spent meanwhile (RSS sampling, silent members' threads).
     pub bench_cpu: f64,
+    /// CPU (s) the WAN proxy process spent meanwhile (0 without `--rtt`).
+    pub proxy_cpu: f64,
     /// Members whose probe ran to its end, per the tool's own output.
     pub completed: usize,
     /// Every member connection had ended before and after the run.
@@ -33,7 +35,7 @@ impl Sample {
     pub fn line(&self, n: usize) -> String {
         let u = &self.usage;
         format!(
-            "{:<16} wall {:>7.2} s  cpu {:>7.2} s  maxrss {:>6.1} MB  tree {:>7.1} MB  sshd {:>7.2} s  bench {:>5.2} s  other {:>5.2} s  done {}/{}{}{}",
+            "{:<16} wall {:>7.2} s  cpu {:>7.2} s  maxrss {:>6.1} MB  tree {:>7.1} MB  sshd {:>7.2} s  bench {:>5.2} s  proxy {:>5.2} s  other {:>5.2} s  done {}/{}{}{}",
             self.tool.id(),
             u.wall.as_secs_f64(),
             u.cpu().as_secs_f64(),
@@ -41,6 +43,7 @@ impl Sample {
             u.tree_rss_kb as f64 / 1024.0,
             self.sshd_cpu,
             self.bench_cpu,
+            self.proxy_cpu,
             self.other_cpu,
             self.completed,
             n,
@@ -65,6 +68,7 @@ pub struct Summary {
     pub tree_mb: f64,
     pub sshd: f64,
     pub other: f64,
+    pub proxy: f64,
     pub completed_min: usize,
     pub rounds: usize,
 }
@@ -89,6 +93,8 @@ pub struct ScenarioResult {
     pub deadline: Duration,
     pub tools: Vec<Tool>,
     pub samples: Vec<Sample>,
+    /// The round-trip time the WAN proxy added; None: loopback.
+    pub rtt: Option<Duration>,
 }
 
 impl ScenarioResult {
@@ -100,6 +106,7 @@ impl ScenarioResult {
             deadline: s.deadline,
             tools: s.tools.clone(),
             samples,
+            rtt: s.rtt,
         }
     }
 
@@ -146,6 +153,7 @@ impl ScenarioResult {
             ),
             sshd: median(s.iter().map(|x| x.sshd_cpu).collect()),
             other: median(s.iter().map(|x| x.other_cpu).collect()),
+            proxy: median(s.iter().map(|x| x.proxy_cpu).collect()),
             completed_min: s.iter().map(|x| x.completed).min().unwrap_or(0),
             rounds: s.len(),
         })
@@ -358,8 +366,91 @@ pub fn markdown(m: &Machine, results: &[ScenarioResult]) -> String {
     for r in results {
         scenario_table(&mut s, m, r);
     }
+    round_trips(&mut s, results);
     targets(&mut s, results);
     s
+}
+
+/// Per size with runs at two or more RTTs: how much each tool's wall time grows per added
+/// millisecond of RTT, i.e. how many round trips lie on its critical path. For N = 1 that is
+/// the round trips one member costs (process start-up and the members' CPU are the same at
+/// both RTTs and cancel); for a fleet, the round trips its slowest chain of members waits for.
+/// Each round's two runs are paired (they ran minutes apart under the same load).
+fn round_trips(s: &mut String, results: &[ScenarioResult]) {
+    let mut sizes: Vec<usize> = results
+        .iter()
+        .filter(|r| r.rtt.is_some())
+        .map(|r| r.n)
+        .collect();
+    sizes.dedup();
+    for n in sizes {
+        let mut wan: Vec<&ScenarioResult> = results
+            .iter()
+            .filter(|r| r.n == n && r.rtt.is_some())
+            .collect();
+        wan.sort_by_key(|r| r.rtt);
+        for pair in wan.windows(2) {
+            let (lo, hi) = (pair[0], pair[1]);
+            let (a, b) = (lo.rtt.unwrap(), hi.rtt.unwrap());
+            let delta = (b - a).as_secs_f64();
+            if delta <= 0.0 {
+                continue;
+            }
+            let what = if n == 1 {
+                "round trips per member"
+            } else {
+                "round trips on the fleet's critical path"
+            };
+            let _ = writeln!(
+                s,
+                "### N = {n}: {what}, from RTT {} ms and {} ms\n",
+                a.as_millis(),
+                b.as_millis()
+            );
+            let _ = writeln!(
+                s,
+                "| tool | wall s at {} ms | wall s at {} ms | (wall₂ − wall₁) ÷ ΔRTT, median | round by round |",
+                a.as_millis(),
+                b.as_millis()
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for &tool in &lo.tools {
+                let (Some(x), Some(y)) = (lo.summary(tool), hi.summary(tool)) else {
+                    continue;
+                };
+                let slopes = paired_slopes(lo, hi, tool, delta);
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.2} | {:.2} | {:.1} | {} |",
+                    tool.describe(),
+                    x.wall,
+                    y.wall,
+                    median(slopes.clone()),
+                    slopes
+                        .iter()
+                        .map(|v| format!("{v:.1}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let _ = writeln!(s);
+        }
+    }
+}
+
+/// (wall at the higher RTT − wall at the lower) ÷ ΔRTT, per round.
+fn paired_slopes(lo: &ScenarioResult, hi: &ScenarioResult, tool: Tool, delta: f64) -> Vec<f64> {
+    lo.samples
+        .iter()
+        .filter(|x| x.tool == tool)
+        .filter_map(|x| {
+            let y = hi
+                .samples
+                .iter()
+                .find(|y| y.tool == tool && y.round == x.round)?;
+            Some((y.usage.wall.as_secs_f64() - x.usage.wall.as_secs_f64()) / delta)
+        })
+        .collect()
 }
 
 fn scenario_table(s: &mut String, m: &Machine, r: &ScenarioResult) {
@@ -369,9 +460,13 @@ fn scenario_table(s: &mut String, m: &Machine, r: &ScenarioResult) {
         String::new()
     };
     let rounds = r.summary(r.tools[0]).map(|x| x.rounds).unwrap_or(0);
+    let rtt = match r.rtt {
+        Some(rtt) => format!(", RTT {} ms (delaying proxy)", rtt.as_millis()),
+        None => String::new(),
+    };
     let _ = writeln!(
         s,
-        "### N = {}{hung} — `{}`, {} rounds, member deadline {} s\n",
+        "### N = {}{hung}{rtt} — `{}`, {} rounds, member deadline {} s\n",
         r.n,
         r.name,
         rounds,
@@ -412,11 +507,23 @@ fn scenario_table(s: &mut String, m: &Machine, r: &ScenarioResult) {
             r.expected,
         );
     }
+    if r.rtt.is_some() {
+        let proxy: Vec<String> = r
+            .tools
+            .iter()
+            .filter_map(|&t| Some(format!("{} {:.2}", t.id(), r.summary(t)?.proxy)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nThe proxy's own CPU per run, median s (in no column above; *other CPU* excludes it): {}.",
+            proxy.join(", ")
+        );
+    }
     let _ = writeln!(s);
 }
 
 fn targets(s: &mut String, results: &[ScenarioResult]) {
-    let _ = writeln!(s, "### Targets (issue 5), measured in this run\n");
+    let _ = writeln!(s, "### Targets (issues 5 and 14), measured in this run\n");
     let _ = writeln!(s, "| target | measured | met |");
     let _ = writeln!(s, "|---|---|---|");
     let mut row = |what: String, measured: String, met: Option<bool>| {
@@ -427,7 +534,8 @@ fn targets(s: &mut String, results: &[ScenarioResult]) {
         };
         let _ = writeln!(s, "| {what} | {measured} | {verdict} |");
     };
-    for r in results {
+    wan_targets(&mut row, results);
+    for r in results.iter().filter(|r| r.rtt.is_none()) {
         let Some(f) = r.summary(Tool::Fleetauth) else {
             continue;
         };
@@ -503,6 +611,56 @@ fn targets(s: &mut String, results: &[ScenarioResult]) {
     let _ = writeln!(s);
 }
 
+/// Issue 14's WAN targets: ≤ 5 round trips per member (N = 1), and at N = 200 fleetauth's
+/// wall ≤ 0.7 × OpenSSH-curve25519's at RTT 100 ms, ≤ 0.5 × at 300 ms.
+fn wan_targets(row: &mut dyn FnMut(String, String, Option<bool>), results: &[ScenarioResult]) {
+    let mut ones: Vec<&ScenarioResult> = results
+        .iter()
+        .filter(|r| r.n == 1 && r.rtt.is_some())
+        .collect();
+    ones.sort_by_key(|r| r.rtt);
+    if let (Some(lo), Some(hi)) = (ones.first(), ones.last())
+        && hi.rtt > lo.rtt
+    {
+        let delta = (hi.rtt.unwrap() - lo.rtt.unwrap()).as_secs_f64();
+        let mine = median(paired_slopes(lo, hi, Tool::Fleetauth, delta));
+        let theirs = median(paired_slopes(lo, hi, Tool::SshCurve, delta));
+        if mine.is_finite() {
+            row(
+                "round trips per member for a sweep ≤ 5 (N = 1, proxy: TCP's own handshake not counted)".into(),
+                format!("{mine:.1} (ssh-curve25519 {theirs:.1})"),
+                Some(mine <= 5.0),
+            );
+        }
+    }
+    for r in results.iter().filter(|r| r.n == 200) {
+        let k = match r.rtt.map(|d| d.as_millis()) {
+            Some(100) => 0.7,
+            Some(300) => 0.5,
+            _ => continue,
+        };
+        let (Some(f), Some(o)) = (r.summary(Tool::Fleetauth), r.summary(Tool::SshCurve)) else {
+            continue;
+        };
+        row(
+            format!(
+                "RTT {} ms, N = 200: fleetauth wall ≤ {k} × ssh-curve25519",
+                r.rtt.unwrap().as_millis()
+            ),
+            format!(
+                "{:.2} s vs {:.2} s = {} × (round by round: {})",
+                f.wall,
+                o.wall,
+                ratio(f.wall, o.wall),
+                rounds(&r.paired(Tool::Fleetauth, Tool::SshCurve, |x| {
+                    x.usage.wall.as_secs_f64()
+                }))
+            ),
+            Some(f.wall <= k * o.wall),
+        );
+    }
+}
+
 /// Write results.md and results.json under `dir`.
 pub fn write(dir: &Path, m: &Machine, results: &[ScenarioResult]) {
     std::fs::write(dir.join("results.md"), markdown(m, results)).expect("write results.md");
@@ -526,6 +684,8 @@ pub fn write(dir: &Path, m: &Machine, results: &[ScenarioResult]) {
                     "sshd_cpu_s": x.sshd_cpu,
                     "other_cpu_s": x.other_cpu,
                     "bench_cpu_s": x.bench_cpu,
+                    "proxy_cpu_s": x.proxy_cpu,
+                    "rtt_ms": r.rtt.map(|d| d.as_millis() as u64),
                     "completed": x.completed,
                     "expected": r.expected,
                     "members_idle": x.idle,

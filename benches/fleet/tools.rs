@@ -115,6 +115,8 @@ pub struct Scenario {
     pub tools: Vec<Tool>,
     pub sshd_pids: Vec<i32>,
     pub script: String,
+    /// The round-trip time the WAN proxy adds (`--rtt`); None: straight to the members.
+    pub rtt: Option<Duration>,
 }
 
 impl Scenario {
@@ -182,6 +184,7 @@ impl Scenario {
             tools,
             sshd_pids,
             script,
+            rtt: None,
         }
     }
 
@@ -299,6 +302,16 @@ impl Scenario {
             ("LANG", "C.UTF-8".into()),
             ("LC_ALL", "C.UTF-8".into()),
         ]);
+        // FLEETAUTH_BENCH_RUST_LOG=russh=debug: fleetauth's (and russh's) log, with
+        // timestamps, in each fleetauth run's .err file (to line up with `--trace`).
+        if let Some(filter) = std::env::var_os("FLEETAUTH_BENCH_RUST_LOG")
+            && matches!(
+                tool,
+                Tool::Fleetauth | Tool::FleetauthDeep | Tool::ProvisionCheck | Tool::FleetauthAlt
+            )
+        {
+            cmd.env("RUST_LOG", filter);
+        }
         let (out, err) = self.output_files(tool, round);
         cmd.current_dir(&self.dir)
             .stdin(Stdio::null())
