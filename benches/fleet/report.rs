@@ -409,11 +409,11 @@ fn round_trips(s: &mut String, results: &[ScenarioResult]) {
             );
             let _ = writeln!(
                 s,
-                "| tool | wall s at {} ms | wall s at {} ms | (wall₂ − wall₁) ÷ ΔRTT, median | round by round |",
+                "| tool | wall s at {} ms, median (min) | wall s at {} ms, median (min) | (wall₂ − wall₁) ÷ ΔRTT, median of rounds | round by round | from the fastest run at each RTT |",
                 a.as_millis(),
                 b.as_millis()
             );
-            let _ = writeln!(s, "|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
             for &tool in &lo.tools {
                 let (Some(x), Some(y)) = (lo.summary(tool), hi.summary(tool)) else {
                     continue;
@@ -421,19 +421,26 @@ fn round_trips(s: &mut String, results: &[ScenarioResult]) {
                 let slopes = paired_slopes(lo, hi, tool, delta);
                 let _ = writeln!(
                     s,
-                    "| {} | {:.2} | {:.2} | {:.1} | {} |",
+                    "| {} | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.1} | {} | {:.1} |",
                     tool.describe(),
                     x.wall,
+                    x.wall_min,
                     y.wall,
+                    y.wall_min,
                     median(slopes.clone()),
                     slopes
                         .iter()
                         .map(|v| format!("{v:.1}"))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    (y.wall_min - x.wall_min) / delta
                 );
             }
-            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "\nOther work on the machine only ever adds time, so the fastest runs are the \
+                 least disturbed; the spread of the round-by-round figures is the noise.\n"
+            );
         }
     }
 }
