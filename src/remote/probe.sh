@@ -174,7 +174,8 @@ fa_ambient_where() {
     "$HOME/.config/fish/config.fish" "$HOME/.cshrc" "$HOME/.tcshrc" /etc/environment /etc/profile \
     /etc/profile.d/*.sh /etc/bash.bashrc /etc/zsh/zshenv /etc/zshenv /etc/ssh/sshd_config \
     /etc/ssh/sshd_config.d/*.conf; do
-    [ -f "$fa_w" ] && [ -r "$fa_w" ] || continue
+    [ -f "$fa_w" ] || continue
+    [ -r "$fa_w" ] || continue
     LC_ALL=C grep -l -E "^[^#]*(^|[^A-Za-z0-9_\$])$1([[:space:]]*=|[[:space:]]+[^=[:space:]])" -- "$fa_w" 2>/dev/null
   done
 }
