@@ -788,7 +788,10 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         Some(v) => v.bool()?,
         None => false,
     };
-    let npm_package = root.get("npm_package").map(|v| npm_package(&v)).transpose()?;
+    let npm_package = root
+        .get("npm_package")
+        .map(|v| npm_package(&v))
+        .transpose()?;
     let keys_value = root.get("keys");
     if keys_value.is_some()
         && let Some(old) = ["key_env", "key_pattern", "install"]
@@ -1127,7 +1130,10 @@ fn npm_package(value: &Value<'_, '_>) -> Result<String, ConfigError> {
     };
     if !ok || name.len() > 214 {
         return Err(value
-            .error(format!("invalid npm package name \"{name}\" for {}", value.what()))
+            .error(format!(
+                "invalid npm package name \"{name}\" for {}",
+                value.what()
+            ))
             .with_help("`name` or `@scope/name`: lowercase letters, digits and `-._~`"));
     }
     Ok(name.to_string())
