@@ -46,13 +46,16 @@ struct Args {
     deadline: Duration,
     hung_deadline: Duration,
     out: PathBuf,
+    four_providers: bool,
+    node_stubs: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench fleet -- [--sizes 200,1000] [--rounds 3] \
          [--tools fleetauth,ssh-default,ssh-curve25519,parallel-ssh,ansible] \
-         [--extras-at 200] [--hung-at 200] [--deadline 10] [--hung-deadline 5] [--out target/bench]"
+         [--extras-at 200] [--hung-at 200] [--deadline 10] [--hung-deadline 5] [--out target/bench] \
+         [--four-providers] [--node-stubs]"
     );
     std::process::exit(2)
 }
@@ -80,6 +83,8 @@ fn parse_args(raw: &[String]) -> Args {
         deadline: Duration::from_secs(10),
         hung_deadline: Duration::from_secs(5),
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench"),
+        four_providers: false,
+        node_stubs: false,
     };
     let mut it = raw.iter();
     while let Some(flag) = it.next() {
@@ -101,6 +106,8 @@ fn parse_args(raw: &[String]) -> Args {
                 a.hung_deadline = Duration::from_secs(value().parse().unwrap_or(5))
             }
             "--out" => a.out = PathBuf::from(value()),
+            "--four-providers" => a.four_providers = true,
+            "--node-stubs" => a.node_stubs = true,
             _ => usage(),
         }
     }
@@ -124,6 +131,7 @@ fn main() {
     {
         args.tools.insert(1, Tool::FleetauthAlt);
     }
+    members::configure(args.four_providers, args.node_stubs);
     let nofile = measure::raise_nofile();
     let env = Env {
         fleetauth: PathBuf::from(env!("CARGO_BIN_EXE_fleetauth")),
