@@ -6,7 +6,7 @@
 # awk program. Values of environment variables never leave the member: only names are sent back.
 # Credential files are sent back as records straight from the file: never staged in a temp file.
 # shellcheck shell=sh
-# shellcheck disable=SC2034,SC2154 # variables come from the header and the provider definitions
+# shellcheck disable=SC2034,SC2153,SC2154 # variables come from the header and the provider definitions
 
 # fa_find BIN DIR...: BIN on PATH (absolute), else the first executable DIR/BIN.
 fa_find() {
