@@ -1049,7 +1049,7 @@ pub fn assess(
             ),
         };
     }
-    let version = crate::probe::parse_version(provider, &obs.version_out);
+    let version = crate::probe::observed_version(provider, obs);
     let res = resolve(provider, obs, env, now);
     let mut verdict = match &obs.prompt {
         None => judge_credential(provider, obs, &res, valid_for),

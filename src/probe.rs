@@ -43,6 +43,7 @@ pub fn probe_header(req: &ProbeRequest<'_>) -> Script {
     let mut script = Script::new();
     script
         .set("FA_AWK_ENVFILE", remote::ENVFILE_AWK)
+        .set("FA_AWK_JSON", remote::JSON_AWK)
         .set("FA_ENV", req.env_file)
         .set("FA_DEEP", if req.deep { "1" } else { "0" });
     let numbers: Vec<String> = (0..req.providers.len()).map(|i| i.to_string()).collect();
@@ -94,10 +95,19 @@ pub(crate) fn provider_definition(i: usize, p: &Provider, prompt_timeout: Durati
     let _ = writeln!(def, "fa_def_{i}() {{");
     let _ = writeln!(def, "  P={} B={}", quote(&p.name), quote(&p.binary));
     let _ = writeln!(def, "  NPM={}", u8::from(p.npm_global_bin));
+    let _ = writeln!(
+        def,
+        "  NPKG={}",
+        quote(p.npm_package.as_deref().unwrap_or(""))
+    );
     let _ = writeln!(def, "  DIRS={}", quote(&join(&p.search_paths)));
     let _ = writeln!(def, "  VARGS={}", quote(&join(&p.version_args)));
     let _ = writeln!(def, "  HAS_STATUS={}", u8::from(p.status.is_some()));
     let _ = writeln!(def, "  SARGS={}", quote(&join(status)));
+    let deciders = status_deciders(p);
+    let _ = writeln!(def, "  DFILES={}", quote(&join(&deciders.files)));
+    let _ = writeln!(def, "  DPFILES={}", quote(&join(&deciders.present_files)));
+    let _ = writeln!(def, "  DKCS={}", quote(&join(&deciders.keychains)));
     let _ = writeln!(def, "  ENVS={}", quote(&envs.join(" ")));
     let _ = writeln!(def, "  PREFIXES={}", quote(&join(&prefixes)));
     let _ = writeln!(def, "  HVAR={}", quote(home_var));
@@ -118,6 +128,67 @@ pub(crate) fn provider_definition(i: usize, p: &Provider, prompt_timeout: Durati
     let _ = writeln!(def, "  PTO={}", prompt_timeout.as_secs().max(1));
     def.push_str("}\n");
     def
+}
+
+/// What, found on a member, makes the provider's status command pointless: the verdict only
+/// consults `status_rc` when no credential resolves ([`crate::assess`]), and each of these is a
+/// credential that always resolves when the probe sees it (an env credential — every one in
+/// `ENVS` — set; these files unreadable or holding a non-empty string at their token pointer;
+/// these presence files existing; these keychain entries present, locked or failing). Left out:
+/// credentials that need a setting to select them and key files guarded by `unless_exists` (a
+/// later file can make the CLI ignore them). Empty for a provider without a status command.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct StatusDeciders {
+    /// `FILE POINTER` pairs, flat; POINTER empty when only unreadability decides (not JSON, or
+    /// a pointer the member-side scanner does not read: `~` escapes, blanks).
+    pub files: Vec<String>,
+    pub present_files: Vec<String>,
+    pub keychains: Vec<String>,
+}
+
+pub(crate) fn status_deciders(p: &Provider) -> StatusDeciders {
+    let mut d = StatusDeciders::default();
+    if p.status.is_none() {
+        return d;
+    }
+    // The pointer when the member's scanner can follow it, else empty.
+    let scannable = |ptr: &str, json: bool| {
+        let ok = json
+            && ptr.starts_with('/')
+            && !ptr.contains(['~', '\\'])
+            && !ptr.chars().any(char::is_whitespace);
+        if ok { ptr.to_string() } else { String::new() }
+    };
+    for c in &p.credentials {
+        if c.requires_selection() {
+            continue;
+        }
+        match c {
+            Credential::OauthFile {
+                file,
+                token_pointer,
+                ..
+            } => {
+                d.files.push(file.clone());
+                d.files.push(scannable(token_pointer, true));
+            }
+            Credential::KeyFile {
+                file,
+                pointer,
+                format,
+                unless_exists: None,
+                ..
+            } => {
+                d.files.push(file.clone());
+                let json = *format == crate::provider::FileFormat::Json;
+                d.files.push(scannable(pointer, json));
+            }
+            Credential::PresentFile { file, .. } => d.present_files.push(file.clone()),
+            Credential::Keychain { id, .. } => d.keychains.push(id.clone()),
+            _ => {}
+        }
+    }
+    d
 }
 
 /// The distinct credential files of a provider, relative to its config home.
@@ -206,7 +277,15 @@ pub struct ProviderObservation {
     pub binary: Option<String>,
     pub version_rc: Option<i32>,
     pub version_out: String,
+    /// The version read from the npm package's `package.json` (no CLI started; the
+    /// provider's version regex does not apply).
+    pub version_pkg: Option<String>,
+    /// `version_out` came from the member's version cache (no CLI started).
+    pub version_cached: bool,
     pub status_rc: Option<i32>,
+    /// The status command was not run: a credential the probe saw decides the verdict
+    /// ([`status_deciders`]).
+    pub status_skipped: bool,
     /// Credential variables set in the member's own environment.
     pub ambient: Vec<String>,
     /// Per ambient variable, the startup or sshd files on the member that seem to assign it
@@ -309,6 +388,9 @@ pub fn parse_output(stdout: &[u8], nonce: &Nonce) -> MemberObservation {
             "version_rc" => p.version_rc = int(),
             "version_out" => p.version_out = r.text(),
             "status_rc" => p.status_rc = int(),
+            "version_pkg" => p.version_pkg = Some(value.trim().to_string()),
+            "version_cached" => p.version_cached = value == "1",
+            "status_skipped" => p.status_skipped = value == "1",
             "ambient" if is_identifier(value) => p.ambient.push(value.to_string()),
             "probe_rc" => p.prompt.get_or_insert_with(Default::default).rc = int().unwrap_or(-1),
             "probe_out" => p.prompt.get_or_insert_with(Default::default).stdout = r.text(),
@@ -371,6 +453,15 @@ pub fn parse_output(stdout: &[u8], nonce: &Nonce) -> MemberObservation {
         *names = env_names;
     }
     obs
+}
+
+/// The version a member reported: its npm `package.json`'s, else the provider's regex applied
+/// to the `--version` output (run or cached).
+pub fn observed_version(provider: &Provider, obs: &ProviderObservation) -> Option<String> {
+    obs.version_pkg
+        .clone()
+        .filter(|v| !v.is_empty())
+        .or_else(|| parse_version(provider, &obs.version_out))
 }
 
 /// Pull the version out of `--version` output with the provider's regex.

@@ -33,6 +33,10 @@ pub struct Provider {
     /// member's `$HOME`. `npm_global_bin = true` adds `$(npm prefix -g)/bin` when npm exists.
     pub search_paths: Vec<String>,
     pub npm_global_bin: bool,
+    /// The npm package the CLI ships in (`@anthropic-ai/claude-code`): when the binary found
+    /// resolves into `node_modules/<package>/`, the probe reads the version from that package's
+    /// `package.json` instead of starting the CLI (a Node start-up: hundreds of ms of CPU).
+    pub npm_package: Option<String>,
     /// Arguments that print the version, and the regex whose first group is the version.
     pub version_args: Vec<String>,
     pub version_regex: regex::Regex,
@@ -631,6 +635,7 @@ const TOP_KEYS: &[&str] = &[
     "binary",
     "search_paths",
     "npm_global_bin",
+    "npm_package",
     "key_env",
     "key_pattern",
     "version",
@@ -783,6 +788,10 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         Some(v) => v.bool()?,
         None => false,
     };
+    let npm_package = root
+        .get("npm_package")
+        .map(|v| npm_package(&v))
+        .transpose()?;
     let keys_value = root.get("keys");
     if keys_value.is_some()
         && let Some(old) = ["key_env", "key_pattern", "install"]
@@ -948,6 +957,7 @@ pub fn parse_provider(text: &str, path: &Path) -> Result<Provider, ConfigError> 
         binary: binary.to_string(),
         search_paths,
         npm_global_bin,
+        npm_package,
         version_args,
         version_regex,
         status,
@@ -1100,6 +1110,33 @@ fn valid_env_var(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// An npm package name: `name` or `@scope/name`, each part lowercase letters, digits and
+/// `-._~`, not starting with `.` or `_` (npm's own rule for new packages).
+fn npm_package(value: &Value<'_, '_>) -> Result<String, ConfigError> {
+    let name = value.str()?;
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with(['.', '_'])
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._~".contains(&b))
+    };
+    let ok = match name.strip_prefix('@') {
+        Some(scoped) => scoped
+            .split_once('/')
+            .is_some_and(|(scope, pkg)| part_ok(scope) && part_ok(pkg)),
+        None => part_ok(name),
+    };
+    if !ok || name.len() > 214 {
+        return Err(value
+            .error(format!(
+                "invalid npm package name \"{name}\" for {}",
+                value.what()
+            ))
+            .with_help("`name` or `@scope/name`: lowercase letters, digits and `-._~`"));
+    }
+    Ok(name.to_string())
 }
 
 /// An environment variable name (`^[A-Za-z_][A-Za-z0-9_]*$`).
@@ -1600,6 +1637,7 @@ mod tests {
             assert_eq!(provider.probe.timeout, Duration::from_secs(45), "{name}");
             assert_eq!(provider.search_paths, ["~/.local/bin", "~/.npm-global/bin"]);
             assert!(provider.npm_global_bin);
+            assert!(provider.npm_package.is_some(), "{name}");
             assert!(provider.key_pattern.is_some(), "{name}");
         }
     }

@@ -132,9 +132,12 @@ fn yaml_inventory(lab: &Lab, members: &[Member]) -> PathBuf {
 fn rows(out: &support::Output, drop_host: bool) -> Vec<Value> {
     let mut rows = out.results();
     for r in &mut rows {
+        let r = r.as_object_mut().unwrap();
         if drop_host {
-            r.as_object_mut().unwrap().remove("host");
+            r.remove("host");
         }
+        // Seconds until expiry move between two runs; the detail says the same in minutes.
+        r.remove("expires_in");
     }
     rows.sort_by_key(|r| (r["member"].to_string(), r["provider"].to_string()));
     rows

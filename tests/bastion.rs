@@ -126,22 +126,32 @@ fn write_config(lab: &Lab, nets: &Networks, b3: &Member, path: &Path, jump1_iden
 
 /// `ssh -F config [-J jumps] USER@HOST true` with OpenSSH: the reference for what is reachable.
 fn openssh_reaches(config: &Path, jumps: Option<&str>, user: &str, host: &str) -> bool {
+    ssh_true(config, jumps, user, host, 3).code == Some(0)
+}
+
+/// `ssh … true` must succeed: a loaded machine gets a generous connect timeout (the
+/// negative check above keeps its short one), and a failure shows what ssh said.
+fn assert_openssh_reaches(config: &Path, jumps: Option<&str>, user: &str, host: &str) {
+    let out = ssh_true(config, jumps, user, host, 30);
+    assert_eq!(out.code, Some(0), "OpenSSH -J {jumps:?} {host}: {out}");
+}
+
+fn ssh_true(
+    config: &Path,
+    jumps: Option<&str>,
+    user: &str,
+    host: &str,
+    connect_timeout: u32,
+) -> support::Output {
     let mut cmd = Command::new("ssh");
     cmd.arg("-F").arg(config);
     if let Some(j) = jumps {
         cmd.args(["-J", j]);
     }
-    let out = support::capture(
-        {
-            cmd.args(["-o", "ConnectTimeout=3"])
-                .arg(format!("{user}@{host}"))
-                .arg("true");
-            cmd
-        },
-        None,
-        Duration::from_secs(30),
-    );
-    out.code == Some(0)
+    cmd.args(["-o", &format!("ConnectTimeout={connect_timeout}")])
+        .arg(format!("{user}@{host}"))
+        .arg("true");
+    support::capture(cmd, None, Duration::from_secs(90))
 }
 
 fn accepted_logins(member: &Member) -> usize {
@@ -161,21 +171,11 @@ fn members_behind_bastions_are_swept_and_provisioned_through_them() {
             "{} must not be reachable directly",
             m.name()
         );
-        assert!(openssh_reaches(
-            &f.config,
-            Some("jump1"),
-            user,
-            &m.addr().to_string()
-        ));
+        assert_openssh_reaches(&f.config, Some("jump1"), user, &m.addr().to_string());
     }
-    assert!(openssh_reaches(&f.config, None, user, "alias-b3"));
+    assert_openssh_reaches(&f.config, None, user, "alias-b3");
     for m in &f.behind2 {
-        assert!(openssh_reaches(
-            &f.config,
-            Some("jump2"),
-            user,
-            &m.addr().to_string()
-        ));
+        assert_openssh_reaches(&f.config, Some("jump2"), user, &m.addr().to_string());
     }
     let (j1_before, j2_before) = (accepted_logins(&f.jump1), accepted_logins(&f.jump2));
 

@@ -447,3 +447,57 @@ fn ansible_ini_inventory_is_swept() {
     assert_eq!(db["tags"], serde_json::json!(["db", "fleet"]));
     assert_eq!(json["members"][0]["proxy_jump"], serde_json::Value::Null);
 }
+
+/// Node CLIs cost the member a runtime start per run: a sweep of npm-installed CLIs reads their
+/// versions from their package.json and skips status commands a credential already answers,
+/// so it starts none of them — with the same rows as a member whose CLIs it has to run.
+#[test]
+fn an_npm_install_is_swept_without_starting_its_clis() {
+    let lab = Lab::new();
+    let states = [
+        ("gemini", State::OauthValid),
+        ("claude", State::OauthValid),
+        ("codex", State::EnvKey),
+        ("copilot", State::EnvKey),
+    ];
+    let mut npm = lab.member("npm").npm_layout().version("claude", "2.1.300");
+    let mut plain = lab.member("plain").version("claude", "2.1.300");
+    for (provider, state) in states {
+        npm = npm.provider(provider, state);
+        plain = plain.provider(provider, state);
+    }
+    let npm = npm.start();
+    let plain = plain.start();
+    let inv = lab.inventory("");
+    let out = lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+    out.assert_exit(0);
+    for (provider, _) in states {
+        let (n, p) = (out.row("npm", provider), out.row("plain", provider));
+        for field in ["state", "source", "version", "detail"] {
+            assert_eq!(n[field], p[field], "{provider} {field}: {n} vs {p}");
+        }
+    }
+    assert_eq!(out.row("npm", "claude")["version"], "2.1.300");
+    assert_eq!(out.row("npm", "copilot")["version"], "1.0.102");
+    assert_eq!(npm.calls_log(), Vec::<String>::new(), "no CLI started");
+    // The plain member's stubs are scripts: asked, and never cached.
+    let asked = plain.calls_log();
+    assert_eq!(
+        asked.iter().filter(|c| c.ends_with(" --version")).count(),
+        4,
+        "{asked:?}"
+    );
+
+    // A status command still runs when nothing decides: claude logged out.
+    let out_lab = Lab::new();
+    let bare = out_lab
+        .member("bare")
+        .npm_layout()
+        .provider("claude", State::NoAuth)
+        .start();
+    let inv = out_lab.inventory("");
+    let out = out_lab.fleetauth(&["sweep", "-i", inv.to_str().unwrap(), "--format", "json"]);
+    out.assert_exit(1);
+    assert_eq!(out.row("bare", "claude")["state"], "needs_auth");
+    assert_eq!(bare.calls_log(), ["claude auth status"]);
+}

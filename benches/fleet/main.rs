@@ -52,6 +52,8 @@ struct Args {
     rtts: Vec<u64>,
     /// `--trace`: the proxy logs every chunk to OUT/proxy-trace.log.
     trace: bool,
+    four_providers: bool,
+    node_stubs: bool,
 }
 
 fn usage() -> ! {
@@ -59,7 +61,7 @@ fn usage() -> ! {
         "usage: cargo bench --bench fleet -- [--sizes 200,1000] [--rounds 3] \
          [--tools fleetauth,ssh-default,ssh-curve25519,parallel-ssh,ansible] \
          [--extras-at 200] [--hung-at 200] [--deadline 10] [--hung-deadline 5] [--out target/bench] \
-         [--rtt MS,MS [--trace]]"
+         [--rtt MS,MS [--trace]] [--four-providers] [--node-stubs]"
     );
     std::process::exit(2)
 }
@@ -89,6 +91,8 @@ fn parse_args(raw: &[String]) -> Args {
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench"),
         rtts: Vec::new(),
         trace: false,
+        four_providers: false,
+        node_stubs: false,
     };
     let mut it = raw.iter();
     while let Some(flag) = it.next() {
@@ -112,6 +116,8 @@ fn parse_args(raw: &[String]) -> Args {
             "--out" => a.out = PathBuf::from(value()),
             "--rtt" => a.rtts = list(&value()),
             "--trace" => a.trace = true,
+            "--four-providers" => a.four_providers = true,
+            "--node-stubs" => a.node_stubs = true,
             _ => usage(),
         }
     }
@@ -140,6 +146,7 @@ fn main() {
     {
         args.tools.insert(1, Tool::FleetauthAlt);
     }
+    members::configure(args.four_providers, args.node_stubs);
     let nofile = measure::raise_nofile();
     let env = Env {
         fleetauth: PathBuf::from(env!("CARGO_BIN_EXE_fleetauth")),

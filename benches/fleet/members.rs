@@ -1,7 +1,12 @@
 //! The benchmark fleet: the integration tests' real sshd members (tests/support), started in
 //! parallel, plus silent endpoints for the hung-members scenario.
 //!
-//! Every member lists the same two providers (`gemini`, `claude`) so that one probe script —
+//! With `--four-providers` (and `--node-stubs`, which implies it) every member lists four
+//! npm-installed CLIs (`gemini`, `claude`, `codex`, `copilot`, laid out as `npm install -g`
+//! does), and `--node-stubs` makes every start of a stub CLI cost what a Node start-up costs
+//! (docs/stubs.md, "Start-up cost"): the members' CPU then shows what a sweep of real CLIs costs.
+//!
+//! Otherwise every member lists the same two providers (`gemini`, `claude`) so that one probe script —
 //! fleetauth's own, from `fleetauth::probe::build_script` — is the work every tool sends. Their
 //! states rotate over four layouts so the script takes every branch it takes on a real fleet
 //! (credential file present, key in the env file, CLI missing, rejected key), and with
@@ -10,14 +15,33 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::measure;
 use crate::support::{Endpoint, Lab, Member, State};
 
 /// The providers every member lists, in inventory order.
-pub const PROVIDERS: [&str; 2] = ["gemini", "claude"];
+const TWO: [&str; 2] = ["gemini", "claude"];
+const FOUR: [&str; 4] = ["gemini", "claude", "codex", "copilot"];
+
+static FOUR_PROVIDERS: AtomicBool = AtomicBool::new(false);
+static NODE_STUBS: AtomicBool = AtomicBool::new(false);
+
+/// Choose the members' providers and stubs (before any member starts).
+pub fn configure(four_providers: bool, node_stubs: bool) {
+    FOUR_PROVIDERS.store(four_providers || node_stubs, Ordering::Relaxed);
+    NODE_STUBS.store(node_stubs, Ordering::Relaxed);
+}
+
+/// The providers every member lists, in inventory order.
+pub fn providers() -> &'static [&'static str] {
+    if FOUR_PROVIDERS.load(Ordering::Relaxed) {
+        &FOUR
+    } else {
+        &TWO
+    }
+}
 
 /// Threads starting members at once (each runs ssh-keygen, then sshd, then polls its port).
 const STARTERS: usize = 8;
@@ -145,8 +169,27 @@ fn start_member(lab: &Lab, i: usize) -> Member {
         2 => (State::OauthExpired, State::NotInstalled),
         _ => (State::NoAuth, State::RejectedKey),
     };
-    lab.member(&format!("m{i:04}"))
-        .provider(PROVIDERS[0], gemini)
-        .provider(PROVIDERS[1], claude)
-        .start()
+    let member = lab
+        .member(&format!("m{i:04}"))
+        .provider(TWO[0], gemini)
+        .provider(TWO[1], claude);
+    if !FOUR_PROVIDERS.load(Ordering::Relaxed) {
+        return member.start();
+    }
+    // codex and copilot rotate too: a login file, a key in the env file, nothing, a rejected key.
+    let (codex, copilot) = match i % 4 {
+        0 => (State::OauthValid, State::EnvKey),
+        1 => (State::EnvKey, State::OauthValid),
+        2 => (State::NoAuth, State::NoAuth),
+        _ => (State::RejectedKey, State::EnvKey),
+    };
+    let member = member
+        .provider(FOUR[2], codex)
+        .provider(FOUR[3], copilot)
+        .npm_layout();
+    if NODE_STUBS.load(Ordering::Relaxed) {
+        member.node_startup().start()
+    } else {
+        member.start()
+    }
 }

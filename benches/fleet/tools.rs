@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::members::{PROVIDERS, Target};
+use crate::members::{Target, providers};
 use crate::support::Lab;
 
 /// Members in flight per tool (fleetauth's default `-j`, xargs `-P`, pssh pool, Ansible forks).
@@ -156,7 +156,7 @@ impl Scenario {
             user = lab.user(),
             key = lab.identity().display().to_string(),
             kh = lab.known_hosts().display().to_string(),
-            providers = PROVIDERS
+            providers = providers()
                 .iter()
                 .map(|p| format!("{p:?}"))
                 .collect::<Vec<_>>()
@@ -341,7 +341,7 @@ impl Scenario {
         let text = String::from_utf8_lossy(&fs::read(out).unwrap_or_default()).into_owned();
         match tool {
             Tool::Fleetauth | Tool::FleetauthDeep | Tool::ProvisionCheck | Tool::FleetauthAlt => {
-                fleetauth_answered(&text) / PROVIDERS.len()
+                fleetauth_answered(&text) / providers().len()
             }
             Tool::SshDefault | Tool::SshCurve | Tool::SshCurveBare | Tool::Ansible => {
                 // Records carry the script's nonce after `@@FA`.

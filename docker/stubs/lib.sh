@@ -18,7 +18,65 @@ stub_init() {
     STUB_CLI=$1
     shift
     stub_log_call "$@"
+    stub_startup_cost
     stub_fault_gate "$@"
+}
+
+# What starting the real CLI costs the member, off by default (tests stay fast). Switched on by
+# $FLEETAUTH_STUB_STARTUP or the first line of $STUB_VENDOR/startup: `node` (the CLI's own
+# figure from stub_node_cpu_ms: a Node runtime loading its bundle) or a number of milliseconds.
+# Every invocation pays it, as every start of a Node program does. See docs/stubs.md, "Start-up cost".
+stub_startup_cost() {
+    _cost=${FLEETAUTH_STUB_STARTUP:-}
+    if [ -z "$_cost" ] && [ -r "$STUB_VENDOR/startup" ]; then
+        IFS= read -r _cost <"$STUB_VENDOR/startup" || true
+    fi
+    case $_cost in
+        '') return 0 ;;
+        node) stub_burn_cpu "$(stub_node_cpu_ms)" ;;
+        *[!0-9]*) return 0 ;;
+        *) stub_burn_cpu "$_cost" ;;
+    esac
+}
+
+# The CPU one start of the real CLI costs, in ms (assumption, docs/stubs.md "Start-up cost"):
+# claude, gemini, copilot and the other Node CLIs load a bundle of megabytes into node, ~300 ms;
+# codex's npm package is a small Node launcher in front of a native binary, ~60 ms (a bare
+# `node -e 0`).
+stub_node_cpu_ms() {
+    case $STUB_CLI in
+        codex) echo 60 ;;
+        *) echo 300 ;;
+    esac
+}
+
+# stub_burn_cpu MS: spin until this shell has used MS more milliseconds of CPU, as the kernel
+# counts it (/proc/$$/stat utime + stime, in clock ticks): calibrated by the accounting itself,
+# whatever the machine's speed. Without /proc, a fixed loop of about that length on a 2020s core.
+stub_burn_cpu() {
+    _hz=100
+    _want=$(($1 * _hz / 1000))
+    if ! stub_cpu_ticks; then
+        _n=0
+        while [ "$_n" -lt $(($1 * 1000)) ]; do _n=$((_n + 1)); done
+        return 0
+    fi
+    _c0=$_ct
+    while [ $((_ct - _c0)) -lt "$_want" ]; do
+        _n=0
+        while [ "$_n" -lt 1000 ]; do _n=$((_n + 1)); done
+        stub_cpu_ticks || return 0
+    done
+}
+
+# stub_cpu_ticks: sets _ct to this shell's CPU time so far (utime + stime, clock ticks); false
+# without /proc. A builtin read: no process is started.
+stub_cpu_ticks() {
+    IFS= read -r _st <"/proc/$$/stat" 2>/dev/null || return 1
+    _st=${_st##*) }
+    # shellcheck disable=SC2086 # the fields after the command name are words
+    set -- $_st
+    _ct=$((${12} + ${13}))
 }
 
 # Fault injection (docker/fault-hooks, test members only): inside a provisioning transaction the

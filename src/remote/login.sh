@@ -26,6 +26,7 @@ else
   "$@" </dev/null 3<&- &
 fi
 fa_login=$!
+# shellcheck disable=SC2317 # called from the traps below
 fa_end() { kill -TERM -- "-$fa_login" 2>/dev/null || kill -TERM "$fa_login" 2>/dev/null; }
 trap 'fa_end; exit 129' HUP
 trap 'fa_end; exit 130' INT

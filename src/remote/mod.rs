@@ -31,6 +31,7 @@ pub const PROVISION_MAIN: &str = include_str!("provision.sh");
 pub const RUN_MAIN: &str = include_str!("run.sh");
 pub const LOGIN_MAIN: &str = include_str!("login.sh");
 pub const ENVFILE_AWK: &str = include_str!("envfile.awk");
+pub const JSON_AWK: &str = include_str!("json.awk");
 
 /// How long a provisioning transaction waits for another provisioner's lock on the same file.
 pub const LOCK_TIMEOUT_SECS: u32 = 30;

@@ -6,7 +6,7 @@
 # awk program. Values of environment variables never leave the member: only names are sent back.
 # Credential files are sent back as records straight from the file: never staged in a temp file.
 # shellcheck shell=sh
-# shellcheck disable=SC2034,SC2154 # variables come from the header and the provider definitions
+# shellcheck disable=SC2034,SC2153,SC2154 # variables come from the header and the provider definitions
 
 # fa_find BIN DIR...: BIN on PATH (absolute), else the first executable DIR/BIN.
 fa_find() {
@@ -143,6 +143,7 @@ fa_keychain() {
     if [ "${fa_kn:-0}" -gt 0 ]; then fa_kst=present; else fa_kst=absent; fi
     fa_recs "$1" "keychain:$fa_kid" "$fa_kst secret-tool $fa_ks"
   else
+    fa_kst=none
     fa_recs "$1" "keychain:$fa_kid" "none - $fa_ks"
   fi
 }
@@ -150,12 +151,15 @@ fa_keychain() {
 # The env file: present or not, whether it may be sourced, and the names (never the values) it
 # assigns, by the same parser the merge uses.
 fa_probe_envfile() {
+  fa_envnames=
   fa_env_path=$(fa_path "$FA_ENV")
   if [ -f "$fa_env_path" ]; then
     if [ -r "$fa_env_path" ]; then
       fa_rec - envfile present
-      LC_ALL=C awk -v mode=names -v st_bad_input="$FA_ST_BAD_INPUT" -v st_shadowed="$FA_ST_SHADOWED" \
-        "$FA_AWK_ENVFILE" "$fa_env_path" | fa_recb - envnames
+      fa_envnames=$(LC_ALL=C awk -v mode=names -v st_bad_input="$FA_ST_BAD_INPUT" \
+        -v st_shadowed="$FA_ST_SHADOWED" "$FA_AWK_ENVFILE" "$fa_env_path")
+      printf '%s' "${fa_envnames:+$fa_envnames
+}" | fa_recb - envnames
     else
       fa_rec - envfile unreadable
     fi
@@ -174,34 +178,142 @@ fa_ambient_where() {
     "$HOME/.config/fish/config.fish" "$HOME/.cshrc" "$HOME/.tcshrc" /etc/environment /etc/profile \
     /etc/profile.d/*.sh /etc/bash.bashrc /etc/zsh/zshenv /etc/zshenv /etc/ssh/sshd_config \
     /etc/ssh/sshd_config.d/*.conf; do
-    [ -f "$fa_w" ] && [ -r "$fa_w" ] || continue
+    [ -f "$fa_w" ] || continue
+    [ -r "$fa_w" ] || continue
     LC_ALL=C grep -l -E "^[^#]*(^|[^A-Za-z0-9_\$])$1([[:space:]]*=|[[:space:]]+[^=[:space:]])" -- "$fa_w" 2>/dev/null
   done
 }
 
-# fa_probe_provider N: everything about provider N except its prompt; sets fa_bin.
+# fa_pkg_version BIN: sets fa_v to the version in the package.json of the npm package NPKG that
+# BIN resolves into (…/node_modules/NPKG/…); false when there is none or it looks wrong in any way
+# (another package's name, no plain "version"): then the CLI is asked.
+fa_pkg_version() {
+  [ -n "$NPKG" ] || return 1
+  fa_t=$(readlink -f -- "$1" 2>/dev/null) || return 1
+  case $fa_t in */node_modules/"$NPKG"/*) ;; *) return 1 ;; esac
+  fa_pj=${fa_t%/node_modules/"$NPKG"/*}/node_modules/$NPKG/package.json
+  [ -f "$fa_pj" ] && [ -r "$fa_pj" ] || return 1
+  fa_pv=$(LC_ALL=C awk -v ptrs='/name /version' -v values=1 "$FA_AWK_JSON" "$fa_pj" 2>/dev/null) ||
+    return 1
+  fa_tab=$(printf '\tx'); fa_tab=${fa_tab%x}
+  case $fa_pv in "S${fa_tab}$NPKG
+S${fa_tab}"*) ;; *) return 1 ;; esac
+  fa_v=${fa_pv#*"
+S${fa_tab}"}
+  case $fa_v in '' | *[!0-9A-Za-z.+-]* | [!0-9]*) return 1 ;; esac
+  [ "${#fa_v}" -le 64 ]
+}
+
+# fa_vcache BIN: sets fa_vc (the cache entry for BIN) and fa_vkey ("SIZE MTIME", line 1 of the
+# entry; line 2 is the resolved path, the rest the version output). False when BIN is a script
+# (its version may live in files beside it) or cannot be keyed: no cache then.
+fa_vcache() {
+  fa_vc='' fa_vkey=''
+  fa_vt=$(readlink -f -- "$1" 2>/dev/null) || fa_vt=$1
+  case $fa_vt in /*) ;; *) return 1 ;; esac
+  case $(head -c 2 -- "$fa_vt" 2>/dev/null) in '#!' | '') return 1 ;; esac
+  fa_vkey=$(stat -L -c '%s %Y' -- "$fa_vt" 2>/dev/null) ||
+    fa_vkey=$(stat -L -f '%z %m' -- "$fa_vt" 2>/dev/null) || return 1
+  case $fa_vkey in *[!0-9\ ]* | '') return 1 ;; esac
+  fa_vd=${XDG_CACHE_HOME:-}
+  case $fa_vd in /*) ;; *) fa_vd=$HOME/.cache ;; esac
+  fa_vd=$fa_vd/fleetauth/versions
+  fa_vh=$(fa_sha12 "$fa_vt")
+  [ -n "$fa_vh" ] || return 1
+  fa_vc=$fa_vd/$fa_vh
+}
+
+# fa_version: the version records of fa_bin, starting the CLI only when neither its npm
+# package.json nor the cache answers.
+# shellcheck disable=SC2120 # "$@" is VARGS, set inside
+fa_version() {
+  if fa_pkg_version "$fa_bin"; then
+    fa_rec "$P" version_pkg "$fa_v"
+    return 0
+  fi
+  fa_cached=0
+  if fa_vcache "$fa_bin" && [ -f "$fa_vc" ] && {
+    IFS= read -r fa_l1 && IFS= read -r fa_l2
+  } <"$fa_vc" && [ "$fa_l1" = "$fa_vkey" ] && [ "$fa_l2" = "$fa_vt" ]; then
+    fa_v=$(sed '1,2d' "$fa_vc") && fa_cached=1
+  fi
+  if [ "$fa_cached" = 1 ]; then
+    fa_rec "$P" version_rc 0
+    fa_rec "$P" version_cached 1
+  else
+    eval "set -- $VARGS"
+    fa_v=$(fa_to 15 "$fa_bin" "$@" </dev/null 2>&1)
+    fa_vrc=$?
+    fa_rec "$P" version_rc "$fa_vrc"
+    # Kept only when it answered and the resolved path fits on one line; written whole or not
+    # at all (temp file, then rename), private to the user.
+    if [ "$fa_vrc" = 0 ] && [ -n "${fa_vc:-}" ] && [ -n "${fa_vkey:-}" ]; then
+      case $fa_vt in *"
+"*) ;; *)
+        (umask 077 && mkdir -p -- "$fa_vd" &&
+          printf '%s\n%s\n%s\n' "$fa_vkey" "$fa_vt" "$fa_v" >"$fa_vc.$$" &&
+          mv -f -- "$fa_vc.$$" "$fa_vc") 2>/dev/null || rm -f -- "$fa_vc.$$" 2>/dev/null
+        ;;
+      esac
+    fi
+  fi
+  printf '%s\n' "$fa_v" | fa_recb "$P" version_out
+}
+
+# fa_decides_file FILE PATH: whether credential file FILE (at PATH) is one of DFILES and, as it
+# is, resolves for sure (unreadable, or a non-empty string at its token pointer): the status
+# command is then not needed. Only the scanner's verdict letter is read, never a value.
+fa_decides_file() {
+  eval "set -- \"\$1\" \"\$2\" $DFILES"
+  fa_df=$1 fa_dp=$2
+  shift 2
+  while [ $# -ge 2 ]; do
+    if [ "$1" = "$fa_df" ]; then
+      if [ -r "$fa_dp" ] && [ -f "$fa_dp" ]; then
+        [ -n "$2" ] && [ "$(LC_ALL=C awk -v ptrs="$2" -v values=0 "$FA_AWK_JSON" "$fa_dp" 2>/dev/null)" = S ] &&
+          return 0
+      else
+        return 0
+      fi
+    fi
+    shift 2
+  done
+  return 1
+}
+
+# fa_in WORD LIST: whether WORD is one of LIST's quoted words.
+fa_in() {
+  eval "set -- \"\$1\" $2"
+  fa_w=$1
+  shift
+  for fa_x in "$@"; do [ "$fa_x" = "$fa_w" ] && return 0; done
+  return 1
+}
+
+# fa_probe_provider N: everything about provider N except its prompt; sets fa_bin. The status
+# command runs last, and only when nothing seen so far decides the verdict (fa_dec; see
+# probe::status_deciders): each credential found below is taken before the status command.
 fa_probe_provider() {
   "fa_def_$1"
   fa_bin=
+  fa_dec=0
   eval "set -- $DIRS"
   if fa_bin=$(fa_find "$B" "$@") || { [ "$NPM" = 1 ] && fa_npm_dir && fa_bin=$(fa_npm_find "$B"); }; then
     fa_recs "$P" bin "$fa_bin"
-    eval "set -- $VARGS"
-    fa_v=$(fa_to 15 "$fa_bin" "$@" </dev/null 2>&1)
-    fa_rec "$P" version_rc $?
-    printf '%s\n' "$fa_v" | fa_recb "$P" version_out
-    if [ "$HAS_STATUS" = 1 ]; then
-      eval "set -- $SARGS"
-      fa_to 15 "$fa_bin" "$@" </dev/null >/dev/null 2>&1
-      fa_rec "$P" status_rc $?
-    fi
+    fa_version
   else
     fa_bin=
     fa_rec "$P" missing 1
   fi
   for fa_var in $ENVS; do
+    case "
+$fa_envnames
+" in *"
+$fa_var
+"*) fa_dec=1 ;; esac
     eval "fa_val=\${$fa_var:-}"
     [ -n "$fa_val" ] || continue
+    fa_dec=1
     fa_rec "$P" ambient "$fa_var"
     fa_prefix_rec "$P" "prefix_ambient:$fa_var" "$fa_val"
     fa_where=$(fa_ambient_where "$fa_var")
@@ -211,13 +323,35 @@ fa_probe_provider() {
   fa_env_values
   fa_h=$(fa_config_home "$HVAR" "$HDEF")
   eval "set -- $FILES"
-  for fa_item in "$@"; do fa_file "$P" "${fa_item#*=}" "$(fa_cred_path "$fa_item")"; done
+  for fa_item in "$@"; do
+    fa_cp=$(fa_cred_path "$fa_item")
+    fa_file "$P" "${fa_item#*=}" "$fa_cp"
+    if [ "$fa_dec" = 0 ] && [ -n "$DFILES" ] && { [ -e "$fa_cp" ] || [ -L "$fa_cp" ]; } &&
+      fa_decides_file "${fa_item#*=}" "$fa_cp"; then
+      fa_dec=1
+    fi
+  done
   eval "set -- $PFILES"
   for fa_item in "$@"; do
-    if [ -e "$(fa_cred_path "$fa_item")" ]; then fa_rec "$P" "exists:${fa_item#*=}" 1; fi
+    if [ -e "$(fa_cred_path "$fa_item")" ]; then
+      fa_rec "$P" "exists:${fa_item#*=}" 1
+      fa_in "${fa_item#*=}" "$DPFILES" && fa_dec=1
+    fi
   done
   eval "set -- $KCS"
-  for fa_item in "$@"; do fa_keychain "$P" "$fa_item"; done
+  for fa_item in "$@"; do
+    fa_keychain "$P" "$fa_item"
+    case $fa_kst in absent | none) ;; *) fa_in "${fa_item%%:*}" "$DKCS" && fa_dec=1 ;; esac
+  done
+  if [ -n "$fa_bin" ] && [ "$HAS_STATUS" = 1 ]; then
+    if [ "$fa_dec" = 1 ]; then
+      fa_rec "$P" status_skipped 1
+    else
+      eval "set -- $SARGS"
+      fa_to 15 "$fa_bin" "$@" </dev/null >/dev/null 2>&1
+      fa_rec "$P" status_rc $?
+    fi
+  fi
 }
 
 # fa_probe_all: the probe proper. Without prompts every provider takes milliseconds, one after

@@ -997,3 +997,378 @@ fn the_probe_names_the_files_that_set_an_ambient_variable() {
         );
     }
 }
+
+// --- Cheap probes: the version from package.json or the cache, status only when it matters ---
+
+fn builtin(name: &str) -> Provider {
+    Registry::builtin().unwrap().get(name).unwrap().clone()
+}
+
+/// Run the (non-deep) probe for `p` in `home` under `shell`.
+fn probe_once(
+    home: &Home,
+    shell: &'static [&'static str],
+    p: &Provider,
+) -> crate::probe::MemberObservation {
+    let script = build_script(&request(p, false));
+    let child = home.spawn(shell, Script::command_whole_stdin());
+    let ran = converse(child, script.text().as_bytes(), None);
+    let obs = parse_output(&ran.stdout, script.nonce());
+    assert!(obs.complete, "{}", ran.stderr);
+    obs
+}
+
+/// A CLI script that appends its arguments to `calls` in the home and prints `version`.
+fn logging_cli(path: &Path, version: &str) {
+    write_exec(
+        path,
+        &format!(
+            "#!/bin/sh\necho \"$*\" >>\"$HOME/calls\"\n[ \"$1\" = --version ] && {{ echo '{version}'; exit 0; }}\nexit 1\n"
+        ),
+    );
+}
+
+fn calls(home: &Home) -> Vec<String> {
+    fs::read_to_string(home.path().join("calls"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// An npm global install: PREFIX/lib/node_modules/PKG/{package.json,cli.js}, and
+/// ~/.local/bin/BIN -> that cli.js, as `npm install -g` lays it out.
+fn npm_layout(home: &Home, pkg: &str, bin: &str, package_json: &str) {
+    let root = home.path().join(".npm-global/lib/node_modules").join(pkg);
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("package.json"), package_json).unwrap();
+    logging_cli(&root.join("cli.js"), "0.0.1-from-the-cli");
+    fs::create_dir_all(home.path().join(".local/bin")).unwrap();
+    std::os::unix::fs::symlink(
+        root.join("cli.js"),
+        home.path().join(".local/bin").join(bin),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_version_comes_from_the_npm_package_json_without_starting_the_cli() {
+    let p = gemini();
+    for (label, shell) in SHELLS {
+        if !available(shell[0]) {
+            continue;
+        }
+        let home = Home::new(shell);
+        npm_layout(
+            &home,
+            "@google/gemini-cli",
+            "gemini",
+            "{\n  \"name\": \"@google/gemini-cli\",\n  \"version\": \"0.61.3-rc.1\",\n  \"engines\": {\"node\": \">=20\", \"version\": \"9.9.9\"},\n  \"bin\": {\"gemini\": \"cli.js\"}\n}\n",
+        );
+        let obs = probe_once(&home, shell, &p);
+        let g = &obs.providers["gemini"];
+        assert_eq!(g.version_pkg.as_deref(), Some("0.61.3-rc.1"), "{label}");
+        assert_eq!(
+            crate::probe::observed_version(&p, g).as_deref(),
+            Some("0.61.3-rc.1")
+        );
+        assert!(
+            !calls(&home).iter().any(|c| c == "--version"),
+            "{label}: {:?}",
+            calls(&home)
+        );
+    }
+}
+
+#[test]
+fn a_package_json_that_does_not_fit_falls_back_to_running_the_cli() {
+    let p = gemini();
+    let cases = [
+        (
+            "another package",
+            r#"{"name": "left-pad", "version": "1.2.3"}"#,
+        ),
+        ("no version", r#"{"name": "@google/gemini-cli"}"#),
+        (
+            "not a version",
+            r#"{"name": "@google/gemini-cli", "version": "latest"}"#,
+        ),
+        (
+            "escaped",
+            r#"{"name": "@google/gemini-cli", "version": "1.2.3\u0041"}"#,
+        ),
+        (
+            "broken JSON",
+            r#"{"name": "@google/gemini-cli", "version": "1.2.3""#,
+        ),
+        (
+            "nested only",
+            r#"{"name": "@google/gemini-cli", "x": {"version": "1.2.3"}}"#,
+        ),
+    ];
+    for (label, shell) in SHELLS {
+        if !available(shell[0]) {
+            continue;
+        }
+        for (case, json) in cases {
+            let home = Home::new(shell);
+            npm_layout(&home, "@google/gemini-cli", "gemini", json);
+            let obs = probe_once(&home, shell, &p);
+            let g = &obs.providers["gemini"];
+            assert_eq!(g.version_pkg, None, "{label} {case}");
+            assert_eq!(g.version_out.trim(), "0.0.1-from-the-cli", "{label} {case}");
+            assert_eq!(calls(&home), ["--version"], "{label} {case}");
+        }
+    }
+}
+
+/// A native (non-script) CLI: a copy of coreutils' `echo`, whose `--version` prints its version.
+fn native_cli(home: &Home) -> PathBuf {
+    let echo = which("echo")
+        .filter(|p| !p.starts_with(home.path()))
+        .unwrap_or("/bin/echo".into());
+    let bin = home.path().join(".local/bin/gemini");
+    fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    fs::copy(fs::canonicalize(echo).unwrap(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn cache_dir(home: &Home) -> PathBuf {
+    home.path().join(".cache/fleetauth/versions")
+}
+
+#[test]
+fn a_native_cli_s_version_is_cached_by_path_size_and_mtime() {
+    let p = gemini();
+    for (label, shell) in SHELLS {
+        if !available(shell[0]) {
+            continue;
+        }
+        let home = Home::new(shell);
+        let bin = native_cli(&home);
+        let first = probe_once(&home, shell, &p);
+        let real = first.providers["gemini"].version_out.clone();
+        assert!(real.contains("coreutils"), "{label}: {real}");
+        assert!(!first.providers["gemini"].version_cached, "{label}");
+        // Written: one private entry holding the key, the path and the output.
+        let entries: Vec<PathBuf> = fs::read_dir(cache_dir(&home))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(entries.len(), 1, "{label}: {entries:?}");
+        let entry = &entries[0];
+        assert_eq!(mode(entry), 0o600, "{label}");
+        let text = fs::read_to_string(entry).unwrap();
+        let meta = fs::metadata(&bin).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("{} {}", meta.len(), meta.mtime())
+        );
+        assert_eq!(lines.next().unwrap(), bin.to_str().unwrap());
+
+        // Reused: an entry the CLI would never print proves the CLI did not run.
+        let planted = text.replacen(real.trim_end(), "gemini 7.7.7 (from the cache)", 1);
+        fs::write(entry, &planted).unwrap();
+        let second = probe_once(&home, shell, &p);
+        let g = &second.providers["gemini"];
+        assert!(g.version_cached, "{label}");
+        assert_eq!(g.version_rc, Some(0));
+        assert_eq!(
+            g.version_out.trim(),
+            "gemini 7.7.7 (from the cache)",
+            "{label}"
+        );
+        assert_eq!(
+            crate::probe::observed_version(&p, g).as_deref(),
+            Some("7.7.7")
+        );
+
+        // Invalidated when the modification time changes…
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&bin)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let third = probe_once(&home, shell, &p);
+        assert!(!third.providers["gemini"].version_cached, "{label}");
+        assert_eq!(third.providers["gemini"].version_out, real, "{label}");
+        // …and when the size does (the mtime put back as the entry has it).
+        fs::write(entry, &planted).unwrap();
+        let mut f = fs::File::options().append(true).open(&bin).unwrap();
+        f.write_all(b"\0").unwrap();
+        f.set_modified(later).unwrap();
+        drop(f);
+        let fourth = probe_once(&home, shell, &p);
+        assert!(!fourth.providers["gemini"].version_cached, "{label}");
+        assert_eq!(fourth.providers["gemini"].version_out, real, "{label}");
+    }
+}
+
+#[test]
+fn a_script_cli_is_never_cached() {
+    let p = gemini();
+    let home = Home::new(SHELLS[0].1);
+    logging_cli(&home.path().join(".local/bin/gemini"), "0.61.0");
+    for _ in 0..2 {
+        let obs = probe_once(&home, SHELLS[0].1, &p);
+        assert!(!obs.providers["gemini"].version_cached);
+    }
+    assert_eq!(calls(&home), ["--version", "--version"]);
+    assert!(!cache_dir(&home).exists());
+}
+
+#[test]
+fn the_status_command_runs_only_when_no_credential_decides() {
+    let p = builtin("claude");
+    let oauth =
+        |token: &str| format!(r#"{{"claudeAiOauth": {{"accessToken": {token}, "expiresAt": 1}}}}"#);
+    // (case, credentials file, env file, status expected to run)
+    let cases: Vec<(&str, Option<String>, &str, bool)> = vec![
+        ("nothing", None, "", true),
+        ("oauth login", Some(oauth("\"sk-ant-oat01-x\"")), "", false),
+        ("token null", Some(oauth("null")), "", true),
+        (
+            "token last null",
+            Some(r#"{"claudeAiOauth": {"accessToken": "a", "accessToken": null}}"#.into()),
+            "",
+            true,
+        ),
+        ("no login object", Some("{}".into()), "", true),
+        ("broken file", Some("{\"claudeAiOauth\": ".into()), "", true),
+        (
+            "key in env file",
+            None,
+            "export ANTHROPIC_API_KEY=sk-ant-api03-x\n",
+            false,
+        ),
+        (
+            "other name in env file",
+            None,
+            "export ANTHROPIC_API_KEYS=x\n",
+            true,
+        ),
+    ];
+    for (label, shell) in SHELLS {
+        if !available(shell[0]) {
+            continue;
+        }
+        for (case, file, env, runs) in &cases {
+            let home = Home::new(shell);
+            logging_cli(
+                &home.path().join(".local/bin/claude"),
+                "2.1.197 (Claude Code)",
+            );
+            if let Some(text) = file {
+                write_mode(
+                    &home.path().join(".claude/.credentials.json"),
+                    text.as_bytes(),
+                    0o600,
+                );
+            }
+            if !env.is_empty() {
+                write_mode(&home.env_file(), env.as_bytes(), 0o600);
+            }
+            let obs = probe_once(&home, shell, &p);
+            let c = &obs.providers["claude"];
+            let ran = calls(&home).iter().any(|c| c == "auth status");
+            assert_eq!(ran, *runs, "{label} {case}");
+            assert_eq!(c.status_rc.is_some(), *runs, "{label} {case}");
+            assert_eq!(c.status_skipped, !*runs, "{label} {case}");
+        }
+    }
+    // Unreadable decides too (the verdict says so before any status).
+    let home = Home::new(SHELLS[0].1);
+    logging_cli(
+        &home.path().join(".local/bin/claude"),
+        "2.1.197 (Claude Code)",
+    );
+    fs::create_dir_all(home.path().join(".claude")).unwrap();
+    std::os::unix::fs::symlink(
+        "/nonexistent/creds",
+        home.path().join(".claude/.credentials.json"),
+    )
+    .unwrap();
+    let obs = probe_once(&home, SHELLS[0].1, &p);
+    assert!(obs.providers["claude"].status_skipped);
+}
+
+/// Skipping the status command never changes a verdict: for every case above, the verdict from
+/// the probe that skipped equals the verdict with the status command's answer (either answer)
+/// added back.
+#[test]
+fn a_skipped_status_never_changes_the_verdict() {
+    use crate::assess::assess;
+    let p = builtin("claude");
+    let shell = SHELLS[0].1;
+    let files = [
+        r#"{"claudeAiOauth": {"accessToken": "sk-ant-oat01-x", "expiresAt": 1}}"#,
+        r#"{"claudeAiOauth": {"accessToken": "sk-ant-oat01-x", "expiresAt": 99999999999999, "refreshToken": "r"}}"#,
+    ];
+    for text in files {
+        let home = Home::new(shell);
+        logging_cli(
+            &home.path().join(".local/bin/claude"),
+            "2.1.197 (Claude Code)",
+        );
+        write_mode(
+            &home.path().join(".claude/.credentials.json"),
+            text.as_bytes(),
+            0o600,
+        );
+        let mut obs = probe_once(&home, shell, &p);
+        assert!(obs.providers["claude"].status_skipped);
+        let judge = |o: &crate::probe::MemberObservation| {
+            let v = assess(
+                &p,
+                o.providers.get("claude"),
+                &o.env_file,
+                Duration::from_secs(45),
+                Duration::ZERO,
+                std::time::SystemTime::now(),
+            );
+            (v.state, v.source, v.detail)
+        };
+        let skipped = judge(&obs);
+        for rc in [0, 1] {
+            obs.providers.get_mut("claude").unwrap().status_rc = Some(rc);
+            assert_eq!(judge(&obs), skipped, "{text} rc {rc}");
+        }
+    }
+}
+
+#[test]
+fn status_deciders_leave_out_what_a_setting_or_a_guard_controls() {
+    let claude = builtin("claude");
+    let d = crate::probe::status_deciders(&claude);
+    assert!(
+        d.files
+            .chunks(2)
+            .any(|f| f == [".credentials.json", "/claudeAiOauth/accessToken"]),
+        "{d:?}"
+    );
+    for p in Registry::builtin().unwrap().iter().map(|(p, _)| p) {
+        let d = crate::probe::status_deciders(p);
+        if p.status.is_none() {
+            assert_eq!(d, Default::default(), "{}", p.name);
+        }
+        for c in &p.credentials {
+            if c.requires_selection() || c.unless_exists().is_some() {
+                let f = c.file().or_else(|| c.presence_file()).unwrap_or(c.id());
+                let named = d.files.chunks(2).any(|x| {
+                    x[0] == f
+                        && !p.credentials.iter().any(|o| {
+                            o.file() == Some(f)
+                                && !o.requires_selection()
+                                && o.unless_exists().is_none()
+                        })
+                });
+                assert!(!named, "{}: {f}", p.name);
+                assert!(!d.keychains.iter().any(|k| k == c.id()), "{}", p.name);
+            }
+        }
+    }
+}

@@ -32,6 +32,11 @@ pub(crate) struct HomeSpec {
     pub versions: Vec<(String, String)>,
     /// Every shell's start-up files print a line to stdout and one to stderr ([`noisy_rc`]).
     pub noisy_rc: bool,
+    /// The npm-based CLIs are installed as `npm install -g` lays them out (see [`npm_install`]).
+    pub npm_layout: bool,
+    /// Every stub CLI start costs what a Node start-up costs (the vendor's `startup` file,
+    /// docs/stubs.md "Start-up cost").
+    pub node_startup: bool,
 }
 
 impl Default for HomeSpec {
@@ -44,6 +49,8 @@ impl Default for HomeSpec {
             vendor_unreachable: false,
             versions: Vec::new(),
             noisy_rc: false,
+            npm_layout: false,
+            node_startup: false,
         }
     }
 }
@@ -112,7 +119,17 @@ pub(crate) fn lay_out(spec: &HomeSpec, dirs: &Dirs) -> Vec<Planted> {
             // Two providers may share one CLI (opencode-anthropic, opencode-openai).
             let link = dirs.bin.join(binary);
             if link.symlink_metadata().is_err() {
-                std::os::unix::fs::symlink(&stub, link).expect("link stub");
+                match npm_package(binary).filter(|_| spec.npm_layout) {
+                    Some((package, version)) => {
+                        let version = spec
+                            .versions
+                            .iter()
+                            .rfind(|(cli, _)| cli == binary)
+                            .map_or(version, |(_, v)| v.as_str());
+                        npm_install(dirs, binary, package, version, &stub);
+                    }
+                    None => std::os::unix::fs::symlink(&stub, link).expect("link stub"),
+                }
             }
         }
         let secrets = match provider.as_str() {
@@ -181,7 +198,47 @@ pub(crate) fn lay_out(spec: &HomeSpec, dirs: &Dirs) -> Vec<Planted> {
     if spec.noisy_rc {
         noisy_rc(dirs.home);
     }
+    if spec.node_startup {
+        write(&dirs.vendor.join("startup"), "node\n");
+    }
     planted
+}
+
+/// The npm package and default version (the stub's) of the CLIs published on npm
+/// (shared/provider-facts.md; versions from shared/real-cli-observations.md).
+pub(crate) fn npm_package(cli: &str) -> Option<(&'static str, &'static str)> {
+    match cli {
+        "gemini" => Some(("@google/gemini-cli", "0.61.0")),
+        "claude" => Some(("@anthropic-ai/claude-code", "2.1.197")),
+        "codex" => Some(("@openai/codex", "0.169.0")),
+        "copilot" => Some(("@github/copilot", "1.0.102")),
+        _ => None,
+    }
+}
+
+/// `cli` as `npm install -g --prefix ~/.npm-global` installs it:
+/// `~/.npm-global/lib/node_modules/PACKAGE/{package.json,cli.js}` and `bin/CLI -> …/cli.js`.
+/// `cli.js` runs the stub; the vendor's `version-CLI` file makes the stub print the version
+/// the package.json holds, as the real CLIs print their package's version.
+fn npm_install(dirs: &Dirs, cli: &str, package: &str, version: &str, stub: &Path) {
+    let root = dirs.home.join(".npm-global/lib/node_modules").join(package);
+    write(
+        &root.join("package.json"),
+        &format!(
+            "{{\n  \"name\": \"{package}\",\n  \"version\": \"{version}\",\n  \"type\": \"module\",\n  \"bin\": {{\n    \"{cli}\": \"cli.js\"\n  }},\n  \"engines\": {{\n    \"node\": \">=20\"\n  }}\n}}\n"
+        ),
+    );
+    let script = root.join("cli.js");
+    write(
+        &script,
+        &format!("#!/bin/sh\nexec '{}' \"$@\"\n", stub.display()),
+    );
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod cli.js");
+    std::os::unix::fs::symlink(&script, dirs.bin.join(cli)).expect("link the npm bin");
+    write(
+        &dirs.vendor.join(format!("version-{cli}")),
+        &format!("{version}\n"),
+    );
 }
 
 /// What every line a noisy start-up file prints begins with (see [`noisy_rc`]).

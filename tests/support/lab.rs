@@ -484,6 +484,17 @@ impl MemberBuilder<'_> {
             .push((cli.to_string(), version.to_string()));
         self
     }
+    /// Install the npm-based CLIs (gemini, claude, codex, copilot) as `npm install -g` does: a
+    /// package directory with its package.json, and the bin a symlink into it.
+    pub fn npm_layout(mut self) -> Self {
+        self.spec.npm_layout = true;
+        self
+    }
+    /// Every stub CLI start costs what a Node start-up costs (docs/stubs.md, "Start-up cost").
+    pub fn node_startup(mut self) -> Self {
+        self.spec.node_startup = true;
+        self
+    }
     /// Listen on `port` instead of 22 (known_hosts then says `[addr]:port`, the inventory
     /// `port = …`).
     pub fn port(mut self, port: u16) -> Self {
