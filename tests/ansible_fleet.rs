@@ -128,12 +128,17 @@ fn yaml_inventory(lab: &Lab, members: &[Member]) -> PathBuf {
 }
 
 /// The result rows sorted by member and provider, without `host` when `drop_host` (members of
-/// different labs have different addresses).
+/// different labs have different addresses). `expires_in` counts down between the runs compared
+/// (seconds apart on a loaded machine): it becomes `true` when it is a positive number.
 fn rows(out: &support::Output, drop_host: bool) -> Vec<Value> {
     let mut rows = out.results();
     for r in &mut rows {
+        let r = r.as_object_mut().unwrap();
         if drop_host {
-            r.as_object_mut().unwrap().remove("host");
+            r.remove("host");
+        }
+        if let Some(secs) = r.get_mut("expires_in") {
+            *secs = Value::Bool(secs.as_i64().is_some_and(|s| s > 0));
         }
     }
     rows.sort_by_key(|r| (r["member"].to_string(), r["provider"].to_string()));
