@@ -128,16 +128,23 @@ fn yaml_inventory(lab: &Lab, members: &[Member]) -> PathBuf {
 }
 
 /// The result rows sorted by member and provider, without `host` when `drop_host` (members of
-/// different labs have different addresses).
+/// different labs have different addresses). `expires_in` counts down between the runs compared
+/// (seconds apart on a loaded machine): it becomes `true` when it is a positive number, and the
+/// durations in `detail` ("valid for 7h 59m") become `#h #m` (a minute may turn between runs).
 fn rows(out: &support::Output, drop_host: bool) -> Vec<Value> {
+    let duration = regex::Regex::new(r"\b\d+([dhms])\b").unwrap();
     let mut rows = out.results();
     for r in &mut rows {
         let r = r.as_object_mut().unwrap();
         if drop_host {
             r.remove("host");
         }
-        // Seconds until expiry move between two runs; the detail says the same in minutes.
-        r.remove("expires_in");
+        if let Some(secs) = r.get_mut("expires_in") {
+            *secs = Value::Bool(secs.as_i64().is_some_and(|s| s > 0));
+        }
+        if let Some(Value::String(detail)) = r.get_mut("detail") {
+            *detail = duration.replace_all(detail, "#$1").into_owned();
+        }
     }
     rows.sort_by_key(|r| (r["member"].to_string(), r["provider"].to_string()));
     rows
