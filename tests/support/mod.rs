@@ -111,7 +111,57 @@ pub enum State {
 /// The four providers the stubs implement.
 pub const PROVIDERS: [&str; 4] = ["gemini", "claude", "codex", "copilot"];
 
-/// The directory holding the stub CLIs in this repository.
+/// The stub CLIs (the repository's `docker/stubs`), from a directory every local user can read.
+///
+/// Members that run as other local users (login-shell tests) execute the stubs through links;
+/// a checkout under `/root` (mode 0700, as on a fresh machine where root cloned the repository)
+/// is not reachable for them. So the stubs are copied once into `$TMPDIR/fleetauth-stubs-<hash
+/// of their contents>` (0755), shared by every test process and reused while the stubs are the
+/// same; a new version of the stubs gets a new directory.
 pub fn stubs_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/stubs")
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        use std::os::unix::fs::PermissionsExt;
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/stubs");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&src)
+            .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let mut hash = Sha256::new();
+        for f in &files {
+            hash.update(f.file_name().unwrap().as_encoded_bytes());
+            hash.update([0]);
+            hash.update(std::fs::read(f).unwrap());
+            hash.update([0]);
+        }
+        let digest = hex::encode(hash.finalize());
+        let dir = std::env::temp_dir().join(format!("fleetauth-stubs-{}", &digest[..16]));
+        if dir.is_dir() {
+            return dir;
+        }
+        // Copy into a private name, then rename: a concurrent test process either wins the
+        // rename or finds the directory complete.
+        let tmp = std::env::temp_dir().join(format!(
+            "fleetauth-stubs-{}.{}",
+            &digest[..16],
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir(&tmp).unwrap();
+        for f in &files {
+            let to = tmp.join(f.file_name().unwrap());
+            std::fs::copy(f, &to).unwrap();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            assert!(dir.is_dir(), "{} was not created", dir.display());
+        }
+        dir
+    })
+    .clone()
 }
