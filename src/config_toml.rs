@@ -406,6 +406,28 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
+/// A shell variable name (`^[A-Za-z_][A-Za-z0-9_]*$`): what provider files (and their `[login]`
+/// sections) accept wherever a variable is named.
+pub fn valid_env_var(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A regex value, located when it does not compile.
+pub fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
+    let pattern = value.str()?;
+    regex::Regex::new(pattern).map_err(|e| {
+        let detail = e.to_string();
+        let last = detail.lines().last().unwrap_or("").trim().to_string();
+        value
+            .error(format!("invalid regex for {}: {last}", value.what()))
+            .with_help("regex syntax: https://docs.rs/regex/#syntax (write it in '…' to avoid TOML escapes)")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

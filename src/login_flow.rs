@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config_error::ConfigError;
-use crate::config_toml::{Table, Value};
+use crate::config_toml::{Table, Value, regex, valid_env_var};
 
 crate::spelled! {
     /// How the CLI's login reaches the operator.
@@ -164,28 +164,4 @@ pub fn capture(re: &regex::Regex, text: &str) -> Option<String> {
     caps.get(1)
         .or_else(|| caps.get(0))
         .map(|m| m.as_str().to_string())
-}
-
-// The two checks below mirror the provider file's own (provider.rs), which `[login]` is part of;
-// kept here so that `provider` → `login_flow` stays the only edge between the two modules.
-
-/// A shell variable name.
-fn valid_env_var(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// A regex value, located when it does not compile.
-fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
-    let pattern = value.str()?;
-    regex::Regex::new(pattern).map_err(|e| {
-        let detail = e.to_string();
-        let last = detail.lines().last().unwrap_or("").trim().to_string();
-        value
-            .error(format!("invalid regex for {}: {last}", value.what()))
-            .with_help("regex syntax: https://docs.rs/regex/#syntax (write it in '…' to avoid TOML escapes)")
-    })
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config_error::ConfigError;
-use crate::config_toml::{Source, Table, Value};
+use crate::config_toml::{Source, Table, Value, regex, valid_env_var};
 
 /// One agent CLI, fully validated.
 #[derive(Debug, Clone)]
@@ -1104,14 +1104,6 @@ fn valid_provider_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-fn valid_env_var(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// An npm package name: `name` or `@scope/name`, each part lowercase letters, digits and
 /// `-._~`, not starting with `.` or `_` (npm's own rule for new packages).
 fn npm_package(value: &Value<'_, '_>) -> Result<String, ConfigError> {
@@ -1151,17 +1143,6 @@ fn env_var(value: &Value<'_, '_>) -> Result<String, ConfigError> {
             .with_help("a variable name is letters, digits and `_`, not starting with a digit"));
     }
     Ok(name.to_string())
-}
-
-fn regex(value: &Value<'_, '_>) -> Result<regex::Regex, ConfigError> {
-    let pattern = value.str()?;
-    regex::Regex::new(pattern).map_err(|e| {
-        let detail = e.to_string();
-        let last = detail.lines().last().unwrap_or("").trim().to_string();
-        value
-            .error(format!("invalid regex for {}: {last}", value.what()))
-            .with_help("regex syntax: https://docs.rs/regex/#syntax (write it in '…' to avoid TOML escapes)")
-    })
 }
 
 fn non_empty_args(value: &Value<'_, '_>) -> Result<Vec<String>, ConfigError> {
