@@ -10,16 +10,6 @@ use support::{Lab, State, fake};
 
 const PASS: &str = support::STORE_PASSPHRASE;
 
-/// `fleetauth auth set PROVIDER` with the key on stdin.
-fn store_key(lab: &Lab, provider: &str, key: &str) {
-    lab.run(&["auth", "set", provider])
-        .env("FLEETAUTH_PASSPHRASE", PASS)
-        .stdin(key.as_bytes())
-        .output()
-        .assert_exit(0)
-        .assert_no_secret(key);
-}
-
 #[test]
 fn each_strategy_in_order() {
     let lab = Lab::new();
@@ -118,7 +108,7 @@ fn no_key_anywhere_is_needs_auth_with_the_exact_remedy() {
 fn key_from_the_store_and_check_writes_nothing() {
     let lab = Lab::new();
     let key = fake::gemini_key();
-    store_key(&lab, "gemini", &key);
+    lab.store_key("gemini", &key);
     let m = lab
         .member("m")
         .provider("gemini", State::NoAuth)
@@ -592,7 +582,7 @@ fn two_provisioners_racing_on_one_member_lose_nothing() {
 fn orchestrator_with_a_claude_login_and_a_gemini_key_provisions_a_mixed_fleet() {
     let lab = Lab::new();
     let key = fake::gemini_key();
-    store_key(&lab, "gemini", &key);
+    lab.store_key("gemini", &key);
     operator_claude_login(&lab);
     let g = lab
         .member("gem")
@@ -726,7 +716,7 @@ fn no_input_never_prompts() {
 fn auth_set_from_stdin_env_and_status() {
     let lab = Lab::new();
     let key = fake::gemini_key();
-    store_key(&lab, "gemini", &key);
+    lab.store_key("gemini", &key);
     // The identical key again: said so, exit 0.
     let again = lab
         .run(&["auth", "set", "gemini"])
@@ -1257,7 +1247,7 @@ fn copilot_fine_grained_pat_pushed_and_classic_pat_refused() {
     );
 
     let pat = fake::github_pat();
-    store_key(&lab, "copilot", &pat);
+    lab.store_key("copilot", &pat);
     let status = lab.fleetauth(&["auth", "status", "--format", "json"]);
     let rows = status.json()["credentials"].as_array().unwrap().clone();
     assert!(
@@ -1278,7 +1268,7 @@ fn a_locked_store_yields_to_an_exported_key_and_a_wrong_passphrase_is_called_wro
     let lab = Lab::new();
     let stored = fake::gemini_key();
     let exported = fake::gemini_key();
-    store_key(&lab, "gemini", &stored);
+    lab.store_key("gemini", &stored);
     let m = lab.member("m").provider("gemini", State::NoAuth).start();
     let inv = lab.inventory("");
     let inv = inv.to_str().unwrap();

@@ -11,18 +11,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::{Lab, Member, State, fake};
 
-const PASS: &str = support::STORE_PASSPHRASE;
-
-/// `fleetauth auth set PROVIDER` with the key on stdin.
-fn store_key(lab: &Lab, provider: &str, key: &str) {
-    lab.run(&["auth", "set", provider])
-        .env("FLEETAUTH_PASSPHRASE", PASS)
-        .stdin(key.as_bytes())
-        .output()
-        .assert_exit(0)
-        .assert_no_secret(key);
-}
-
 /// `sha256:` + the first 12 hex digits, computed here independently of fleetauth.
 fn fingerprint(secret: &str) -> String {
     let hex: String = Sha256::digest(secret.as_bytes())
@@ -61,7 +49,7 @@ fn rotate_replaces_a_working_key_on_two_members_and_audits_both_fingerprints() {
         b.secret("gemini", "GEMINI_API_KEY"),
     );
     let new = fake::gemini_key();
-    store_key(&lab, "gemini", &new);
+    lab.store_key("gemini", &new);
 
     // Without --rotate a working key is left alone.
     let plain = lab.provision_json(&inv, &[], &[]);

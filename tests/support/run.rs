@@ -64,6 +64,17 @@ impl Lab {
         run.output()
     }
 
+    /// `fleetauth auth set PROVIDER` with `key` on stdin and [`STORE_PASSPHRASE`]; must succeed
+    /// without printing the key.
+    pub fn store_key(&self, provider: &str, key: &str) {
+        self.run(&["auth", "set", provider])
+            .env("FLEETAUTH_PASSPHRASE", STORE_PASSPHRASE)
+            .stdin(key.as_bytes())
+            .output()
+            .assert_exit(0)
+            .assert_no_secret(key);
+    }
+
     /// Prepare a fleetauth run (add env, stdin, a deadline, then `.output()`).
     pub fn run(&self, args: &[&str]) -> Run<'_> {
         Run {
