@@ -144,7 +144,10 @@ impl Session for FakeSession {
         stdin: Input<'_>,
         _deadline: Duration,
     ) -> Result<ExecOutput, SshError> {
-        let bytes = self.record(command, &stdin);
+        let mut bytes = self.record(command, &stdin);
+        if let Some(carried) = crate::remote::Script::carried_text(command) {
+            bytes = carried.into_bytes();
+        }
         let h = header(&String::from_utf8_lossy(&bytes));
         let key = self.0.env_key();
         let mut out = self.probe(&h, key.as_deref(), h.deep);

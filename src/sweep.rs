@@ -56,14 +56,16 @@ pub async fn observe(
     deep: bool,
 ) -> Result<MemberObservation, ObserveError> {
     let script = build_script(&probe_request(member, registry, deep));
-    match session
-        .exec(
+    // The script on the command line when it fits (one round trip less), else on stdin.
+    let carried = script.carried_command("sweep");
+    let (command, stdin) = match &carried {
+        Some(command) => (command.as_str(), Input::None),
+        None => (
             Script::command_whole_stdin(),
             Input::Plain(script.text().as_bytes()),
-            member.command_timeout,
-        )
-        .await
-    {
+        ),
+    };
+    match session.exec(command, stdin, member.command_timeout).await {
         Ok(out) => {
             let obs = parse_output(&out.stdout, script.nonce());
             if obs.complete {

@@ -678,3 +678,80 @@ async fn a_port_that_always_hangs_up_fails_as_network_before_the_deadline() {
         "gave up without retrying"
     );
 }
+
+/// `-j 1`: a handshake stalled on the network (this listener sends its SSH banner, then nothing)
+/// holds no slot, so another member's handshake proceeds at once instead of queueing behind it
+/// until its deadline.
+#[tokio::test]
+async fn a_handshake_waiting_on_the_wire_holds_no_slot() {
+    let (lab, m) = lab_with_member();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stall = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut socket, b"SSH-2.0-Stalled\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        drop(socket);
+    });
+    let mut stalled = target_at(&lab, "stalled", Ipv4Addr::LOCALHOST, port);
+    stalled.ssh.connect_timeout = Duration::from_secs(60);
+    let real = target(&lab, &m);
+    let targets = [stalled.target(), real.target()];
+    let transport = std::sync::Arc::new(
+        RusshTransport::new(
+            &targets,
+            TransportOptions {
+                max_handshakes: Some(1),
+                ..options()
+            },
+        )
+        .unwrap(),
+    );
+    let t = transport.clone();
+    let stalled_target = stalled.target();
+    let first = tokio::spawn(async move { t.connect(&stalled_target).await.is_ok() });
+    // Let the stalled handshake take the slot (and be left waiting) first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let session = tokio::time::timeout(Duration::from_secs(30), transport.connect(&real.target()))
+        .await
+        .expect("the real member queued behind a handshake that was only waiting")
+        .unwrap();
+    assert_echo(session.as_ref(), "through").await;
+    assert!(
+        !first.is_finished(),
+        "the stalled handshake is still waiting"
+    );
+    first.abort();
+    stall.abort();
+}
+
+/// Many members that are one sshd (accounts or ports of one shared host): their handshakes are
+/// gated per sshd below `MaxStartups`' first drop, so none is dropped and retried.
+#[tokio::test]
+async fn members_of_one_sshd_stay_under_its_max_startups() {
+    let lab = Lab::new();
+    let m = lab
+        .member("shared")
+        .port(PORT)
+        .sshd_option("MaxStartups 10")
+        .sshd_option("LogLevel VERBOSE")
+        .start();
+    let members: Vec<inventory::Member> = (0..24)
+        .map(|i| target_at(&lab, &format!("acct{i}"), m.addr(), m.port()))
+        .collect();
+    let targets: Vec<_> = members.iter().map(|m| m.target()).collect();
+    let transport = std::sync::Arc::new(RusshTransport::new(&targets, options()).unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for target in targets {
+        let t = transport.clone();
+        tasks.spawn(async move { t.connect(&target).await.map(|_session| ()) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let log = m.sshd_log();
+    assert!(log.contains("Accepted publickey"), "{log}");
+    assert!(!log.contains("past MaxStartups"), "{log}");
+}

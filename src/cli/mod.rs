@@ -135,8 +135,9 @@ pub struct FleetArgs {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::shard::Shard>,
 
-    /// At most this many SSH handshakes (key exchange + authentication, the CPU-heavy part) at
-    /// once; a member waiting on the network holds no slot.
+    /// At most this many SSH handshakes computing at once (key exchange, host key check,
+    /// signing: the CPU-heavy part); a handshake waiting on the network holds no slot, so any
+    /// number of members far away are in flight together.
     #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub jobs: u32,
 

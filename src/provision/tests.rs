@@ -93,7 +93,11 @@ async fn phases_observe_then_push_verify_and_commit_in_one_transaction() {
     assert_eq!(fake.env_key().as_deref(), Some(GOOD));
     let calls = fake.calls();
     assert_eq!(calls.len(), 2, "phase 1 probe + phase 3 transaction");
-    assert_eq!(calls[0].command, "sh -s");
+    assert!(calls[0].command.starts_with("sh -c 'eval \"$(awk "));
+    assert!(
+        calls[0].stdin.is_empty(),
+        "the probe is carried on its command line"
+    );
     assert!(calls[1].command.starts_with("sh -c 'eval"));
     for c in &calls {
         assert!(
@@ -101,7 +105,7 @@ async fn phases_observe_then_push_verify_and_commit_in_one_transaction() {
             "the key is never in a command line"
         );
     }
-    assert!(!String::from_utf8_lossy(&calls[0].stdin).contains(GOOD));
+    assert!(!calls[0].command.contains(GOOD));
     assert!(String::from_utf8_lossy(&calls[1].stdin).contains(GOOD));
     assert!(!r.detail.contains(GOOD));
 }

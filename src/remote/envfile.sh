@@ -9,8 +9,8 @@
 #   renamed over it: nobody ever sees a partial file;
 # - the file replaced is kept, as the same inode (a hard link, so content and mode come back exactly)
 #   under `<target>.fleetauth-txn` until the client's verdict: `commit` removes it (or keeps it as
-#   `<target>.fleetauth-prev` when asked), anything else — `restore`, end of input, a signal, an
-#   error — puts it back. A transaction found unfinished by the next run (the member's shell was
+#   `<target>.fleetauth-prev` when asked), anything else -- `restore`, end of input, a signal, an
+#   error -- puts it back. A transaction found unfinished by the next run (the member's shell was
 #   killed) is rolled back first.
 # - one lock per directory serialises provisioners end to end: push, verification, restore.
 # shellcheck shell=sh
@@ -31,7 +31,7 @@ fa_check_dir() {
     fa_fail "$FA_ST_UNSAFE_DIR" "refusing to write in $1: it is owned by uid ${4:-?}, not by uid $fa_me"
   fi
   if fa_loose "${2:-}"; then
-    fa_fail "$FA_ST_UNSAFE_DIR" "refusing to write in $1: it is writable by group or others (${2:-?}); another local user could redirect or replace files there — chmod go-w it, or choose a private directory"
+    fa_fail "$FA_ST_UNSAFE_DIR" "refusing to write in $1: it is writable by group or others (${2:-?}); another local user could redirect or replace files there -- chmod go-w it, or choose a private directory"
   fi
 }
 
@@ -54,8 +54,8 @@ fa_check_target() {
 # fa_lock FILE: the provisioning lock FILE, held until this script ends. flock(1) where it exists
 # (released by the kernel whatever kills us); else a lock directory naming its holder's pid, taken
 # over when that process is gone. The first lock is on fd 9; a second one (`--fix-shadowing`
-# changing the env file before a login command's push) on fd 8. Always taken in that order —
-# the env file's, then a config home's — so two provisioners cannot deadlock.
+# changing the env file before a login command's push) on fd 8. Always taken in that order --
+# the env file's, then a config home's -- so two provisioners cannot deadlock.
 fa_lock() {
   fa_lockfile=$1
   fa_fd=9

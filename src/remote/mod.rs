@@ -33,6 +33,19 @@ pub const LOGIN_MAIN: &str = include_str!("login.sh");
 pub const ENVFILE_AWK: &str = include_str!("envfile.awk");
 pub const JSON_AWK: &str = include_str!("json.awk");
 
+/// The longest script [`Script::carried_command`] puts on a command line: Linux takes at most
+/// 128 KiB in one argument (`MAX_ARG_STRLEN`), and a long line costs the network more than a
+/// round trip would save.
+pub const CARRY_MAX: usize = 64 * 1024;
+
+/// awk's arguments that decode a carried script (its first operand): split at `~`, each piece
+/// after the first starts with a code letter of `k` whose character code is the same place in
+/// `m`. The program holds no quote, backslash, `!`, `$` or newline, and `"e=~"` is quoted so no
+/// shell expands the tilde.
+const CARRY_DECODER: &str = "-v f=%c -v g=%s -v \"e=~\" -v k=nqbxt -v m=10:39:92:33:126 -v d=: \
+     \"BEGIN{split(m,c,d);n=split(ARGV[1],p,e);printf(g,p[1]);\
+     for(i=2;i<=n;i++)printf(f g,c[index(k,substr(p[i],1,1))]+0,substr(p[i],2))}\"";
+
 /// How long a provisioning transaction waits for another provisioner's lock on the same file.
 pub const LOCK_TIMEOUT_SECS: u32 = 30;
 
@@ -197,6 +210,66 @@ impl Script {
     /// The command line when the script is all of stdin.
     pub fn command_whole_stdin() -> &'static str {
         "sh -s"
+    }
+
+    /// The command line that carries the whole script itself, so the member needs no stdin:
+    /// sshd opens a session channel with an empty window and widens it only once the command
+    /// has started, so input costs a round trip of its own (a probe on a member 300 ms away
+    /// finishes 300 ms sooner without it). The script travels as one single-quoted word of the
+    /// same kind as [`Script::command`]'s: its `\n`, `'`, `\`, `!` and `~` are written `~n`,
+    /// `~q`, `~b`, `~x`, `~t`, and awk (which the probe needs anyway) turns them back using
+    /// only character codes, since the decoder cannot contain them either. None when the
+    /// script holds another control character or non-ASCII text (a login shell's locale could
+    /// read it differently), or would be a long argument ([`CARRY_MAX`]): the caller sends it
+    /// on stdin instead. The nonce is then on the member's command line, readable by its own
+    /// processes: it still keeps start-up output from being taken for a record, which is what
+    /// it is for.
+    pub fn carried_command(&self, role: &str) -> Option<String> {
+        let text = self.text.as_str();
+        if text.len() > CARRY_MAX
+            || text
+                .bytes()
+                .any(|b| !(b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)))
+        {
+            return None;
+        }
+        let mut word = String::with_capacity(text.len() + text.len() / 8);
+        for c in text.chars() {
+            match c {
+                '\n' => word.push_str("~n"),
+                '\'' => word.push_str("~q"),
+                '\\' => word.push_str("~b"),
+                '!' => word.push_str("~x"),
+                '~' => word.push_str("~t"),
+                c => word.push(c),
+            }
+        }
+        Some(format!(
+            "sh -c 'eval \"$(awk {CARRY_DECODER} \"$1\")\"' fleetauth-{role} '{word}'"
+        ))
+    }
+
+    /// The script a [`Script::carried_command`] line carries (what the member's awk decodes),
+    /// for fakes and tests.
+    pub fn carried_text(command: &str) -> Option<String> {
+        let word = command.strip_suffix('\'')?.rsplit_once(" '")?.1;
+        let mut text = String::with_capacity(word.len());
+        let mut chars = word.chars();
+        while let Some(c) = chars.next() {
+            if c != '~' {
+                text.push(c);
+                continue;
+            }
+            text.push(match chars.next()? {
+                'n' => '\n',
+                'q' => '\'',
+                'b' => '\\',
+                'x' => '!',
+                't' => '~',
+                _ => return None,
+            });
+        }
+        Some(text)
     }
 
     /// The command line when data follows the script on stdin: `sh` reads exactly the script's

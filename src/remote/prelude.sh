@@ -46,7 +46,7 @@ else
   fa_to() { shift; "$@"; }
 fi
 
-# fa_path PATH: a remote path as fleetauth's data gives it: `~` and `~/…` are the member's $HOME,
+# fa_path PATH: a remote path as fleetauth's data gives it: `~` and `~/...` are the member's $HOME,
 # anything else is taken as is (relative paths are relative to the login directory).
 # shellcheck disable=SC2088 # the patterns match a literal ~ from data
 fa_path() {

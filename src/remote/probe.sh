@@ -54,7 +54,7 @@ fa_file() {
 
 # fa_cred_path ITEM: where a credential file is. ITEM is FILE, VAR=FILE (VAR, set and non-empty
 # on the member, is the full path instead) or VAR/=FILE (VAR is the file's directory: gh's
-# GH_CONFIG_DIR); FILE `/…` is absolute, `~`/`~/…` the member's home, anything else relative to
+# GH_CONFIG_DIR); FILE `/...` is absolute, `~`/`~/...` the member's home, anything else relative to
 # the config home $fa_h.
 fa_cred_path() {
   case $1 in
@@ -185,7 +185,7 @@ fa_ambient_where() {
 }
 
 # fa_pkg_version BIN: sets fa_v to the version in the package.json of the npm package NPKG that
-# BIN resolves into (…/node_modules/NPKG/…); false when there is none or it looks wrong in any way
+# BIN resolves into (.../node_modules/NPKG/...); false when there is none or it looks wrong in any way
 # (another package's name, no plain "version"): then the CLI is asked.
 fa_pkg_version() {
   [ -n "$NPKG" ] || return 1

@@ -1,4 +1,4 @@
-# fleetauth provision: one transaction on one member for one provider — install (FA_INSTALL is
+# fleetauth provision: one transaction on one member for one provider -- install (FA_INSTALL is
 # env, login or file), verify with the provider's minimal prompt under the same lock, then wait
 # for the client's verdict on stdin: `commit` keeps the change, anything else (`restore`, end of
 # input because the client or the connection went away, a signal) puts the previous files back.

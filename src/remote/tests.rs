@@ -1372,3 +1372,77 @@ fn status_deciders_leave_out_what_a_setting_or_a_guard_controls() {
         }
     }
 }
+
+#[test]
+fn a_carried_script_arrives_byte_for_byte_under_every_login_shell_sh_and_awk() {
+    // Every printable ASCII character, the four the command line cannot hold and the decoder's
+    // own escape among them, plus newlines and tabs, in a value and in the body.
+    let tricky: String = (0x20u8..0x7f).map(char::from).collect::<String>() + "\n\t~n~q\n'!\\\n";
+    let mut runs = 0;
+    for (awk_label, awk) in [
+        ("mawk", &["mawk"][..]),
+        ("gawk", &["gawk"][..]),
+        ("busybox awk", &["busybox", "awk"][..]),
+    ] {
+        for (sh_label, sh) in SHELLS {
+            for (login_label, login) in LOGIN_SHELLS {
+                if !available(awk[0]) || !available(sh[0]) || !available(login[0]) {
+                    continue;
+                }
+                let label = format!("awk={awk_label} sh={sh_label} login={login_label}");
+                let home = Home::new(sh);
+                std::os::unix::fs::symlink(which(awk[0]).unwrap(), home.path().join("shbin/awk"))
+                    .unwrap();
+                let mut script = Script::new();
+                script.set("FA_X", &tricky);
+                let script = script.finish(&["fa_recs - x \"$FA_X\"\nfa_rec - y '!~b\\'\n"]);
+                let command = script.carried_command("test").expect("carried");
+                assert_eq!(
+                    Script::carried_text(&command).as_deref(),
+                    Some(script.text())
+                );
+                assert!(!command.contains(['\n', '\\', '!']), "{command}");
+                let ran = converse(home.spawn(login, &command), b"", None);
+                let records = records(&ran.stdout, script.nonce());
+                assert_eq!(
+                    records.iter().map(|r| r.field).collect::<Vec<_>>(),
+                    ["x", "y"],
+                    "{label}: {}",
+                    ran.stderr
+                );
+                assert_eq!(records[0].text(), tricky, "{label}");
+                assert_eq!(records[1].value, "!~b\\", "{label}");
+                runs += 1;
+            }
+        }
+    }
+    assert!(runs > 0, "no shell to run under");
+}
+
+#[test]
+fn the_probe_is_carried_on_the_command_line_unless_it_cannot_be() {
+    let p = gemini();
+    let script = build_script(&request(&p, true));
+    let command = script.carried_command("sweep").expect("the probe fits");
+    assert!(command.len() < CARRY_MAX, "{}", command.len());
+    let home = Home::gemini(&["dash"], b"export GEMINI_API_KEY='AIza-good-1'\n", 0o600);
+    for (label, login) in LOGIN_SHELLS {
+        if !available(login[0]) {
+            continue;
+        }
+        let ran = converse(home.spawn(login, &command), b"", None);
+        let obs = parse_output(&ran.stdout, script.nonce());
+        assert!(obs.complete, "{label}: {}", ran.stderr);
+        assert_eq!(obs.providers["gemini"].version_out.trim(), "0.61.0");
+        assert_eq!(obs.providers["gemini"].prompt.as_ref().unwrap().rc, 0);
+    }
+    // What a login shell's locale could misread, or what is too long, goes on stdin.
+    for value in ["caf\u{e9}", "a\u{1}b", "a\rb"] {
+        let mut s = Script::new();
+        s.set("FA_X", value);
+        assert!(s.finish(&[]).carried_command("t").is_none(), "{value:?}");
+    }
+    let mut s = Script::new();
+    s.set("FA_X", &"x".repeat(CARRY_MAX));
+    assert!(s.finish(&[]).carried_command("t").is_none());
+}

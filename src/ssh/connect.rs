@@ -4,9 +4,9 @@
 //! - **One deadline covers the whole connection** (TCP connect, banner, key exchange, host key
 //!   check, authentication): a member that accepts TCP and never speaks SSH cannot stall a run.
 //!   Precisely, each attempt has two deadlines of `connect_timeout`: one for TCP and the server's
-//!   first byte, one for key exchange and authentication, which start only once a handshake slot
-//!   is free (`TransportOptions::max_handshakes`): waiting in our own queue is not the member
-//!   being slow, and a member that never speaks holds no slot.
+//!   first byte, one from that byte for key exchange and authentication, lengthened by any wait
+//!   for a handshake slot (`TransportOptions::max_handshakes`, see `pace.rs`): waiting in our own
+//!   queue is not the member being slow, and a member that never speaks holds no slot.
 //! - **Transient refusals are retried**: sshd's `MaxStartups` (and `PerSourcePenalties`) answer
 //!   excess unauthenticated connections by closing them before the SSH banner. Such a close is
 //!   retried with jittered exponential backoff while the connect deadline allows; anything after
@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::host_key::{ClientHandler, Refusal};
+use super::pace::{FinishOnDrop, Pace, Paced};
 use super::{HostKeyChecking, RusshTransport, SshError, Target};
 
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -59,32 +60,22 @@ impl RusshTransport {
         let retry_until = Instant::now() + target.connect_timeout;
         let mut delay = RETRY_FIRST_DELAY;
         let mut attempts = 0u32;
+        // Queued behind other members of the same sshd (not counted in the deadlines).
+        let gate = self.sshd_gate(target);
+        let _gate = gate.acquire().await.expect("semaphore never closed");
         loop {
             attempts += 1;
-            let dialed = if target.jumps.is_empty() {
-                tokio::time::timeout(target.connect_timeout, self.dial(target))
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map(|s| Box::new(s) as Box<dyn Stream>)
+            let started = Instant::now();
+            let result = if target.jumps.is_empty() {
+                match tokio::time::timeout(target.connect_timeout, self.dial(target)).await {
+                    Err(_) => return Err(timed_out()),
+                    Ok(Err(e)) => Err(e),
+                    Ok(Ok(stream)) => self.handshake(target, Box::new(stream), started).await,
+                }
             } else {
-                Box::pin(self.tunnel(target)).await.map_err(Attempt::Fatal)
-            };
-            let result = match dialed {
-                Err(e) => Err(e),
-                Ok(stream) => {
-                    let _slot = match &self.handshakes {
-                        Some(limit) => Some(
-                            limit
-                                .clone()
-                                .acquire_owned()
-                                .await
-                                .expect("semaphore never closed"),
-                        ),
-                        None => None,
-                    };
-                    tokio::time::timeout(target.connect_timeout, self.handshake(target, stream))
-                        .await
-                        .map_err(|_| timed_out())?
+                match Box::pin(self.tunnel(target)).await {
+                    Err(e) => Err(Attempt::Fatal(e)),
+                    Ok(stream) => self.handshake(target, stream, Instant::now()).await,
                 }
             };
             match result {
@@ -113,7 +104,9 @@ impl RusshTransport {
         }
     }
 
-    /// TCP connection, then wait for the server's first byte (its banner).
+    /// The TCP connection. Our SSH identification goes out at once, without waiting for the
+    /// server's (which sshd sends first, but RFC 4253 §4.2 lets both sides send at once): that
+    /// saves half a round trip; [`BannerWatch`] still tells a throttled connection apart.
     async fn dial(&self, target: &Target) -> Result<TcpStream, Attempt> {
         let addr = target.addr();
         tracing::debug!(member = %target.name, target = %addr, "connecting");
@@ -123,27 +116,35 @@ impl RusshTransport {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("set_nodelay failed: {e}");
         }
-        let mut first = [0u8; 1];
-        match stream.peek(&mut first).await {
-            Ok(0) => Err(Attempt::ClosedBeforeBanner("connection closed".into())),
-            Ok(_) => Ok(stream),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                Err(Attempt::ClosedBeforeBanner(e.to_string()))
-            }
-            Err(e) => Err(Attempt::Fatal(tcp_error(&addr, e))),
-        }
+        Ok(stream)
     }
 
     /// Key exchange, host key check and authentication on a dialled stream.
+    /// `started` is when this attempt began (its first deadline, for the server's first byte,
+    /// counts from then); the handshake holds a slot of `-j` only while it computes (`pace.rs`).
     pub(super) async fn handshake(
         &self,
         target: &Target,
         stream: Box<dyn Stream>,
+        started: Instant,
+    ) -> Result<client::Handle<ClientHandler>, Attempt> {
+        let pace = Pace::new();
+        let _finish = FinishOnDrop(pace.clone());
+        let stream = Paced::new(stream, pace.clone(), self.handshakes.clone());
+        let work = self.handshake_paced(target, stream);
+        match pace.within(started, target.connect_timeout, work).await {
+            Ok(result) => result,
+            Err(()) => Err(Attempt::Fatal(SshError::Timeout {
+                phase: "connect",
+                after: target.connect_timeout,
+            })),
+        }
+    }
+
+    async fn handshake_paced(
+        &self,
+        target: &Target,
+        stream: Paced<Box<dyn Stream>>,
     ) -> Result<client::Handle<ClientHandler>, Attempt> {
         let addr = target.addr();
         let banner_seen = Arc::new(AtomicBool::new(false));

@@ -209,15 +209,9 @@ impl RusshTransport {
         hop: &Target,
         tunnel: Tunnel,
     ) -> Result<client::Handle<ClientHandler>, SshError> {
-        match tokio::time::timeout(hop.connect_timeout, self.handshake(hop, Box::new(tunnel))).await
-        {
-            Err(_) => Err(SshError::Timeout {
-                phase: "connect",
-                after: hop.connect_timeout,
-            }),
-            Ok(Ok(handle)) => Ok(handle),
-            Ok(Err(attempt)) => Err(attempt.into_error(hop)),
-        }
+        self.handshake(hop, Box::new(tunnel), tokio::time::Instant::now())
+            .await
+            .map_err(|attempt| attempt.into_error(hop))
     }
 }
 

@@ -30,6 +30,7 @@ mod host_key;
 mod interactive;
 mod jump;
 pub mod known_hosts;
+mod pace;
 mod session;
 mod target;
 mod transport;

@@ -7,6 +7,7 @@
 //! of members costs one TCP + SSH handshake each and nothing more. Whatever can be wrong with
 //! that preparation is a [`SetupError`], reported before any member is contacted.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,14 +41,22 @@ pub struct TransportOptions {
     /// Consulted for every target in addition to its own known_hosts file, when it exists.
     /// Default [`GLOBAL_KNOWN_HOSTS`].
     pub global_known_hosts: Option<PathBuf>,
-    /// At most this many key exchanges + authentications at once (the CPU-heavy part of a
-    /// connection). A connection waits for the server's first byte *before* taking a slot, so
-    /// a member that never speaks holds no slot. None: unbounded.
+    /// At most this many handshakes (key exchange + authentication, the CPU-heavy part of a
+    /// connection) computing at once. A handshake holds a slot only while it has the server's
+    /// bytes to work on, never while it waits on the network (`pace.rs`), so a member that
+    /// never speaks, or is far away, holds none. None: unbounded.
     pub max_handshakes: Option<usize>,
     /// At most this many members at once over one connection to a jump host; more open another
     /// connection (see `jump.rs`). Default [`DEFAULT_JUMP_CHANNELS`].
     pub jump_channels: usize,
 }
+
+/// Handshakes in progress at once with one sshd (members that are accounts or ports of one
+/// host): sshd's `MaxStartups` (default `10:30:100`) starts dropping unauthenticated
+/// connections beyond 10 (and counts a connection until it has heard that its authentication
+/// finished, a little after the client has), and since `-j` no longer bounds handshakes waiting on the network, a
+/// fleet of many accounts on one shared host would otherwise open them all at once.
+pub const PER_SSHD_HANDSHAKES: usize = 6;
 
 /// Members carried at once by one connection to a jump host, by default. A bastion's sshd
 /// serves each connection with one process (one core), which relays every byte of every member
@@ -97,6 +106,8 @@ pub struct RusshTransport {
     warned_checking_off: AtomicBool,
     /// Free handshake slots (`TransportOptions::max_handshakes`).
     pub(super) handshakes: Option<Arc<tokio::sync::Semaphore>>,
+    /// Handshakes in progress per sshd (`host:port`), see [`PER_SSHD_HANDSHAKES`].
+    pub(super) per_sshd: std::sync::Mutex<HashMap<(String, u16), Arc<tokio::sync::Semaphore>>>,
     /// Connections to jump hosts, shared by the members behind them.
     pub(super) jump_pools: JumpPools,
     pub(super) jump_channels: usize,
@@ -137,6 +148,7 @@ impl RusshTransport {
             handshakes: opts
                 .max_handshakes
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+            per_sshd: Default::default(),
             jump_pools: JumpPools::default(),
             jump_channels: opts.jump_channels.max(1),
         };
@@ -145,6 +157,15 @@ impl RusshTransport {
             transport.config_for(target);
         }
         Ok(transport)
+    }
+
+    /// The gate of handshakes in progress with `target`'s sshd.
+    pub(super) fn sshd_gate(&self, target: &Target) -> Arc<tokio::sync::Semaphore> {
+        let mut gates = self.per_sshd.lock().unwrap_or_else(|e| e.into_inner());
+        gates
+            .entry((target.host.clone(), target.port))
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_SSHD_HANDSHAKES)))
+            .clone()
     }
 
     /// Warn, once per transport, that `targets` with host key checking off can be impersonated.
