@@ -42,8 +42,8 @@ pub struct ProbeRequest<'a> {
 pub fn probe_header(req: &ProbeRequest<'_>) -> Script {
     let mut script = Script::new();
     script
-        .set("FA_AWK_ENVFILE", remote::ENVFILE_AWK)
-        .set("FA_AWK_JSON", remote::JSON_AWK)
+        .set("FA_AWK_ENVFILE", &remote::ENVFILE_AWK)
+        .set("FA_AWK_JSON", &remote::JSON_AWK)
         .set("FA_ENV", req.env_file)
         .set("FA_DEEP", if req.deep { "1" } else { "0" });
     let numbers: Vec<String> = (0..req.providers.len()).map(|i| i.to_string()).collect();
@@ -56,7 +56,7 @@ pub fn probe_header(req: &ProbeRequest<'_>) -> Script {
 
 /// Build the whole probe script for one member (run it with [`Script::command_whole_stdin`]).
 pub fn build_script(req: &ProbeRequest<'_>) -> Script {
-    probe_header(req).finish(&[remote::PROBE, remote::SWEEP_MAIN])
+    probe_header(req).finish(&[&remote::PROBE, &remote::SWEEP_MAIN])
 }
 
 /// `fa_def_N() { … }`: provider `p`'s data as the variables `probe.sh` reads. Every value is

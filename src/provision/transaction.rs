@@ -112,7 +112,8 @@ pub fn build(
         payload.extend_from_slice(new.expose_secret());
     }
     let payload: SecretSlice<u8> = payload.into();
-    let script: Script = script.finish(&[remote::PROBE, remote::ENVFILE, remote::PROVISION_MAIN]);
+    let script: Script =
+        script.finish(&[&remote::PROBE, &remote::ENVFILE, &remote::PROVISION_MAIN]);
     let mut stdin = script.text().as_bytes().to_vec();
     stdin.extend_from_slice(payload.expose_secret());
     Ok(Transaction {

@@ -11,7 +11,10 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-const PROGRAM: &str = include_str!("envfile.awk");
+/// The program as members get it (stripped of comments and indentation).
+fn program() -> &'static str {
+    &super::ENVFILE_AWK
+}
 
 /// Exit statuses injected with `-v`: deliberately not the production values, so a status
 /// hard-coded in the program would show.
@@ -142,7 +145,7 @@ fn merge_raw(awk: &Awk, file: &[u8], names: &str, stdin: &[u8], st: bool) -> Out
         args.extend(["-v", &bad, "-v", &shadowed]);
     }
     let path = path.to_str().unwrap();
-    args.extend([PROGRAM, "phase=new", "-", "phase=old", path]);
+    args.extend([program(), "phase=new", "-", "phase=old", path]);
     run(awk, &args, stdin)
 }
 
@@ -157,7 +160,7 @@ fn names(awk: &Awk, file: &[u8]) -> Output {
     fs::write(&path, file).unwrap();
     run(
         awk,
-        &["-v", "mode=names", PROGRAM, path.to_str().unwrap()],
+        &["-v", "mode=names", program(), path.to_str().unwrap()],
         b"",
     )
 }
@@ -501,7 +504,7 @@ fn missing_or_wrong_invocation_variables_are_a_usage_error() {
         for out in [
             merge_raw(awk, b"A=1\n", KEY, &stdin, false),
             merge_raw(awk, b"A=1\n", "NOT-A-NAME", &stdin, true),
-            run(awk, &["-v", "mode=other", PROGRAM], b""),
+            run(awk, &["-v", "mode=other", program()], b""),
             // No phase= before the operands.
             run(
                 awk,
@@ -516,7 +519,7 @@ fn missing_or_wrong_invocation_variables_are_a_usage_error() {
                     "st_bad_input=81",
                     "-v",
                     "st_shadowed=82",
-                    PROGRAM,
+                    program(),
                     "-",
                 ],
                 &stdin,
@@ -771,7 +774,7 @@ fn names_follow_the_shell_assignment_rule() {
 fn names_mode_prints_names_only_and_reads_stdin_too() {
     let file = b"export GEMINI_API_KEY='AIza-secret'\nFOO=bar\r\nFOO=again\nNOTE='x\nSECRET=1'\n";
     for awk in awks() {
-        let out = run(awk, &["-v", "mode=names", PROGRAM], file);
+        let out = run(awk, &["-v", "mode=names", program()], file);
         assert_eq!(out.status.code(), Some(0), "{}", awk.label);
         assert_eq!(
             show(&out.stdout),
@@ -779,7 +782,7 @@ fn names_mode_prints_names_only_and_reads_stdin_too() {
             "{}",
             awk.label
         );
-        let out = run(awk, &["-v", "mode=names", PROGRAM, "-"], b"");
+        let out = run(awk, &["-v", "mode=names", program(), "-"], b"");
         assert_eq!(show(&out.stdout), show(b""), "{}", awk.label);
     }
 }
@@ -871,7 +874,7 @@ fn dropped_names_are_removed_without_a_new_line() {
             &bad,
             "-v",
             &shadowed,
-            PROGRAM,
+            program(),
             "phase=new",
             "-",
             "phase=old",
