@@ -755,3 +755,20 @@ async fn members_of_one_sshd_stay_under_its_max_startups() {
     assert!(log.contains("Accepted publickey"), "{log}");
     assert!(!log.contains("past MaxStartups"), "{log}");
 }
+
+/// A key in hand is signed at once, with no unsigned query first (vendor/russh/FLEETAUTH.md): sshd
+/// logs a query it answers with `PK_OK` as "Postponed publickey".
+#[tokio::test]
+async fn a_key_is_signed_at_once_without_a_query() {
+    let lab = Lab::new();
+    let m = lab
+        .member("direct")
+        .port(PORT)
+        .sshd_option("LogLevel VERBOSE")
+        .start();
+    let session = connect(&target(&lab, &m)).await.unwrap();
+    assert_echo(session.as_ref(), "signed").await;
+    let log = m.sshd_log();
+    assert!(log.contains("Accepted publickey"), "{log}");
+    assert!(!log.contains("Postponed publickey"), "{log}");
+}
