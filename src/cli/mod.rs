@@ -454,6 +454,7 @@ pub fn prepare(cli: &Cli, fleet: &FleetArgs) -> Result<Prepared, Failure> {
     let opts = TransportOptions {
         interactive: !fleet.no_input,
         max_handshakes: Some(fleet.jobs as usize),
+        sessions: Some((fleet.jobs as usize, in_flight(fleet))),
         ..TransportOptions::default()
     };
     let transport = RusshTransport::new(&targets, opts).map_err(|e| Failure {

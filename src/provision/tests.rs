@@ -93,7 +93,7 @@ async fn phases_observe_then_push_verify_and_commit_in_one_transaction() {
     assert_eq!(fake.env_key().as_deref(), Some(GOOD));
     let calls = fake.calls();
     assert_eq!(calls.len(), 2, "phase 1 probe + phase 3 transaction");
-    assert!(calls[0].command.starts_with("sh -c 'eval \"$(awk "));
+    assert!(calls[0].command.starts_with("sh -c 'eval \"$(printf %b "));
     assert!(
         calls[0].stdin.is_empty(),
         "the probe is carried on its command line"

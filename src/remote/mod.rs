@@ -66,14 +66,6 @@ pub fn strip(text: &str) -> String {
 /// round trip would save.
 pub const CARRY_MAX: usize = 64 * 1024;
 
-/// awk's arguments that decode a carried script (its first operand): split at `~`, each piece
-/// after the first starts with a code letter of `k` whose character code is the same place in
-/// `m`. The program holds no quote, backslash, `!`, `$` or newline, and `"e=~"` is quoted so no
-/// shell expands the tilde.
-const CARRY_DECODER: &str = "-v f=%c -v g=%s -v \"e=~\" -v k=nqbxt -v m=10:39:92:33:126 -v d=: \
-     \"BEGIN{split(m,c,d);n=split(ARGV[1],p,e);printf(g,p[1]);\
-     for(i=2;i<=n;i++)printf(f g,c[index(k,substr(p[i],1,1))]+0,substr(p[i],2))}\"";
-
 /// How long a provisioning transaction waits for another provisioner's lock on the same file.
 pub const LOCK_TIMEOUT_SECS: u32 = 30;
 
@@ -244,14 +236,15 @@ impl Script {
     /// sshd opens a session channel with an empty window and widens it only once the command
     /// has started, so input costs a round trip of its own (a probe on a member 300 ms away
     /// finishes 300 ms sooner without it). The script travels as one single-quoted word of the
-    /// same kind as [`Script::command`]'s: its `\n`, `'`, `\`, `!` and `~` are written `~n`,
-    /// `~q`, `~b`, `~x`, `~t`, and awk (which the probe needs anyway) turns them back using
-    /// only character codes, since the decoder cannot contain them either. None when the
-    /// script holds another control character or non-ASCII text (a login shell's locale could
-    /// read it differently), or would be a long argument ([`CARRY_MAX`]): the caller sends it
-    /// on stdin instead. The nonce is then on the member's command line, readable by its own
-    /// processes: it still keeps start-up output from being taken for a record, which is what
-    /// it is for.
+    /// same kind as [`Script::command`]'s, with its newlines, `'`, `!` and `\` written as the
+    /// escapes `\n`, `\0047`, `\0041`, `\0134` of `printf %b`, a builtin of every `sh`; a
+    /// backslash before `n` or `0` is literal inside single quotes under every login shell
+    /// (fish's single quotes take only `\\` and `\'`, tcsh's only a backslash before a newline
+    /// or `!`). None when the script holds another control character or non-ASCII text (a
+    /// login shell's locale could read it differently), or would be a long argument
+    /// ([`CARRY_MAX`]): the caller sends it on stdin instead. The nonce is then on the member's
+    /// command line, readable by its own processes: it still keeps start-up output from being
+    /// taken for a record, which is what it is for.
     pub fn carried_command(&self, role: &str) -> Option<String> {
         let text = self.text.as_str();
         if text.len() > CARRY_MAX
@@ -264,39 +257,42 @@ impl Script {
         let mut word = String::with_capacity(text.len() + text.len() / 8);
         for c in text.chars() {
             match c {
-                '\n' => word.push_str("~n"),
-                '\'' => word.push_str("~q"),
-                '\\' => word.push_str("~b"),
-                '!' => word.push_str("~x"),
-                '~' => word.push_str("~t"),
+                '\n' => word.push_str("\\n"),
+                '\'' => word.push_str("\\0047"),
+                '!' => word.push_str("\\0041"),
+                '\\' => word.push_str("\\0134"),
                 c => word.push(c),
             }
         }
         Some(format!(
-            "sh -c 'eval \"$(awk {CARRY_DECODER} \"$1\")\"' fleetauth-{role} '{word}'"
+            "sh -c 'eval \"$(printf %b \"$1\")\"' fleetauth-{role} '{word}'"
         ))
     }
 
-    /// The script a [`Script::carried_command`] line carries (what the member's awk decodes),
-    /// for fakes and tests.
+    /// The script a [`Script::carried_command`] line carries (what the member's `printf %b`
+    /// decodes), for fakes and tests.
     pub fn carried_text(command: &str) -> Option<String> {
         let word = command.strip_suffix('\'')?.rsplit_once(" '")?.1;
         let mut text = String::with_capacity(word.len());
-        let mut chars = word.chars();
-        while let Some(c) = chars.next() {
-            if c != '~' {
-                text.push(c);
-                continue;
-            }
-            text.push(match chars.next()? {
-                'n' => '\n',
-                'q' => '\'',
-                'b' => '\\',
-                'x' => '!',
-                't' => '~',
-                _ => return None,
-            });
+        let mut rest = word;
+        while let Some(at) = rest.find('\\') {
+            text.push_str(&rest[..at]);
+            let esc = &rest[at..];
+            let (c, len) = if esc.starts_with("\\n") {
+                ('\n', 2)
+            } else {
+                let c = match esc.get(..5)? {
+                    "\\0047" => '\'',
+                    "\\0041" => '!',
+                    "\\0134" => '\\',
+                    _ => return None,
+                };
+                (c, 5)
+            };
+            text.push(c);
+            rest = &esc[len..];
         }
+        text.push_str(rest);
         Some(text)
     }
 

@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::host_key::{ClientHandler, Refusal};
-use super::pace::{FinishOnDrop, Pace, Paced};
+use super::pace::{FinishOnDrop, Pace, Paced, SessionSlot, Sessions};
 use super::{HostKeyChecking, RusshTransport, SshError, Target};
 
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -49,10 +49,13 @@ impl RusshTransport {
     /// Connect attempts until one succeeds, fails for good, or no retry fits (the deadlines are
     /// described in the module docs). A target with jump hosts is dialled through them
     /// (`jump.rs`), whose own deadlines bound reaching the last hop.
+    /// `sessions`: the bound a member's session counts against (None for a jump host, whose
+    /// connection is shared); the slot comes back with the handle, for the session to hold.
     pub(super) async fn connect_retrying(
         &self,
         target: &Target,
-    ) -> Result<client::Handle<ClientHandler>, SshError> {
+        sessions: Option<&Arc<Sessions>>,
+    ) -> Result<(client::Handle<ClientHandler>, Option<SessionSlot>), SshError> {
         let timed_out = || SshError::Timeout {
             phase: "connect",
             after: target.connect_timeout,
@@ -70,12 +73,18 @@ impl RusshTransport {
                 match tokio::time::timeout(target.connect_timeout, self.dial(target)).await {
                     Err(_) => return Err(timed_out()),
                     Ok(Err(e)) => Err(e),
-                    Ok(Ok(stream)) => self.handshake(target, Box::new(stream), started).await,
+                    Ok(Ok(stream)) => {
+                        self.handshake(target, Box::new(stream), started, sessions)
+                            .await
+                    }
                 }
             } else {
                 match Box::pin(self.tunnel(target)).await {
                     Err(e) => Err(Attempt::Fatal(e)),
-                    Ok(stream) => self.handshake(target, stream, Instant::now()).await,
+                    Ok(stream) => {
+                        self.handshake(target, stream, Instant::now(), sessions)
+                            .await
+                    }
                 }
             };
             match result {
@@ -127,17 +136,35 @@ impl RusshTransport {
         target: &Target,
         stream: Box<dyn Stream>,
         started: Instant,
-    ) -> Result<client::Handle<ClientHandler>, Attempt> {
+        sessions: Option<&Arc<Sessions>>,
+    ) -> Result<(client::Handle<ClientHandler>, Option<SessionSlot>), Attempt> {
         let pace = Pace::new();
         let _finish = FinishOnDrop(pace.clone());
-        let stream = Paced::new(stream, pace.clone(), self.handshakes.clone());
+        let stream = Paced::new(
+            stream,
+            pace.clone(),
+            self.handshakes.clone(),
+            sessions.cloned(),
+        );
         let work = self.handshake_paced(target, stream);
         match pace.within(started, target.connect_timeout, work).await {
-            Ok(result) => result,
-            Err(()) => Err(Attempt::Fatal(SshError::Timeout {
-                phase: "connect",
-                after: target.connect_timeout,
-            })),
+            Ok(Ok(handle)) => {
+                if let (Some(sessions), Some(took)) = (sessions, pace.busy()) {
+                    sessions.record(took);
+                    tracing::debug!(member = %target.name, ?took, sessions = sessions.limit(), "handshake done");
+                }
+                Ok((handle, pace.take_session()))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(()) => {
+                if let Some(sessions) = sessions {
+                    sessions.timed_out();
+                }
+                Err(Attempt::Fatal(SshError::Timeout {
+                    phase: "connect",
+                    after: target.connect_timeout,
+                }))
+            }
         }
     }
 

@@ -170,7 +170,9 @@ impl RusshTransport {
             return Ok((connection.clone(), busy));
         }
         let connected = if before.is_empty() {
-            self.connect_retrying(last).await
+            self.connect_retrying(last, None)
+                .await
+                .map(|(handle, _)| handle)
         } else {
             match Box::pin(self.open_through(before, last)).await {
                 Ok(tunnel) => Box::pin(self.handshake_tunnel(last, tunnel)).await,
@@ -209,8 +211,9 @@ impl RusshTransport {
         hop: &Target,
         tunnel: Tunnel,
     ) -> Result<client::Handle<ClientHandler>, SshError> {
-        self.handshake(hop, Box::new(tunnel), tokio::time::Instant::now())
+        self.handshake(hop, Box::new(tunnel), tokio::time::Instant::now(), None)
             .await
+            .map(|(handle, _)| handle)
             .map_err(|attempt| attempt.into_error(hop))
     }
 }

@@ -9,6 +9,14 @@
 //! when the next read finds nothing (the handshake is waiting on the wire). `-j` so bounds the
 //! handshakes being computed at once, and any number may wait on the network.
 //!
+//! How many members are past their first byte at once — handshaking, then running their
+//! commands — is a second, adaptive bound ([`Sessions`]): it starts at `-j`, grows while
+//! handshakes take as long as the fastest one seen (the wait is the network's, which costs
+//! nothing to share) and shrinks when they take several times longer (the members are busy:
+//! members that share CPUs, containers on one host, a loaded lab, where running more at once
+//! only makes every one of them slower, until deadlines pass). A fleet far away is so served
+//! all at once, a fleet on one machine about `-j` at a time.
+//!
 //! [`Pace`] also keeps the two connect deadlines as they were: the first for TCP and the
 //! server's first byte; the second, from that byte, for key exchange and authentication,
 //! lengthened by the time spent waiting for a slot (waiting in our own queue is not the member
@@ -26,15 +34,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 
-/// One connection's handshake: its slot, and what its deadlines are counted from.
-#[derive(Debug)]
+/// One connection's handshake: its slots, and what its deadlines are counted from.
 pub(super) struct Pace {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     permit: Option<OwnedSemaphorePermit>,
+    /// This member's session slot, from its first byte until its session ends.
+    session: Option<SessionSlot>,
     /// When the server's first byte arrived.
     first_byte: Option<Instant>,
     /// Time spent waiting for a slot with bytes in hand, finished waits only.
@@ -57,11 +66,30 @@ impl Pace {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The handshake is over (or abandoned): give the slot back for good.
+    /// The session slot, for the session to hold until it ends (none when not paced).
+    pub(super) fn take_session(&self) -> Option<SessionSlot> {
+        self.state().session.take()
+    }
+
+    /// How long the handshake has taken since the server's first byte, waits for slots aside.
+    pub(super) fn busy(&self) -> Option<Duration> {
+        let state = self.state();
+        let waiting = state.waiting_since.map_or(Duration::ZERO, |s| s.elapsed());
+        Some(
+            state
+                .first_byte?
+                .elapsed()
+                .saturating_sub(state.queued + waiting),
+        )
+    }
+
+    /// The handshake is over (or abandoned): give the slots back for good (a session slot not
+    /// taken by then is given back too).
     pub(super) fn finish(&self) {
         let mut state = self.state();
         state.done = true;
         state.permit = None;
+        state.session = None;
         if let Some(since) = state.waiting_since.take() {
             state.queued += since.elapsed();
         }
@@ -111,48 +139,180 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// A stream that holds a handshake slot only while its bytes are being worked on.
+/// The adaptive bound on members past their first byte (see the module docs).
+pub(super) struct Sessions {
+    permits: Arc<Semaphore>,
+    adapt: Mutex<Adapt>,
+}
+
+#[derive(Debug)]
+struct Adapt {
+    limit: usize,
+    floor: usize,
+    ceiling: usize,
+    /// The fastest handshake seen: what the network alone costs.
+    fastest: Option<Duration>,
+    /// Slots to retire as they are given back (the limit went down).
+    debt: usize,
+}
+
+/// A handshake within this many times the fastest is not held up by busy members.
+const UNHURRIED: u32 = 2;
+/// A handshake beyond this many times the fastest is: the members are busy.
+const CROWDED: u32 = 4;
+
+impl Sessions {
+    /// Start at `floor` slots; never fewer, never more than `ceiling`.
+    pub(super) fn new(floor: usize, ceiling: usize) -> Arc<Sessions> {
+        let floor = floor.max(1);
+        Arc::new(Sessions {
+            permits: Arc::new(Semaphore::new(floor)),
+            adapt: Mutex::new(Adapt {
+                limit: floor,
+                floor,
+                ceiling: ceiling.max(floor),
+                fastest: None,
+                debt: 0,
+            }),
+        })
+    }
+
+    fn adapt(&self) -> std::sync::MutexGuard<'_, Adapt> {
+        self.adapt.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn limit(&self) -> usize {
+        self.adapt().limit
+    }
+
+    /// A handshake finished, `took` from the server's first byte (waits for slots aside).
+    /// Unhurried, two slots more (the limit triples in one handshake's time, from `-j` to a
+    /// thousand in three); crowded, a tenth fewer.
+    pub(super) fn record(&self, took: Duration) {
+        let mut a = self.adapt();
+        let fastest = *a.fastest.get_or_insert(took);
+        a.fastest = Some(fastest.min(took));
+        if took <= fastest * UNHURRIED {
+            for _ in 0..2 {
+                if a.limit < a.ceiling {
+                    a.limit += 1;
+                    if a.debt > 0 {
+                        a.debt -= 1;
+                    } else {
+                        self.permits.add_permits(1);
+                    }
+                }
+            }
+        } else if took > fastest * CROWDED {
+            let to = (a.limit - a.limit / 10).max(a.floor);
+            a.debt += a.limit - to;
+            a.limit = to;
+        }
+    }
+
+    /// A handshake ran out of time: half the slots.
+    pub(super) fn timed_out(&self) {
+        let mut a = self.adapt();
+        let to = (a.limit / 2).max(a.floor);
+        a.debt += a.limit - to;
+        a.limit = to;
+    }
+
+    /// Whether a slot given back now is retired instead.
+    fn retire(&self) -> bool {
+        let mut a = self.adapt();
+        let retire = a.debt > 0;
+        a.debt = a.debt.saturating_sub(1);
+        retire
+    }
+}
+
+/// One member's place among [`Sessions`], given back (or retired) when dropped.
+pub(crate) struct SessionSlot {
+    permit: Option<OwnedSemaphorePermit>,
+    sessions: Arc<Sessions>,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take()
+            && self.sessions.retire()
+        {
+            permit.forget();
+        }
+    }
+}
+
+/// A stream that holds a handshake slot only while its bytes are being worked on, and a
+/// session slot from its first byte on.
 pub(super) struct Paced<S> {
     inner: S,
     pace: Arc<Pace>,
     slots: Option<PollSemaphore>,
+    sessions: Option<(Arc<Sessions>, PollSemaphore)>,
     /// Bytes read while no slot was free, handed on once one is.
     stash: Vec<u8>,
 }
 
 impl<S> Paced<S> {
-    /// `slots`: the shared bound; None paces nothing but still notes the first byte.
-    pub(super) fn new(inner: S, pace: Arc<Pace>, slots: Option<Arc<Semaphore>>) -> Paced<S> {
+    /// `slots`: the shared bound on handshakes computing; `sessions`: the bound on members past
+    /// their first byte. None bounds nothing, but the first byte is still noted.
+    pub(super) fn new(
+        inner: S,
+        pace: Arc<Pace>,
+        slots: Option<Arc<Semaphore>>,
+        sessions: Option<Arc<Sessions>>,
+    ) -> Paced<S> {
         Paced {
             inner,
             pace,
             slots: slots.map(PollSemaphore::new),
+            sessions: sessions.map(|s| {
+                let permits = PollSemaphore::new(s.permits.clone());
+                (s, permits)
+            }),
             stash: Vec::new(),
         }
     }
 
-    /// Whether this read may hand bytes on: a slot is held (taken now if need be) or none is
-    /// needed. Pending registers the wake-up for a free slot.
+    /// Whether this read may hand bytes on: the session slot and a handshake slot are held
+    /// (taken now if need be) or not needed. Pending registers the wake-up for a free slot.
     fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(slots) = &mut self.slots else {
-            return Poll::Ready(());
-        };
         let mut state = self.pace.state();
-        if state.done || state.permit.is_some() {
+        if state.done {
             return Poll::Ready(());
         }
-        match slots.poll_acquire(cx) {
-            Poll::Ready(permit) => {
-                state.permit = permit;
-                if let Some(since) = state.waiting_since.take() {
-                    state.queued += since.elapsed();
+        let mut ready = true;
+        if let Some((sessions, permits)) = &mut self.sessions
+            && state.session.is_none()
+        {
+            match permits.poll_acquire(cx) {
+                Poll::Ready(permit) => {
+                    state.session = Some(SessionSlot {
+                        permit,
+                        sessions: sessions.clone(),
+                    })
                 }
-                Poll::Ready(())
+                Poll::Pending => ready = false,
             }
-            Poll::Pending => {
-                state.waiting_since.get_or_insert_with(Instant::now);
-                Poll::Pending
+        }
+        if ready
+            && let Some(slots) = &mut self.slots
+            && state.permit.is_none()
+        {
+            match slots.poll_acquire(cx) {
+                Poll::Ready(permit) => state.permit = permit,
+                Poll::Pending => ready = false,
             }
+        }
+        if ready {
+            if let Some(since) = state.waiting_since.take() {
+                state.queued += since.elapsed();
+            }
+            Poll::Ready(())
+        } else {
+            state.waiting_since.get_or_insert_with(Instant::now);
+            Poll::Pending
         }
     }
 }
@@ -230,8 +390,8 @@ mod tests {
         let (a_far, a_near) = tokio::io::duplex(64);
         let (b_far, b_near) = tokio::io::duplex(64);
         let (pa, pb) = (Pace::new(), Pace::new());
-        let mut a = Paced::new(a_near, pa.clone(), Some(slots.clone()));
-        let mut b = Paced::new(b_near, pb.clone(), Some(slots.clone()));
+        let mut a = Paced::new(a_near, pa.clone(), Some(slots.clone()), None);
+        let mut b = Paced::new(b_near, pb.clone(), Some(slots.clone()), None);
         let (mut a_far, mut b_far) = (a_far, b_far);
         let mut buf = [0u8; 8];
 
@@ -292,5 +452,70 @@ mod tests {
         assert!(pace.within(started, limit, never).await.is_err());
         assert_eq!(Instant::now(), first + limit + Duration::from_secs(4));
         assert!(Instant::now() > t0);
+    }
+
+    #[tokio::test]
+    async fn sessions_grow_while_the_network_is_the_wait_and_shrink_when_members_are_busy() {
+        let sessions = Sessions::new(4, 20);
+        let ms = Duration::from_millis;
+        sessions.record(ms(100));
+        assert_eq!(
+            sessions.limit(),
+            6,
+            "the first handshake sets the pace and adds two"
+        );
+        sessions.record(ms(190));
+        assert_eq!(sessions.limit(), 8, "within twice the fastest");
+        sessions.record(ms(300));
+        assert_eq!(sessions.limit(), 8, "between two and four times: held");
+        for _ in 0..10 {
+            sessions.record(ms(120));
+        }
+        assert_eq!(sessions.limit(), 20, "never above the ceiling");
+        assert_eq!(sessions.permits.available_permits(), 20);
+        sessions.record(ms(500));
+        assert_eq!(sessions.limit(), 18, "crowded: a tenth fewer");
+        sessions.timed_out();
+        assert_eq!(sessions.limit(), 9, "a timeout halves");
+        sessions.timed_out();
+        sessions.timed_out();
+        assert_eq!(sessions.limit(), 4, "never below the floor");
+
+        // Slots taken under the old limit are retired as they come back, not handed on.
+        let held: Vec<SessionSlot> = (0..20)
+            .map(|_| SessionSlot {
+                permit: Some(sessions.permits.clone().try_acquire_owned().unwrap()),
+                sessions: sessions.clone(),
+            })
+            .collect();
+        assert_eq!(sessions.permits.available_permits(), 0);
+        drop(held);
+        assert_eq!(sessions.permits.available_permits(), 4);
+        // A faster handshake than any before sets a new pace.
+        sessions.record(ms(10));
+        assert_eq!(sessions.limit(), 6);
+        assert_eq!(sessions.permits.available_permits(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_session_slot_is_taken_with_the_first_byte_and_kept_after_the_handshake() {
+        let sessions = Sessions::new(1, 1);
+        let (mut a_far, a_near) = tokio::io::duplex(64);
+        let (mut b_far, b_near) = tokio::io::duplex(64);
+        let (pa, pb) = (Pace::new(), Pace::new());
+        let mut a = Paced::new(a_near, pa.clone(), None, Some(sessions.clone()));
+        let mut b = Paced::new(b_near, pb.clone(), None, Some(sessions.clone()));
+        let mut buf = [0u8; 8];
+        a_far.write_all(b"banner").await.unwrap();
+        assert_eq!(a.read(&mut buf).await.unwrap(), 6);
+        let slot = pa.take_session().expect("taken with the first byte");
+        pa.finish();
+        // A's handshake is over but its session goes on: B waits, its bytes kept.
+        b_far.write_all(b"banner").await.unwrap();
+        let read_b = tokio::time::timeout(Duration::from_millis(50), b.read(&mut buf)).await;
+        assert!(read_b.is_err(), "B started a session beyond the limit");
+        drop(slot);
+        assert_eq!(b.read(&mut buf).await.unwrap(), 6);
+        assert!(pb.take_session().is_some());
     }
 }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::connect::russh_error;
 use super::host_key::ClientHandler;
+use super::pace::SessionSlot;
 use super::{
     Dialog, ExecOutput, Input, Interactive, InteractiveOptions, Session, SshError, Target,
 };
@@ -34,6 +35,8 @@ pub(super) struct RusshSession {
     member: String,
     /// `host:port`, for messages.
     addr: String,
+    /// This member's place among the sessions at once, given back when the session ends.
+    _slot: Option<SessionSlot>,
 }
 
 impl RusshSession {
@@ -42,11 +45,13 @@ impl RusshSession {
         handle: Handle<ClientHandler>,
         target: &Target,
         addr: String,
+        slot: Option<SessionSlot>,
     ) -> RusshSession {
         RusshSession {
             handle: Arc::new(handle),
             member: target.name.clone(),
             addr,
+            _slot: slot,
         }
     }
 }

@@ -8,6 +8,8 @@
 //! that preparation is a [`SetupError`], reported before any member is contacted.
 
 use std::collections::HashMap;
+
+use super::pace::Sessions;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +48,9 @@ pub struct TransportOptions {
     /// bytes to work on, never while it waits on the network (`pace.rs`), so a member that
     /// never speaks, or is far away, holds none. None: unbounded.
     pub max_handshakes: Option<usize>,
+    /// Members past their first byte at once (handshaking or running commands): adaptive,
+    /// from the first number (`-j`) up to the second, see `pace.rs`. None: unbounded.
+    pub sessions: Option<(usize, usize)>,
     /// At most this many members at once over one connection to a jump host; more open another
     /// connection (see `jump.rs`). Default [`DEFAULT_JUMP_CHANNELS`].
     pub jump_channels: usize,
@@ -74,6 +79,7 @@ impl Default for TransportOptions {
                 .map(PathBuf::from),
             global_known_hosts: Some(PathBuf::from(GLOBAL_KNOWN_HOSTS)),
             max_handshakes: None,
+            sessions: None,
             jump_channels: DEFAULT_JUMP_CHANNELS,
         }
     }
@@ -106,6 +112,8 @@ pub struct RusshTransport {
     warned_checking_off: AtomicBool,
     /// Free handshake slots (`TransportOptions::max_handshakes`).
     pub(super) handshakes: Option<Arc<tokio::sync::Semaphore>>,
+    /// Members past their first byte (`TransportOptions::sessions`).
+    pub(super) sessions: Option<Arc<Sessions>>,
     /// Handshakes in progress per sshd (`host:port`), see [`PER_SSHD_HANDSHAKES`].
     pub(super) per_sshd: std::sync::Mutex<HashMap<(String, u16), Arc<tokio::sync::Semaphore>>>,
     /// Connections to jump hosts, shared by the members behind them.
@@ -148,6 +156,9 @@ impl RusshTransport {
             handshakes: opts
                 .max_handshakes
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+            sessions: opts
+                .sessions
+                .map(|(floor, ceiling)| Sessions::new(floor, ceiling)),
             per_sshd: Default::default(),
             jump_pools: JumpPools::default(),
             jump_channels: opts.jump_channels.max(1),
@@ -222,8 +233,13 @@ impl Transport for RusshTransport {
                 target.host
             )));
         }
-        match self.connect_retrying(target).await {
-            Ok(handle) => Ok(Box::new(RusshSession::new(handle, target, target.addr()))),
+        match self.connect_retrying(target, self.sessions.as_ref()).await {
+            Ok((handle, slot)) => Ok(Box::new(RusshSession::new(
+                handle,
+                target,
+                target.addr(),
+                slot,
+            ))),
             Err(e) => {
                 tracing::debug!(member = %target.name, "connect failed: {e}");
                 Err(e)
