@@ -3,10 +3,11 @@
 //!
 //! - **One deadline covers the whole connection** (TCP connect, banner, key exchange, host key
 //!   check, authentication): a member that accepts TCP and never speaks SSH cannot stall a run.
-//!   Precisely, each attempt has two deadlines of `connect_timeout`: one for TCP and the server's
-//!   first byte, one from that byte for key exchange and authentication, lengthened by any wait
-//!   for a handshake slot (`TransportOptions::max_handshakes`, see `pace.rs`): waiting in our own
-//!   queue is not the member being slow, and a member that never speaks holds no slot.
+//!   Precisely, each attempt has two deadlines of `connect_timeout`: one for TCP (or the tunnel)
+//!   and the server's first byte, one for key exchange and authentication, which starts once a
+//!   session slot is free and is lengthened by any wait for a handshake slot (`-j`, see
+//!   `pace.rs`): waiting in our own queue is not the member being slow, and a member that never
+//!   speaks holds no slot.
 //! - **Transient refusals are retried**: sshd's `MaxStartups` (and `PerSourcePenalties`) answer
 //!   excess unauthenticated connections by closing them before the SSH banner. Such a close is
 //!   retried with jittered exponential backoff while the connect deadline allows; anything after
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 use super::host_key::{ClientHandler, Refusal};
 use super::pace::{FinishOnDrop, Pace, Paced, SessionSlot, Sessions};
 use super::{HostKeyChecking, RusshTransport, SshError, Target};
+use russh::SshId;
 
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
@@ -68,23 +70,33 @@ impl RusshTransport {
         let _gate = gate.acquire().await.expect("semaphore never closed");
         loop {
             attempts += 1;
-            let started = Instant::now();
-            let result = if target.jumps.is_empty() {
-                match tokio::time::timeout(target.connect_timeout, self.dial(target)).await {
-                    Err(_) => return Err(timed_out()),
-                    Ok(Err(e)) => Err(e),
-                    Ok(Ok(stream)) => {
-                        self.handshake(target, Box::new(stream), started, sessions)
-                            .await
-                    }
-                }
+            let id = identification(&self.config_for(target).client_id);
+            // TCP (or the tunnel) and the server's first byte, within the first deadline.
+            let reached = if target.jumps.is_empty() {
+                let reach = async { early(self.dial(target).await?, id).await };
+                tokio::time::timeout(target.connect_timeout, reach)
+                    .await
+                    .map_err(|_| timed_out())?
             } else {
                 match Box::pin(self.tunnel(target)).await {
                     Err(e) => Err(Attempt::Fatal(e)),
-                    Ok(stream) => {
-                        self.handshake(target, stream, Instant::now(), sessions)
-                            .await
-                    }
+                    Ok(tunnel) => tokio::time::timeout(target.connect_timeout, early(tunnel, id))
+                        .await
+                        .map_err(|_| timed_out())?,
+                }
+            };
+            let result = match reached {
+                Err(e) => Err(e),
+                Ok(stream) => {
+                    // The member has answered: its place among the sessions (a queue of ours,
+                    // not counted in any deadline), then the handshake.
+                    let slot = match sessions {
+                        Some(sessions) => Some(sessions.acquire().await),
+                        None => None,
+                    };
+                    self.handshake(target, Box::new(stream), sessions)
+                        .await
+                        .map(|handle| (handle, slot))
                 }
             };
             match result {
@@ -113,10 +125,8 @@ impl RusshTransport {
         }
     }
 
-    /// The TCP connection. Our SSH identification goes out at once, without waiting for the
-    /// server's (which sshd sends first, but RFC 4253 §4.2 lets both sides send at once): that
-    /// saves half a round trip; [`BannerWatch`] still tells a throttled connection apart.
-    async fn dial(&self, target: &Target) -> Result<TcpStream, Attempt> {
+    /// The TCP connection.
+    async fn dial(&self, target: &Target) -> Result<Box<dyn Stream>, Attempt> {
         let addr = target.addr();
         tracing::debug!(member = %target.name, target = %addr, "connecting");
         let stream = TcpStream::connect((target.host.as_str(), target.port))
@@ -125,35 +135,31 @@ impl RusshTransport {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("set_nodelay failed: {e}");
         }
-        Ok(stream)
+        Ok(Box::new(stream))
     }
 
     /// Key exchange, host key check and authentication on a dialled stream.
-    /// `started` is when this attempt began (its first deadline, for the server's first byte,
-    /// counts from then); the handshake holds a slot of `-j` only while it computes (`pace.rs`).
+    /// The handshake holds a slot of `-j` only while it computes (`pace.rs`); its deadline,
+    /// `connect_timeout` from now, is lengthened by the waits for one. A member's handshake
+    /// (`sessions`: not a jump host's) tells the session bound how long it took.
     pub(super) async fn handshake(
         &self,
         target: &Target,
         stream: Box<dyn Stream>,
-        started: Instant,
         sessions: Option<&Arc<Sessions>>,
-    ) -> Result<(client::Handle<ClientHandler>, Option<SessionSlot>), Attempt> {
+    ) -> Result<client::Handle<ClientHandler>, Attempt> {
         let pace = Pace::new();
         let _finish = FinishOnDrop(pace.clone());
-        let stream = Paced::new(
-            stream,
-            pace.clone(),
-            self.handshakes.clone(),
-            sessions.cloned(),
-        );
+        let stream = Paced::new(stream, pace.clone(), self.handshakes.clone());
         let work = self.handshake_paced(target, stream);
-        match pace.within(started, target.connect_timeout, work).await {
+        match pace.within(target.connect_timeout, work).await {
             Ok(Ok(handle)) => {
-                if let (Some(sessions), Some(took)) = (sessions, pace.busy()) {
+                if let Some(sessions) = sessions {
+                    let took = pace.busy();
                     sessions.record(took);
                     tracing::debug!(member = %target.name, ?took, sessions = sessions.limit(), "handshake done");
                 }
-                Ok((handle, pace.take_session()))
+                Ok(handle)
             }
             Ok(Err(e)) => Err(e),
             Err(()) => {
@@ -274,6 +280,101 @@ pub(super) fn russh_error(addr: &str, e: russh::Error) -> SshError {
 fn jittered(base: Duration) -> Duration {
     let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
     base.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
+}
+
+/// The identification line russh sends first, as it sends it.
+fn identification(id: &SshId) -> Vec<u8> {
+    match id {
+        SshId::Standard(s) => format!("{s}\r\n").into_bytes(),
+        SshId::Raw(s) => s.as_bytes().to_vec(),
+    }
+}
+
+/// Send our identification at once — sshd sends its own first, but RFC 4253 §4.2 lets both
+/// sides send at once, and not waiting saves half a round trip — then wait for the server's
+/// first byte, so that a member that never speaks costs nothing but its socket (no russh
+/// session, no session slot). russh, handed the stream, sends the identification again:
+/// [`Early`] passes that over.
+async fn early(mut stream: Box<dyn Stream>, id: Vec<u8>) -> Result<Early, Attempt> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let closed = |e: io::Error| {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        ) {
+            Attempt::ClosedBeforeBanner(e.to_string())
+        } else {
+            Attempt::Fatal(SshError::Network(e.to_string()))
+        }
+    };
+    stream.write_all(&id).await.map_err(closed)?;
+    let mut head = vec![0u8; 256];
+    let n = stream.read(&mut head).await.map_err(closed)?;
+    if n == 0 {
+        return Err(Attempt::ClosedBeforeBanner("connection closed".into()));
+    }
+    head.truncate(n);
+    Ok(Early {
+        inner: stream,
+        head,
+        sent: id,
+    })
+}
+
+/// A stream whose first bytes were read already (`head`, handed on first) and whose first
+/// bytes to write were sent already (`sent`, passed over when russh writes them).
+pub(super) struct Early {
+    inner: Box<dyn Stream>,
+    head: Vec<u8>,
+    sent: Vec<u8>,
+}
+
+impl AsyncRead for Early {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.head.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let n = this.head.len().min(buf.remaining());
+        buf.put_slice(&this.head[..n]);
+        this.head.drain(..n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Early {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.sent.is_empty() {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        let n = this.sent.len().min(buf.len());
+        if buf[..n] != this.sent[..n] {
+            return Poll::Ready(Err(io::Error::other(
+                "russh's identification differs from the one sent",
+            )));
+        }
+        this.sent.drain(..n);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// A TCP stream that notes when the server's SSH identification line (`SSH-…`) has arrived,

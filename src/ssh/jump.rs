@@ -211,9 +211,8 @@ impl RusshTransport {
         hop: &Target,
         tunnel: Tunnel,
     ) -> Result<client::Handle<ClientHandler>, SshError> {
-        self.handshake(hop, Box::new(tunnel), tokio::time::Instant::now(), None)
+        self.handshake(hop, Box::new(tunnel), None)
             .await
-            .map(|(handle, _)| handle)
             .map_err(|attempt| attempt.into_error(hop))
     }
 }

@@ -17,10 +17,10 @@
 //! only makes every one of them slower, until deadlines pass). A fleet far away is so served
 //! all at once, a fleet on one machine about `-j` at a time.
 //!
-//! [`Pace`] also keeps the two connect deadlines as they were: the first for TCP and the
-//! server's first byte; the second, from that byte, for key exchange and authentication,
-//! lengthened by the time spent waiting for a slot (waiting in our own queue is not the member
-//! being slow).
+//! [`Pace`] also keeps the handshake's deadline as it was: `connect_timeout` from the start of
+//! the handshake (once the member has answered and a session slot is free), lengthened by the
+//! time spent waiting for a handshake slot: waiting in our own queue is not the member being
+//! slow.
 
 use std::future::Future;
 use std::io;
@@ -34,18 +34,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 
-/// One connection's handshake: its slots, and what its deadlines are counted from.
+/// One connection's handshake: its slot, and what its deadline is counted from.
 pub(super) struct Pace {
+    started: Instant,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
     permit: Option<OwnedSemaphorePermit>,
-    /// This member's session slot, from its first byte until its session ends.
-    session: Option<SessionSlot>,
-    /// When the server's first byte arrived.
-    first_byte: Option<Instant>,
     /// Time spent waiting for a slot with bytes in hand, finished waits only.
     queued: Duration,
     /// Waiting for a slot since then.
@@ -57,6 +54,7 @@ struct State {
 impl Pace {
     pub(super) fn new() -> Arc<Pace> {
         Arc::new(Pace {
+            started: Instant::now(),
             state: Mutex::new(State::default()),
         })
     }
@@ -66,62 +64,46 @@ impl Pace {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The session slot, for the session to hold until it ends (none when not paced).
-    pub(super) fn take_session(&self) -> Option<SessionSlot> {
-        self.state().session.take()
-    }
-
-    /// How long the handshake has taken since the server's first byte, waits for slots aside.
-    pub(super) fn busy(&self) -> Option<Duration> {
+    /// How long the handshake has taken, waits for a slot aside.
+    pub(super) fn busy(&self) -> Duration {
         let state = self.state();
         let waiting = state.waiting_since.map_or(Duration::ZERO, |s| s.elapsed());
-        Some(
-            state
-                .first_byte?
-                .elapsed()
-                .saturating_sub(state.queued + waiting),
-        )
+        self.started
+            .elapsed()
+            .saturating_sub(state.queued + waiting)
     }
 
-    /// The handshake is over (or abandoned): give the slots back for good (a session slot not
-    /// taken by then is given back too).
+    /// The handshake is over (or abandoned): give the slot back for good.
     pub(super) fn finish(&self) {
         let mut state = self.state();
         state.done = true;
         state.permit = None;
-        state.session = None;
         if let Some(since) = state.waiting_since.take() {
             state.queued += since.elapsed();
         }
     }
 
-    /// When the handshake times out, as things stand: `limit` after `started` until the first
-    /// byte, then `limit` after the first byte plus every wait for a slot (an ongoing one too).
-    pub(super) fn deadline(&self, started: Instant, limit: Duration) -> Instant {
+    /// When the handshake times out, as things stand: `limit` after it started plus every
+    /// wait for a slot (an ongoing one too).
+    pub(super) fn deadline(&self, limit: Duration) -> Instant {
         let state = self.state();
-        match state.first_byte {
-            None => started + limit,
-            Some(at) => {
-                let waiting = state.waiting_since.map_or(Duration::ZERO, |s| s.elapsed());
-                at + limit + state.queued + waiting
-            }
-        }
+        let waiting = state.waiting_since.map_or(Duration::ZERO, |s| s.elapsed());
+        self.started + limit + state.queued + waiting
     }
 
     /// Run `work` within [`Pace::deadline`]; `Err(())` when it passes first.
     pub(super) async fn within<F: Future>(
         &self,
-        started: Instant,
         limit: Duration,
         work: F,
     ) -> Result<F::Output, ()> {
         tokio::pin!(work);
         loop {
-            let deadline = self.deadline(started, limit);
+            let deadline = self.deadline(limit);
             tokio::select! {
                 out = &mut work => return Ok(out),
                 _ = tokio::time::sleep_until(deadline) => {
-                    if Instant::now() >= self.deadline(started, limit) {
+                    if Instant::now() >= self.deadline(limit) {
                         return Err(());
                     }
                 }
@@ -218,6 +200,20 @@ impl Sessions {
         a.limit = to;
     }
 
+    /// Wait for a place.
+    pub(super) async fn acquire(self: &Arc<Sessions>) -> SessionSlot {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        SessionSlot {
+            permit: Some(permit),
+            sessions: self.clone(),
+        }
+    }
+
     /// Whether a slot given back now is retired instead.
     fn retire(&self) -> bool {
         let mut a = self.adapt();
@@ -243,76 +239,48 @@ impl Drop for SessionSlot {
     }
 }
 
-/// A stream that holds a handshake slot only while its bytes are being worked on, and a
-/// session slot from its first byte on.
+/// A stream that holds a handshake slot only while its bytes are being worked on.
 pub(super) struct Paced<S> {
     inner: S,
     pace: Arc<Pace>,
     slots: Option<PollSemaphore>,
-    sessions: Option<(Arc<Sessions>, PollSemaphore)>,
     /// Bytes read while no slot was free, handed on once one is.
     stash: Vec<u8>,
 }
 
 impl<S> Paced<S> {
-    /// `slots`: the shared bound on handshakes computing; `sessions`: the bound on members past
-    /// their first byte. None bounds nothing, but the first byte is still noted.
-    pub(super) fn new(
-        inner: S,
-        pace: Arc<Pace>,
-        slots: Option<Arc<Semaphore>>,
-        sessions: Option<Arc<Sessions>>,
-    ) -> Paced<S> {
+    /// `slots`: the shared bound on handshakes computing; None bounds nothing.
+    pub(super) fn new(inner: S, pace: Arc<Pace>, slots: Option<Arc<Semaphore>>) -> Paced<S> {
         Paced {
             inner,
             pace,
             slots: slots.map(PollSemaphore::new),
-            sessions: sessions.map(|s| {
-                let permits = PollSemaphore::new(s.permits.clone());
-                (s, permits)
-            }),
             stash: Vec::new(),
         }
     }
 
-    /// Whether this read may hand bytes on: the session slot and a handshake slot are held
-    /// (taken now if need be) or not needed. Pending registers the wake-up for a free slot.
+    /// Whether this read may hand bytes on: a slot is held (taken now if need be) or none is
+    /// needed. Pending registers the wake-up for a free slot.
     fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(slots) = &mut self.slots else {
+            return Poll::Ready(());
+        };
         let mut state = self.pace.state();
-        if state.done {
+        if state.done || state.permit.is_some() {
             return Poll::Ready(());
         }
-        let mut ready = true;
-        if let Some((sessions, permits)) = &mut self.sessions
-            && state.session.is_none()
-        {
-            match permits.poll_acquire(cx) {
-                Poll::Ready(permit) => {
-                    state.session = Some(SessionSlot {
-                        permit,
-                        sessions: sessions.clone(),
-                    })
+        match slots.poll_acquire(cx) {
+            Poll::Ready(permit) => {
+                state.permit = permit;
+                if let Some(since) = state.waiting_since.take() {
+                    state.queued += since.elapsed();
                 }
-                Poll::Pending => ready = false,
+                Poll::Ready(())
             }
-        }
-        if ready
-            && let Some(slots) = &mut self.slots
-            && state.permit.is_none()
-        {
-            match slots.poll_acquire(cx) {
-                Poll::Ready(permit) => state.permit = permit,
-                Poll::Pending => ready = false,
+            Poll::Pending => {
+                state.waiting_since.get_or_insert_with(Instant::now);
+                Poll::Pending
             }
-        }
-        if ready {
-            if let Some(since) = state.waiting_since.take() {
-                state.queued += since.elapsed();
-            }
-            Poll::Ready(())
-        } else {
-            state.waiting_since.get_or_insert_with(Instant::now);
-            Poll::Pending
         }
     }
 }
@@ -344,10 +312,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Paced<S> {
                 Poll::Pending
             }
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                this.pace
-                    .state()
-                    .first_byte
-                    .get_or_insert_with(Instant::now);
                 if this.poll_slot(cx).is_pending() {
                     this.stash.extend_from_slice(&buf.filled()[before..]);
                     buf.set_filled(before);
@@ -387,19 +351,17 @@ mod tests {
     #[tokio::test]
     async fn a_slot_is_held_only_while_bytes_are_in_hand() {
         let slots = Arc::new(Semaphore::new(1));
-        let (a_far, a_near) = tokio::io::duplex(64);
-        let (b_far, b_near) = tokio::io::duplex(64);
+        let (mut a_far, a_near) = tokio::io::duplex(64);
+        let (mut b_far, b_near) = tokio::io::duplex(64);
         let (pa, pb) = (Pace::new(), Pace::new());
-        let mut a = Paced::new(a_near, pa.clone(), Some(slots.clone()), None);
-        let mut b = Paced::new(b_near, pb.clone(), Some(slots.clone()), None);
-        let (mut a_far, mut b_far) = (a_far, b_far);
+        let mut a = Paced::new(a_near, pa.clone(), Some(slots.clone()));
+        let mut b = Paced::new(b_near, pb.clone(), Some(slots.clone()));
         let mut buf = [0u8; 8];
 
         // A read that finds bytes takes the one slot and keeps it while they are worked on.
         a_far.write_all(b"kexinit").await.unwrap();
         assert_eq!(a.read(&mut buf).await.unwrap(), 7);
         assert_eq!(slots.available_permits(), 0);
-        assert!(pa.state().first_byte.is_some());
 
         // B's bytes wait (stashed, not lost) while A holds the slot.
         b_far.write_all(b"ecdh").await.unwrap();
@@ -425,33 +387,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_deadline_counts_from_the_first_byte_and_not_the_queue() {
+    async fn the_deadline_is_lengthened_by_waits_for_a_slot_only() {
         let pace = Pace::new();
         let started = Instant::now();
         let limit = Duration::from_secs(10);
-        assert_eq!(pace.deadline(started, limit), started + limit);
+        assert_eq!(pace.deadline(limit), started + limit);
         tokio::time::advance(Duration::from_secs(3)).await;
-        let first = Instant::now();
-        pace.state().first_byte = Some(first);
-        assert_eq!(pace.deadline(started, limit), first + limit);
+        assert_eq!(pace.deadline(limit), started + limit);
         pace.state().waiting_since = Some(Instant::now());
         tokio::time::advance(Duration::from_secs(4)).await;
         assert_eq!(
-            pace.deadline(started, limit),
-            first + limit + Duration::from_secs(4)
+            pace.deadline(limit),
+            started + limit + Duration::from_secs(4)
         );
+        assert_eq!(pace.busy(), Duration::from_secs(3));
         pace.finish();
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(
-            pace.deadline(started, limit),
-            first + limit + Duration::from_secs(4)
+            pace.deadline(limit),
+            started + limit + Duration::from_secs(4)
         );
+        assert_eq!(pace.busy(), Duration::from_secs(8));
         // `within` gives up at the deadline, not before.
         let never = std::future::pending::<()>();
-        let t0 = Instant::now();
-        assert!(pace.within(started, limit, never).await.is_err());
-        assert_eq!(Instant::now(), first + limit + Duration::from_secs(4));
-        assert!(Instant::now() > t0);
+        assert!(pace.within(limit, never).await.is_err());
+        assert_eq!(Instant::now(), started + limit + Duration::from_secs(4));
     }
 
     #[tokio::test]
@@ -498,24 +458,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_slot_is_taken_with_the_first_byte_and_kept_after_the_handshake() {
+    async fn a_session_slot_is_held_until_dropped() {
         let sessions = Sessions::new(1, 1);
-        let (mut a_far, a_near) = tokio::io::duplex(64);
-        let (mut b_far, b_near) = tokio::io::duplex(64);
-        let (pa, pb) = (Pace::new(), Pace::new());
-        let mut a = Paced::new(a_near, pa.clone(), None, Some(sessions.clone()));
-        let mut b = Paced::new(b_near, pb.clone(), None, Some(sessions.clone()));
-        let mut buf = [0u8; 8];
-        a_far.write_all(b"banner").await.unwrap();
-        assert_eq!(a.read(&mut buf).await.unwrap(), 6);
-        let slot = pa.take_session().expect("taken with the first byte");
-        pa.finish();
-        // A's handshake is over but its session goes on: B waits, its bytes kept.
-        b_far.write_all(b"banner").await.unwrap();
-        let read_b = tokio::time::timeout(Duration::from_millis(50), b.read(&mut buf)).await;
-        assert!(read_b.is_err(), "B started a session beyond the limit");
-        drop(slot);
-        assert_eq!(b.read(&mut buf).await.unwrap(), 6);
-        assert!(pb.take_session().is_some());
+        let first = sessions.acquire().await;
+        let second = tokio::time::timeout(Duration::from_millis(50), sessions.acquire()).await;
+        assert!(second.is_err(), "a second session beyond the limit");
+        drop(first);
+        let _second = sessions.acquire().await;
     }
 }
