@@ -40,10 +40,17 @@ pub struct ProbeRequest<'a> {
 
 /// The probe's header: the env file, the mode, and one definition per provider.
 pub fn probe_header(req: &ProbeRequest<'_>) -> Script {
+    // The awk programs are most of the header and the same for every member: quoted once.
+    static AWK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "FA_AWK_ENVFILE={}\nFA_AWK_JSON={}",
+            crate::shell::quote(&remote::ENVFILE_AWK),
+            crate::shell::quote(&remote::JSON_AWK)
+        )
+    });
     let mut script = Script::new();
     script
-        .set("FA_AWK_ENVFILE", &remote::ENVFILE_AWK)
-        .set("FA_AWK_JSON", &remote::JSON_AWK)
+        .raw_header(&AWK)
         .set("FA_ENV", req.env_file)
         .set("FA_DEEP", if req.deep { "1" } else { "0" });
     let numbers: Vec<String> = (0..req.providers.len()).map(|i| i.to_string()).collect();

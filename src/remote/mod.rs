@@ -254,19 +254,26 @@ impl Script {
         {
             return None;
         }
-        let mut word = String::with_capacity(text.len() + text.len() / 8);
-        for c in text.chars() {
-            match c {
-                '\n' => word.push_str("\\n"),
-                '\'' => word.push_str("\\0047"),
-                '!' => word.push_str("\\0041"),
-                '\\' => word.push_str("\\0134"),
-                c => word.push(c),
-            }
+        let head = format!("sh -c 'eval \"$(printf %b \"$1\")\"' fleetauth-{role} '");
+        let mut line = String::with_capacity(head.len() + text.len() + text.len() / 8);
+        line.push_str(&head);
+        // Byte by byte, copying the runs between escapes (every escaped character is ASCII).
+        let mut from = 0;
+        for (i, b) in text.bytes().enumerate() {
+            let escape = match b {
+                b'\n' => "\\n",
+                b'\'' => "\\0047",
+                b'!' => "\\0041",
+                b'\\' => "\\0134",
+                _ => continue,
+            };
+            line.push_str(&text[from..i]);
+            line.push_str(escape);
+            from = i + 1;
         }
-        Some(format!(
-            "sh -c 'eval \"$(printf %b \"$1\")\"' fleetauth-{role} '{word}'"
-        ))
+        line.push_str(&text[from..]);
+        line.push('\'');
+        Some(line)
     }
 
     /// The script a [`Script::carried_command`] line carries (what the member's `printf %b`

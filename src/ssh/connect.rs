@@ -70,7 +70,7 @@ impl RusshTransport {
         let _gate = gate.acquire().await.expect("semaphore never closed");
         loop {
             attempts += 1;
-            let id = identification(&self.config_for(target).client_id);
+            let id = IDENTIFICATION.clone();
             // TCP (or the tunnel) and the server's first byte, within the first deadline.
             let reached = if target.jumps.is_empty() {
                 let reach = async { early(self.dial(target).await?, id).await };
@@ -282,7 +282,12 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
 }
 
-/// The identification line russh sends first, as it sends it.
+/// The identification line russh sends first: its default, which fleetauth's configs keep
+/// (`config.rs`; [`Early`] refuses any other).
+static IDENTIFICATION: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| identification(&client::Config::default().client_id));
+
+/// An identification line as russh sends it.
 fn identification(id: &SshId) -> Vec<u8> {
     match id {
         SshId::Standard(s) => format!("{s}\r\n").into_bytes(),
