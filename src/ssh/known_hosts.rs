@@ -166,20 +166,32 @@ impl Hosts {
     }
 }
 
-/// `*` matches any run of characters, `?` exactly one; everything else literally.
+/// `*` matches any run of characters, `?` exactly one; everything else literally. Called for
+/// every line of every file for each connection, so without allocating: most patterns are
+/// plain names, and host names are ASCII (bytes are characters then).
 fn glob_match(pattern: &str, name: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return pattern == name;
+    }
+    if pattern.is_ascii() && name.is_ascii() {
+        return glob_match_units(pattern.as_bytes(), name.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
+    glob_match_units(&p, &n, '*', '?')
+}
+
+fn glob_match_units<T: PartialEq + Copy>(p: &[T], n: &[T], any: T, one: T) -> bool {
     let (mut pi, mut ni) = (0, 0);
     // Where the last `*` was, and which name position it currently swallows up to.
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(&c) if c == any => {
                 star = Some((pi, ni));
                 pi += 1;
             }
-            Some(&c) if c == '?' || c == n[ni] => {
+            Some(&c) if c == one || c == n[ni] => {
                 pi += 1;
                 ni += 1;
             }
@@ -193,7 +205,7 @@ fn glob_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == any)
 }
 
 /// One parsed known_hosts line.
