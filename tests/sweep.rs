@@ -501,3 +501,53 @@ fn an_npm_install_is_swept_without_starting_its_clis() {
     assert_eq!(out.row("bare", "claude")["state"], "needs_auth");
     assert_eq!(bare.calls_log(), ["claude auth status"]);
 }
+
+/// A native CLI's version is kept in the member's cache (`~/.cache/fleetauth/versions`), keyed
+/// by the binary's resolved path, size and mtime: the next sweep answers from it without
+/// starting the CLI, and a changed binary is asked again.
+#[test]
+fn a_native_cli_s_version_comes_from_the_member_s_cache_until_the_binary_changes() {
+    let lab = Lab::new();
+    let m = lab
+        .member("native")
+        .provider("gemini", State::EnvKey)
+        .start();
+    // A native binary that answers `--version`: bash prints its own version for it.
+    let gemini = m.bin_dir().join("gemini");
+    std::fs::remove_file(&gemini).unwrap();
+    std::fs::copy("/bin/bash", &gemini).unwrap();
+    let inv = lab.inventory("");
+    let inv = inv.to_str().unwrap();
+    let version = |out: &support::Output| -> String {
+        out.row("native", "gemini")["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
+    let real = version(&first);
+    assert!(!real.is_empty() && real != "7.7.7", "{}", first.stdout);
+    let cache = m.home().join(".cache/fleetauth/versions");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap_or_else(|e| panic!("{}: {e}", cache.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let text = std::fs::read_to_string(&entries[0]).unwrap();
+    let mut lines = text.lines();
+    let key = lines.next().unwrap();
+    let meta = std::fs::metadata(&gemini).unwrap();
+    assert!(key.starts_with(&format!("{} ", meta.len())), "{text}");
+    assert_eq!(lines.next(), Some(gemini.to_str().unwrap()), "{text}");
+    // The cache answers (a planted version shows it), not the binary.
+    let head: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&entries[0], format!("{head}gemini 7.7.7\n")).unwrap();
+    let second = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
+    assert_eq!(version(&second), "7.7.7", "{}", second.stdout);
+    // A binary with another size is asked again.
+    let mut bytes = std::fs::read(&gemini).unwrap();
+    bytes.push(0);
+    std::fs::write(&gemini, bytes).unwrap();
+    let third = lab.fleetauth(&["sweep", "-i", inv, "--format", "json"]);
+    assert_eq!(version(&third), real, "{}", third.stdout);
+}

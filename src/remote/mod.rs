@@ -371,9 +371,13 @@ pub struct Record<'a> {
 }
 
 impl Record<'_> {
-    /// The value, base64-decoded (records written with `fa_recb` / `fa_recs`).
+    /// The value of a record written with `fa_recb` / `fa_recs`: after a leading `=` as it is
+    /// (one printable line; base64 never starts with `=`), else base64-decoded.
     pub fn bytes(&self) -> Vec<u8> {
         use base64::Engine as _;
+        if let Some(plain) = self.value.strip_prefix('=') {
+            return plain.as_bytes().to_vec();
+        }
         base64::engine::general_purpose::STANDARD
             .decode(self.value.trim())
             .unwrap_or_default()

@@ -26,11 +26,13 @@ fa_recb() {
   printf '\n'
 }
 
-# fa_recs PROVIDER FIELD STRING: a record whose value is STRING, base64.
+# fa_recs PROVIDER FIELD STRING: a record whose value is STRING: as it is after a `=` when it is
+# one line of printable characters (no process started), else base64 like fa_recb.
 fa_recs() {
-  printf '@@FA%s\t%s\t%s\t' "$FA_NONCE" "$1" "$2"
-  printf %s "$3" | fa_b64
-  printf '\n'
+  case $3 in
+    *[![:print:]]*) printf %s "$3" | fa_recb "$1" "$2" ;;
+    *) printf '@@FA%s\t%s\t%s\t=%s\n' "$FA_NONCE" "$1" "$2" "$3" ;;
+  esac
 }
 
 # fa_fail STATUS MESSAGE: a framed `fatal` record (the client shows MESSAGE), then exit STATUS.

@@ -185,11 +185,12 @@ fa_ambient_where() {
 }
 
 # fa_pkg_version BIN: sets fa_v to the version in the package.json of the npm package NPKG that
-# BIN resolves into (.../node_modules/NPKG/...); false when there is none or it looks wrong in any way
+# BIN resolves into (fa_rt, .../node_modules/NPKG/...); false when there is none or it looks wrong in any way
 # (another package's name, no plain "version"): then the CLI is asked.
 fa_pkg_version() {
   [ -n "$NPKG" ] || return 1
-  fa_t=$(readlink -f -- "$1" 2>/dev/null) || return 1
+  fa_t=$fa_rt
+  [ -n "$fa_t" ] || return 1
   case $fa_t in */node_modules/"$NPKG"/*) ;; *) return 1 ;; esac
   fa_pj=${fa_t%/node_modules/"$NPKG"/*}/node_modules/$NPKG/package.json
   [ -f "$fa_pj" ] && [ -r "$fa_pj" ] || return 1
@@ -205,11 +206,11 @@ S${fa_tab}"}
 }
 
 # fa_vcache BIN: sets fa_vc (the cache entry for BIN) and fa_vkey ("SIZE MTIME", line 1 of the
-# entry; line 2 is the resolved path, the rest the version output). False when BIN is a script
+# entry; line 2 is the resolved path fa_rt, the rest the version output). False when BIN is a script
 # (its version may live in files beside it) or cannot be keyed: no cache then.
 fa_vcache() {
   fa_vc='' fa_vkey=''
-  fa_vt=$(readlink -f -- "$1" 2>/dev/null) || fa_vt=$1
+  fa_vt=${fa_rt:-$1}
   case $fa_vt in /*) ;; *) return 1 ;; esac
   case $(head -c 2 -- "$fa_vt" 2>/dev/null) in '#!' | '') return 1 ;; esac
   fa_vkey=$(stat -L -c '%s %Y' -- "$fa_vt" 2>/dev/null) ||
@@ -227,6 +228,8 @@ fa_vcache() {
 # package.json nor the cache answers.
 # shellcheck disable=SC2120 # "$@" is VARGS, set inside
 fa_version() {
+  # Where the binary resolves to (once: both answers below need it).
+  fa_rt=$(readlink -f -- "$fa_bin" 2>/dev/null) || fa_rt=
   if fa_pkg_version "$fa_bin"; then
     fa_rec "$P" version_pkg "$fa_v"
     return 0
@@ -257,7 +260,7 @@ fa_version() {
       esac
     fi
   fi
-  printf '%s\n' "$fa_v" | fa_recb "$P" version_out
+  fa_recs "$P" version_out "$fa_v"
 }
 
 # fa_decides_file FILE PATH: whether credential file FILE (at PATH) is one of DFILES and, as it
