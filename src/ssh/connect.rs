@@ -4,10 +4,9 @@
 //! - **One deadline covers the whole connection** (TCP connect, banner, key exchange, host key
 //!   check, authentication): a member that accepts TCP and never speaks SSH cannot stall a run.
 //!   Precisely, each attempt has two deadlines of `connect_timeout`: one for TCP (or the tunnel)
-//!   and the server's first byte, one for key exchange and authentication, which starts once a
-//!   session slot is free and is lengthened by any wait for a handshake slot (`-j`, see
-//!   `pace.rs`): waiting in our own queue is not the member being slow, and a member that never
-//!   speaks holds no slot.
+//!   and the server's first byte, one for key exchange and authentication, lengthened by any
+//!   wait for a handshake slot (`-j`, see `pace.rs`): waiting in our own queue is not the member
+//!   being slow, and a member that never speaks holds no handshake slot.
 //! - **Transient refusals are retried**: sshd's `MaxStartups` (and `PerSourcePenalties`) answer
 //!   excess unauthenticated connections by closing them before the SSH banner. Such a close is
 //!   retried with jittered exponential backoff while the connect deadline allows; anything after
@@ -62,12 +61,18 @@ impl RusshTransport {
             phase: "connect",
             after: target.connect_timeout,
         };
+        // Queued behind other members of the same sshd, then for a session slot: queues of
+        // ours, counted in no deadline. The slot is taken before dialling, so a member waiting
+        // for one holds no connection that sshd's LoginGraceTime could close.
+        let gate = self.sshd_gate(target);
+        let _gate = gate.acquire().await.expect("semaphore never closed");
+        let mut slot = match sessions {
+            Some(sessions) => Some(sessions.acquire().await),
+            None => None,
+        };
         let retry_until = Instant::now() + target.connect_timeout;
         let mut delay = RETRY_FIRST_DELAY;
         let mut attempts = 0u32;
-        // Queued behind other members of the same sshd (not counted in the deadlines).
-        let gate = self.sshd_gate(target);
-        let _gate = gate.acquire().await.expect("semaphore never closed");
         loop {
             attempts += 1;
             let id = IDENTIFICATION.clone();
@@ -87,17 +92,10 @@ impl RusshTransport {
             };
             let result = match reached {
                 Err(e) => Err(e),
-                Ok(stream) => {
-                    // The member has answered: its place among the sessions (a queue of ours,
-                    // not counted in any deadline), then the handshake.
-                    let slot = match sessions {
-                        Some(sessions) => Some(sessions.acquire().await),
-                        None => None,
-                    };
-                    self.handshake(target, Box::new(stream), sessions)
-                        .await
-                        .map(|handle| (handle, slot))
-                }
+                Ok(stream) => self
+                    .handshake(target, Box::new(stream), sessions)
+                    .await
+                    .map(|handle| (handle, slot.take())),
             };
             match result {
                 Ok(handle) => return Ok(handle),

@@ -9,8 +9,8 @@
 //! when the next read finds nothing (the handshake is waiting on the wire). `-j` so bounds the
 //! handshakes being computed at once, and any number may wait on the network.
 //!
-//! How many members are past their first byte at once — handshaking, then running their
-//! commands — is a second, adaptive bound ([`Sessions`]): it starts at `-j`, grows while
+//! How many members are connected at once — from dialling, through the handshake, to the end
+//! of their commands — is a second, adaptive bound ([`Sessions`]): it starts at `-j`, grows while
 //! handshakes take as long as the fastest one seen (the wait is the network's, which costs
 //! nothing to share) and shrinks when they take several times longer (the members are busy:
 //! members that share CPUs, containers on one host, a loaded lab, where running more at once
@@ -18,9 +18,8 @@
 //! all at once, a fleet on one machine about `-j` at a time.
 //!
 //! [`Pace`] also keeps the handshake's deadline as it was: `connect_timeout` from the start of
-//! the handshake (once the member has answered and a session slot is free), lengthened by the
-//! time spent waiting for a handshake slot: waiting in our own queue is not the member being
-//! slow.
+//! the handshake (once the member has answered), lengthened by the time spent waiting for a
+//! handshake slot: waiting in our own queue is not the member being slow.
 
 use std::future::Future;
 use std::io;
@@ -121,7 +120,7 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// The adaptive bound on members past their first byte (see the module docs).
+/// The adaptive bound on members connected at once (see the module docs).
 pub(super) struct Sessions {
     permits: Arc<Semaphore>,
     adapt: Mutex<Adapt>,

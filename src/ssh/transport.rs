@@ -48,8 +48,8 @@ pub struct TransportOptions {
     /// bytes to work on, never while it waits on the network (`pace.rs`), so a member that
     /// never speaks, or is far away, holds none. None: unbounded.
     pub max_handshakes: Option<usize>,
-    /// Members past their first byte at once (handshaking or running commands): adaptive,
-    /// from the first number (`-j`) up to the second, see `pace.rs`. None: unbounded.
+    /// Members connected at once (dialling, handshaking or running commands): adaptive, from
+    /// the first number (`-j`) up to the second, see `pace.rs`. None: unbounded.
     pub sessions: Option<(usize, usize)>,
     /// At most this many members at once over one connection to a jump host; more open another
     /// connection (see `jump.rs`). Default [`DEFAULT_JUMP_CHANNELS`].
@@ -112,7 +112,7 @@ pub struct RusshTransport {
     warned_checking_off: AtomicBool,
     /// Free handshake slots (`TransportOptions::max_handshakes`).
     pub(super) handshakes: Option<Arc<tokio::sync::Semaphore>>,
-    /// Members past their first byte (`TransportOptions::sessions`).
+    /// Members connected at once (`TransportOptions::sessions`).
     pub(super) sessions: Option<Arc<Sessions>>,
     /// Handshakes in progress per sshd (`host:port`), see [`PER_SSHD_HANDSHAKES`].
     pub(super) per_sshd: std::sync::Mutex<HashMap<(String, u16), Arc<tokio::sync::Semaphore>>>,
