@@ -772,3 +772,36 @@ async fn a_key_is_signed_at_once_without_a_query() {
     assert!(log.contains("Accepted publickey"), "{log}");
     assert!(!log.contains("Postponed publickey"), "{log}");
 }
+
+/// One session slot: a member that never sends its first byte lends its slot out after a
+/// second, so another member connects long before the silent one's deadline.
+#[tokio::test]
+async fn a_silent_member_lends_its_session_slot_out() {
+    let (lab, m) = lab_with_member();
+    let silent = lab.silent_member("silent");
+    let mut quiet = target_at(&lab, silent.name(), silent.addr(), silent.port());
+    quiet.ssh.connect_timeout = Duration::from_secs(60);
+    let real = target(&lab, &m);
+    let targets = [quiet.target(), real.target()];
+    let transport = std::sync::Arc::new(
+        RusshTransport::new(
+            &targets,
+            TransportOptions {
+                sessions: Some((1, 1)),
+                ..options()
+            },
+        )
+        .unwrap(),
+    );
+    let t = transport.clone();
+    let quiet_target = quiet.target();
+    let first = tokio::spawn(async move { t.connect(&quiet_target).await.is_ok() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let session = tokio::time::timeout(Duration::from_secs(30), transport.connect(&real.target()))
+        .await
+        .expect("the real member waited for the silent one's slot")
+        .unwrap();
+    assert_echo(session.as_ref(), "lent").await;
+    assert!(!first.is_finished(), "the silent member is still waiting");
+    first.abort();
+}

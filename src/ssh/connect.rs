@@ -33,6 +33,9 @@ use super::{HostKeyChecking, RusshTransport, SshError, Target};
 use russh::SshId;
 
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
+/// A member that has not sent its first byte this long after we dialled lends its session slot
+/// out until it does (`pace.rs` `Sessions::lend`): a dead or silent member holds no slot.
+const UNANSWERED: Duration = Duration::from_secs(1);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// Why one connection attempt failed.
@@ -76,20 +79,36 @@ impl RusshTransport {
         loop {
             attempts += 1;
             let id = IDENTIFICATION.clone();
-            // TCP (or the tunnel) and the server's first byte, within the first deadline.
-            let reached = if target.jumps.is_empty() {
-                let reach = async { early(self.dial(target).await?, id).await };
-                tokio::time::timeout(target.connect_timeout, reach)
-                    .await
-                    .map_err(|_| timed_out())?
+            // TCP (or the tunnel) and the server's first byte, within the first deadline; a
+            // member that has not answered within UNANSWERED lends its session slot out.
+            // A tunnel's own deadlines bound reaching the last hop (`jump.rs`).
+            let tunnel = if target.jumps.is_empty() {
+                None
             } else {
                 match Box::pin(self.tunnel(target)).await {
-                    Err(e) => Err(Attempt::Fatal(e)),
-                    Ok(tunnel) => tokio::time::timeout(target.connect_timeout, early(tunnel, id))
-                        .await
-                        .map_err(|_| timed_out())?,
+                    Ok(tunnel) => Some(tunnel),
+                    Err(e) => return Err(e),
                 }
             };
+            let reach = async {
+                match tunnel {
+                    None => early(self.dial(target).await?, id).await,
+                    Some(tunnel) => early(tunnel, id).await,
+                }
+            };
+            let lends = slot.is_some();
+            let reached = tokio::time::timeout(target.connect_timeout, async {
+                tokio::pin!(reach);
+                tokio::select! {
+                    reached = &mut reach => return reached,
+                    _ = tokio::time::sleep(UNANSWERED), if lends => {}
+                }
+                // Taken back when the member answers or the deadline passes.
+                let _loan = sessions.map(|s| s.lend());
+                reach.await
+            })
+            .await
+            .map_err(|_| timed_out())?;
             let result = match reached {
                 Err(e) => Err(e),
                 Ok(stream) => self

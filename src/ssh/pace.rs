@@ -213,12 +213,37 @@ impl Sessions {
         }
     }
 
+    /// Lend one slot out while its holder waits for a member that does not answer: the limit
+    /// grows by one until the [`Loan`] is dropped, so silent members hold no slot and the
+    /// holder still has its own when the member answers (it never queues after its first byte).
+    pub(super) fn lend(self: &Arc<Sessions>) -> Loan {
+        let mut a = self.adapt();
+        a.limit += 1;
+        if a.debt > 0 {
+            a.debt -= 1;
+        } else {
+            self.permits.add_permits(1);
+        }
+        Loan(self.clone())
+    }
+
     /// Whether a slot given back now is retired instead.
     fn retire(&self) -> bool {
         let mut a = self.adapt();
         let retire = a.debt > 0;
         a.debt = a.debt.saturating_sub(1);
         retire
+    }
+}
+
+/// A slot lent out by [`Sessions::lend`]; taken back (the limit shrinks by one) when dropped.
+pub(super) struct Loan(Arc<Sessions>);
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        let mut a = self.0.adapt();
+        a.limit -= 1;
+        a.debt += 1;
     }
 }
 
@@ -464,5 +489,23 @@ mod tests {
         assert!(second.is_err(), "a second session beyond the limit");
         drop(first);
         let _second = sessions.acquire().await;
+    }
+
+    #[tokio::test]
+    async fn a_slot_held_for_a_silent_member_is_lent_out() {
+        let sessions = Sessions::new(1, 10);
+        let silent = sessions.acquire().await;
+        let loan = sessions.lend();
+        assert_eq!(sessions.limit(), 2);
+        let other = tokio::time::timeout(Duration::from_millis(50), sessions.acquire())
+            .await
+            .expect("the lent slot is free for another member");
+        // The loan ends: one slot comes back retired, and the limit is as before.
+        drop(loan);
+        assert_eq!(sessions.limit(), 1);
+        drop(other);
+        assert_eq!(sessions.permits.available_permits(), 0);
+        drop(silent);
+        assert_eq!(sessions.permits.available_permits(), 1);
     }
 }
