@@ -66,6 +66,15 @@ pub fn strip(text: &str) -> String {
 /// round trip would save.
 pub const CARRY_MAX: usize = 64 * 1024;
 
+/// The bytes a carried script cannot hold raw, and the `printf %b` escapes that stand for them
+/// ([`Script::carried_command`]; [`Script::carried_text`] reads them back).
+const CARRY_ESCAPES: [(u8, &str); 4] = [
+    (b'\n', "\\n"),
+    (b'\'', "\\0047"),
+    (b'!', "\\0041"),
+    (b'\\', "\\0134"),
+];
+
 /// How long a provisioning transaction waits for another provisioner's lock on the same file.
 pub const LOCK_TIMEOUT_SECS: u32 = 30;
 
@@ -247,25 +256,20 @@ impl Script {
     /// taken for a record, which is what it is for.
     pub fn carried_command(&self, role: &str) -> Option<String> {
         let text = self.text.as_str();
-        if text.len() > CARRY_MAX
-            || text
-                .bytes()
-                .any(|b| !(b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)))
-        {
+        if text.len() > CARRY_MAX {
             return None;
         }
         let head = format!("sh -c 'eval \"$(printf %b \"$1\")\"' fleetauth-{role} '");
         let mut line = String::with_capacity(head.len() + text.len() + text.len() / 8);
         line.push_str(&head);
-        // Byte by byte, copying the runs between escapes (every escaped character is ASCII).
+        // One pass, byte by byte, copying the runs between escapes (every escaped character is
+        // ASCII); any other byte outside printable ASCII and tab means stdin instead.
         let mut from = 0;
         for (i, b) in text.bytes().enumerate() {
-            let escape = match b {
-                b'\n' => "\\n",
-                b'\'' => "\\0047",
-                b'!' => "\\0041",
-                b'\\' => "\\0134",
-                _ => continue,
+            let escape = match CARRY_ESCAPES.iter().find(|(c, _)| *c == b) {
+                Some((_, escape)) => escape,
+                None if b == b'\t' || (0x20..0x7f).contains(&b) => continue,
+                None => return None,
             };
             line.push_str(&text[from..i]);
             line.push_str(escape);
@@ -284,20 +288,11 @@ impl Script {
         let mut rest = word;
         while let Some(at) = rest.find('\\') {
             text.push_str(&rest[..at]);
-            let esc = &rest[at..];
-            let (c, len) = if esc.starts_with("\\n") {
-                ('\n', 2)
-            } else {
-                let c = match esc.get(..5)? {
-                    "\\0047" => '\'',
-                    "\\0041" => '!',
-                    "\\0134" => '\\',
-                    _ => return None,
-                };
-                (c, 5)
-            };
-            text.push(c);
-            rest = &esc[len..];
+            let (c, escape) = CARRY_ESCAPES
+                .iter()
+                .find(|(_, escape)| rest[at..].starts_with(escape))?;
+            text.push(char::from(*c));
+            rest = &rest[at + escape.len()..];
         }
         text.push_str(rest);
         Some(text)
