@@ -698,32 +698,11 @@ async fn a_handshake_waiting_on_the_wire_holds_no_slot() {
     let mut stalled = target_at(&lab, "stalled", Ipv4Addr::LOCALHOST, port);
     stalled.ssh.connect_timeout = Duration::from_secs(60);
     let real = target(&lab, &m);
-    let targets = [stalled.target(), real.target()];
-    let transport = std::sync::Arc::new(
-        RusshTransport::new(
-            &targets,
-            TransportOptions {
-                max_handshakes: Some(1),
-                ..options()
-            },
-        )
-        .unwrap(),
-    );
-    let t = transport.clone();
-    let stalled_target = stalled.target();
-    let first = tokio::spawn(async move { t.connect(&stalled_target).await.is_ok() });
-    // Let the stalled handshake take the slot (and be left waiting) first.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let session = tokio::time::timeout(Duration::from_secs(30), transport.connect(&real.target()))
-        .await
-        .expect("the real member queued behind a handshake that was only waiting")
-        .unwrap();
-    assert_echo(session.as_ref(), "through").await;
-    assert!(
-        !first.is_finished(),
-        "the stalled handshake is still waiting"
-    );
-    first.abort();
+    let one_handshake = TransportOptions {
+        max_handshakes: Some(1),
+        ..options()
+    };
+    connects_while_another_waits(&stalled, &real, one_handshake, "through").await;
     stall.abort();
 }
 
@@ -782,26 +761,34 @@ async fn a_silent_member_lends_its_session_slot_out() {
     let mut quiet = target_at(&lab, silent.name(), silent.addr(), silent.port());
     quiet.ssh.connect_timeout = Duration::from_secs(60);
     let real = target(&lab, &m);
-    let targets = [quiet.target(), real.target()];
-    let transport = std::sync::Arc::new(
-        RusshTransport::new(
-            &targets,
-            TransportOptions {
-                sessions: Some((1, 1)),
-                ..options()
-            },
-        )
-        .unwrap(),
-    );
+    let one_session = TransportOptions {
+        sessions: Some((1, 1)),
+        ..options()
+    };
+    connects_while_another_waits(&quiet, &real, one_session, "lent").await;
+}
+
+/// With `options` limiting the transport to one slot: `waiting` connects first and is left
+/// waiting on its member; `real` still connects (and echoes `text`) long before `waiting` gives
+/// up, which is still waiting afterwards.
+async fn connects_while_another_waits(
+    waiting: &inventory::Member,
+    real: &inventory::Member,
+    opts: TransportOptions,
+    text: &str,
+) {
+    let targets = [waiting.target(), real.target()];
+    let transport = std::sync::Arc::new(RusshTransport::new(&targets, opts).unwrap());
     let t = transport.clone();
-    let quiet_target = quiet.target();
-    let first = tokio::spawn(async move { t.connect(&quiet_target).await.is_ok() });
+    let waiting_target = waiting.target();
+    let first = tokio::spawn(async move { t.connect(&waiting_target).await.is_ok() });
+    // Let the waiting member take the slot first.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let session = tokio::time::timeout(Duration::from_secs(30), transport.connect(&real.target()))
         .await
-        .expect("the real member waited for the silent one's slot")
+        .expect("the real member queued behind one that was only waiting")
         .unwrap();
-    assert_echo(session.as_ref(), "lent").await;
-    assert!(!first.is_finished(), "the silent member is still waiting");
+    assert_echo(session.as_ref(), text).await;
+    assert!(!first.is_finished(), "the other member is still waiting");
     first.abort();
 }
