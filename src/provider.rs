@@ -1142,6 +1142,18 @@ fn env_var(value: &Value<'_, '_>) -> Result<String, ConfigError> {
             ))
             .with_help("a variable name is letters, digits and `_`, not starting with a digit"));
     }
+    if crate::probe::is_reserved_name(name) {
+        return Err(value
+            .error(format!(
+                "environment variable name \"{name}\" for {} is reserved",
+                value.what()
+            ))
+            .with_help(
+                "fleetauth's member scripts use names starting with `fa_` or `FA_` and P, B, NPM, \
+                 NPKG, DIRS, VARGS, HAS_STATUS, SARGS, DFILES, DPFILES, DKCS, ENVS, PREFIXES, HVAR, \
+                 HDEF, FILES, PFILES, KCS, PENV, PARGS, PTO",
+            ));
+    }
     Ok(name.to_string())
 }
 
@@ -2336,6 +2348,23 @@ default = "~/.tool"
             "invalid environment variable name \"MY KEY\"",
             "",
         );
+    }
+
+    #[test]
+    fn names_the_member_scripts_use_are_refused() {
+        for name in ["FILES", "fa_bin", "FA_NONCE"] {
+            let text = MINIMAL.replace("key_env = \"TOOL_KEY\"", &format!("key_env = \"{name}\""));
+            let e = parse_err(&text);
+            assert_error(
+                &e,
+                3,
+                11,
+                &format!(
+                    "environment variable name \"{name}\" for `key_env` in the top level is reserved"
+                ),
+                "fleetauth's member scripts use",
+            );
+        }
     }
 
     #[test]

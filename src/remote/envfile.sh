@@ -25,6 +25,7 @@ fa_check_dir() {
   if [ ! -d "$1" ]; then
     mkdir -p -- "$1" 2>/dev/null || fa_fail "$FA_ST_IO" "cannot create the directory $1"
   fi
+  fa_whoami
   # shellcheck disable=SC2046
   set -- "$1" $(LC_ALL=C ls -ldnL -- "$1" 2>/dev/null)
   if [ "${4:-}" != "$fa_me" ]; then
@@ -43,6 +44,7 @@ fa_check_target() {
   [ -e "$1" ] || return 0
   [ -f "$1" ] || fa_fail "$FA_ST_NOT_REGULAR" "refusing $1: it is not a regular file"
   fa_stat "$1"
+  fa_whoami
   if [ "$fa_uid" != "$fa_me" ]; then
     fa_fail "$FA_ST_FOREIGN_OWNER" "refusing $1: it is owned by uid $fa_uid, not by uid $fa_me"
   fi

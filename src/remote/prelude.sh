@@ -12,15 +12,20 @@ umask 077
 # fa_rec PROVIDER FIELD VALUE: one framed record (VALUE must be one line without tabs).
 fa_rec() { printf '@@FA%s\t%s\t%s\t%s\n' "$FA_NONCE" "$1" "$2" "$3"; }
 
-if [ "$(printf x | base64 -w 0 2>/dev/null)" = eA== ]; then
-  fa_b64() { base64 -w 0; }
-else
-  fa_b64() { base64 | tr -d '\n'; }
-fi
+# fa_b64: stdin as base64 on one line. Whether `base64 -w 0` works (GNU, busybox) or the lines
+# must be joined (BSD, macOS) is asked once, by fa_recb in this shell (a probe with nothing to
+# encode starts no process for it); fa_b64 runs inside fa_recb's pipeline.
+fa_b64w=
+fa_b64() {
+  if [ "$fa_b64w" = 1 ]; then base64 -w 0; else base64 | tr -d '\n'; fi
+}
 
 # fa_recb PROVIDER FIELD < DATA: a record whose value is stdin, base64, capped at 64 KiB (a runaway
 # output must not cost the client memory).
 fa_recb() {
+  if [ -z "$fa_b64w" ]; then
+    if [ "$(printf x | base64 -w 0 2>/dev/null)" = eA== ]; then fa_b64w=1; else fa_b64w=0; fi
+  fi
   printf '@@FA%s\t%s\t%s\t' "$FA_NONCE" "$1" "$2"
   head -c 65536 | fa_b64
   printf '\n'
@@ -48,23 +53,44 @@ else
   fa_to() { shift; "$@"; }
 fi
 
-# fa_path PATH: a remote path as fleetauth's data gives it: `~` and `~/...` are the member's $HOME,
-# anything else is taken as is (relative paths are relative to the login directory).
+# fa_resolve PATH: sets fa_rp to a remote path as fleetauth's data gives it: `~` and `~/...` are the
+# member's $HOME, anything else is taken as is (relative paths are relative to the login
+# directory). fa_path PATH prints it. (Helpers that set a variable spare the member the fork of
+# a command substitution: a probe calls them dozens of times.)
 # shellcheck disable=SC2088 # the patterns match a literal ~ from data
-fa_path() {
+fa_resolve() {
   case $1 in
-    '~') printf '%s' "$HOME" ;;
-    '~/'*) printf '%s/%s' "$HOME" "${1#??}" ;;
-    *) printf '%s' "$1" ;;
+    '~') fa_rp=$HOME ;;
+    '~/'*) fa_rp=$HOME/${1#??} ;;
+    *) fa_rp=$1 ;;
   esac
 }
+fa_path() {
+  fa_resolve "$1"
+  printf '%s' "$fa_rp"
+}
 
-# fa_config_home VAR DEFAULT: a CLI's config home: $VAR when set and non-empty on the member, else
-# DEFAULT (through fa_path). VAR may be empty (no variable).
+# fa_getenv NAME: sets fa_ge to the value of environment variable NAME (empty when unset or when
+# NAME is not a variable name). Names come from provider data, which the loader checks are
+# identifiers; the member scripts' own variables are all fa_*/FA_* or set by a provider's
+# definition (probe::RESERVED_NAMES), names a provider may not use.
+fa_getenv() {
+  fa_ge=
+  case $1 in '' | [0-9]* | *[!A-Za-z0-9_]*) return 1 ;; esac
+  eval "fa_ge=\${$1-}"
+}
+
+# fa_set_home VAR DEFAULT: sets fa_h to a CLI's config home: $VAR when set and non-empty on the
+# member, else DEFAULT (through fa_resolve). VAR may be empty (no variable). fa_config_home VAR
+# DEFAULT prints it.
+fa_set_home() {
+  fa_ge=
+  [ -n "$1" ] && fa_getenv "$1"
+  if [ -n "$fa_ge" ]; then fa_h=$fa_ge; else fa_resolve "$2"; fa_h=$fa_rp; fi
+}
 fa_config_home() {
-  fa_ch=
-  if [ -n "$1" ]; then fa_ch=$(printenv -- "$1" 2>/dev/null) || fa_ch=; fi
-  if [ -n "$fa_ch" ]; then printf '%s' "$fa_ch"; else fa_path "$2"; fi
+  fa_set_home "$1" "$2"
+  printf '%s' "$fa_h"
 }
 
 # fa_stat PATH: sets fa_mode (e.g. -rw-------) and fa_uid of PATH itself (symlinks not followed).
@@ -74,8 +100,11 @@ fa_stat() {
   fa_mode=${1:-} fa_uid=${3:-}
 }
 
-# fa_uid_self: the effective uid, once.
-fa_me=$(id -u)
+# fa_whoami: sets fa_me to the effective uid (asked once, only when needed).
+fa_me=
+fa_whoami() {
+  [ -n "$fa_me" ] || fa_me=$(id -u)
+}
 
 # fa_loose MODE: true when MODE (ls form) lets group or others write.
 fa_loose() {
@@ -96,7 +125,8 @@ fa_source_ok() {
   set -- "$1" $(LC_ALL=C ls -ldnL -- "$1" 2>/dev/null)
   if [ ! -f "$1" ]; then
     fa_why="$1 is not a regular file"
-  elif [ "${4:-}" != "$fa_me" ]; then
+  elif [ ! -O "$1" ]; then
+    fa_whoami
     fa_why="$1 is owned by uid ${4:-?}, not by uid $fa_me"
   elif fa_loose "${2:-}"; then
     fa_why="$1 is writable by group or others (${2:-?})"

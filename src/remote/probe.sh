@@ -8,15 +8,17 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034,SC2153,SC2154 # variables come from the header and the provider definitions
 
-# fa_find BIN DIR...: BIN on PATH (absolute), else the first executable DIR/BIN.
+# fa_find BIN DIR...: sets fa_bin to BIN on PATH (absolute), else to the first executable DIR/BIN;
+# false when there is none.
 fa_find() {
   fa_b=$1; shift
-  if fa_p=$(command -v -- "$fa_b" 2>/dev/null); then
-    case $fa_p in /*) printf '%s' "$fa_p"; return 0 ;; esac
+  if fa_bin=$(command -v -- "$fa_b" 2>/dev/null); then
+    case $fa_bin in /*) return 0 ;; esac
   fi
+  fa_bin=
   for fa_d in "$@"; do
-    fa_d=$(fa_path "$fa_d")
-    if [ -f "$fa_d/$fa_b" ] && [ -x "$fa_d/$fa_b" ]; then printf '%s' "$fa_d/$fa_b"; return 0; fi
+    fa_resolve "$fa_d"
+    if [ -f "$fa_rp/$fa_b" ] && [ -x "$fa_rp/$fa_b" ]; then fa_bin=$fa_rp/$fa_b; return 0; fi
   done
   return 1
 }
@@ -41,8 +43,9 @@ fa_npm_dir() {
   [ -n "$fa_np" ] && fa_nd=$fa_np/bin
 }
 
+# fa_npm_find BIN: sets fa_bin to BIN in npm's global bin dir, if it is there.
 fa_npm_find() {
-  [ -f "$fa_nd/$1" ] && [ -x "$fa_nd/$1" ] && printf '%s' "$fa_nd/$1"
+  [ -f "$fa_nd/$1" ] && [ -x "$fa_nd/$1" ] && fa_bin=$fa_nd/$1
 }
 
 # fa_file PROVIDER REL PATH: a credential file's contents, or that it is unreadable.
@@ -52,19 +55,19 @@ fa_file() {
   fi
 }
 
-# fa_cred_path ITEM: where a credential file is. ITEM is FILE, VAR=FILE (VAR, set and non-empty
-# on the member, is the full path instead) or VAR/=FILE (VAR is the file's directory: gh's
-# GH_CONFIG_DIR); FILE `/...` is absolute, `~`/`~/...` the member's home, anything else relative to
-# the config home $fa_h.
+# fa_cred_path ITEM: sets fa_cp to where a credential file is. ITEM is FILE, VAR=FILE (VAR, set
+# and non-empty on the member, is the full path instead) or VAR/=FILE (VAR is the file's
+# directory: gh's GH_CONFIG_DIR); FILE `/...` is absolute, `~`/`~/...` the member's home, anything
+# else relative to the config home $fa_h.
 fa_cred_path() {
   case $1 in
     *=*)
       fa_pn=${1%%=*}
-      fa_pv=$(printenv -- "${fa_pn%/}" 2>/dev/null) || fa_pv=
-      if [ -n "$fa_pv" ]; then
+      fa_getenv "${fa_pn%/}"
+      if [ -n "$fa_ge" ]; then
         case $fa_pn in
-          */) fa_pf=${1#*=}; printf '%s/%s' "${fa_pv%/}" "${fa_pf##*/}" ;;
-          *) printf '%s' "$fa_pv" ;;
+          */) fa_pf=${1#*=}; fa_cp=${fa_ge%/}/${fa_pf##*/} ;;
+          *) fa_cp=$fa_ge ;;
         esac
         return 0
       fi
@@ -72,28 +75,31 @@ fa_cred_path() {
   esac
   # shellcheck disable=SC2088 # the patterns match a literal ~ from data
   case $1 in
-    /* | '~' | '~/'*) fa_path "$1" ;;
-    *) printf '%s/%s' "$fa_h" "$1" ;;
+    /* | '~' | '~/'*) fa_resolve "$1"; fa_cp=$fa_rp ;;
+    *) fa_cp=$fa_h/$1 ;;
   esac
 }
 
-# fa_sha8 STRING: the first 8 hex digits of STRING's sha256 (empty without a sha256 tool).
-fa_sha8() {
+# fa_sha12 STRING: sets fa_sh to the first 12 hex digits of STRING's sha256, as fleetauth's
+# fingerprints; fa_sha8 STRING to the first 8. Empty without a sha256 tool. printf is a builtin:
+# the value is in no command line.
+fa_sha() {
+  fa_sh=
   if command -v sha256sum >/dev/null 2>&1; then
-    printf %s "$1" | sha256sum | cut -c1-8
+    fa_sh=$(printf %s "$1" | sha256sum 2>/dev/null) || fa_sh=
   elif command -v shasum >/dev/null 2>&1; then
-    printf %s "$1" | shasum -a 256 | cut -c1-8
+    fa_sh=$(printf %s "$1" | shasum -a 256 2>/dev/null) || fa_sh=
   fi
+  fa_sh=${fa_sh%%[!0-9a-f]*}
+  [ "${#fa_sh}" = 64 ] || fa_sh=
 }
-
-# fa_sha12 STRING: the first 12 hex digits of STRING's sha256, as fleetauth's fingerprints (empty
-# without a sha256 tool). printf is a builtin: the value is in no command line.
 fa_sha12() {
-  if command -v sha256sum >/dev/null 2>&1; then
-    printf %s "$1" | sha256sum | cut -c1-12
-  elif command -v shasum >/dev/null 2>&1; then
-    printf %s "$1" | shasum -a 256 | cut -c1-12
-  fi
+  fa_sha "$1"
+  fa_sh=${fa_sh%"${fa_sh#????????????}"}
+}
+fa_sha8() {
+  fa_sha "$1"
+  fa_sh=${fa_sh%"${fa_sh#????????}"}
 }
 
 # fa_prefix_rec PROVIDER FIELD VALUE: a record naming the declared short-lived prefix (PREFIXES)
@@ -108,15 +114,19 @@ fa_prefix_rec() {
 # and any short-lived prefix. The file is sourced in a subshell with those variables unset first,
 # so only what the file sets counts; nothing it prints is kept. Values never leave the member.
 fa_env_values() {
-  [ -n "$ENVS" ] && [ -f "$fa_env_path" ] && [ -r "$fa_env_path" ] || return 0
+  [ -n "$ENVS" ] && [ "$fa_env_safe" = 1 ] && [ -f "$fa_env_path" ] && [ -r "$fa_env_path" ] ||
+    return 0
   (
     for fa_var in $ENVS; do unset "$fa_var" 2>/dev/null; done
-    fa_source "$fa_env_path" </dev/null >/dev/null 2>&1 || exit 0
+    set -a
+    # shellcheck disable=SC1090 # the env file is the operator's, known only at run time
+    . "$fa_env_path" </dev/null >/dev/null 2>&1
+    set +a
     for fa_var in $ENVS; do
       eval "fa_val=\${$fa_var:-}"
       [ -n "$fa_val" ] || continue
-      fa_fp=$(fa_sha12 "$fa_val")
-      [ -n "$fa_fp" ] && fa_rec "$P" "envfp:$fa_var" "$fa_fp"
+      fa_sha12 "$fa_val"
+      [ -n "$fa_sh" ] && fa_rec "$P" "envfp:$fa_var" "$fa_sh"
       fa_prefix_rec "$P" "prefix_env:$fa_var" "$fa_val"
     done
   )
@@ -129,15 +139,15 @@ fa_env_values() {
 fa_keychain() {
   fa_kid=${2%%:*}; fa_kr=${2#*:}; fa_kvar=${fa_kr%%:*}; fa_ks=${fa_kr#*:}
   if [ -n "$fa_kvar" ]; then
-    fa_kv=$(printenv -- "$fa_kvar" 2>/dev/null) || fa_kv=
-    if [ -n "$fa_kv" ]; then fa_kh=$(fa_sha8 "$fa_kv"); [ -n "$fa_kh" ] && fa_ks="$fa_ks-$fa_kh"; fi
+    fa_getenv "$fa_kvar"
+    if [ -n "$fa_ge" ]; then fa_sha8 "$fa_ge"; [ -n "$fa_sh" ] && fa_ks="$fa_ks-$fa_sh"; fi
   fi
   if command -v security >/dev/null 2>&1; then
     fa_to 10 security find-generic-password -s "$fa_ks" </dev/null >/dev/null 2>&1
     fa_krc=$?
     case $fa_krc in 0) fa_kst=present ;; 44) fa_kst=absent ;; 36) fa_kst=locked ;; *) fa_kst="exit_$fa_krc" ;; esac
     fa_recs "$1" "keychain:$fa_kid" "$fa_kst security $fa_ks"
-  elif command -v secret-tool >/dev/null 2>&1 &&
+  elif command -v secret-tool >/dev/null 2>&1 && fa_whoami &&
     { [ -n "${DBUS_SESSION_BUS_ADDRESS:-}" ] || [ -S "${XDG_RUNTIME_DIR:-/run/user/$fa_me}/bus" ]; }; then
     fa_kn=$(fa_to 10 secret-tool search service "$fa_ks" </dev/null 2>/dev/null | grep -c '^\[/')
     if [ "${fa_kn:-0}" -gt 0 ]; then fa_kst=present; else fa_kst=absent; fi
@@ -152,21 +162,27 @@ fa_keychain() {
 # assigns, by the same parser the merge uses.
 fa_probe_envfile() {
   fa_envnames=
-  fa_env_path=$(fa_path "$FA_ENV")
+  fa_resolve "$FA_ENV"
+  fa_env_path=$fa_rp
   if [ -f "$fa_env_path" ]; then
     if [ -r "$fa_env_path" ]; then
       fa_rec - envfile present
       fa_envnames=$(LC_ALL=C awk -v mode=names -v st_bad_input="$FA_ST_BAD_INPUT" \
         -v st_shadowed="$FA_ST_SHADOWED" "$FA_AWK_ENVFILE" "$fa_env_path")
-      printf '%s' "${fa_envnames:+$fa_envnames
-}" | fa_recb - envnames
+      # Names are identifiers: one line, space-separated, needs no encoding (fa_recs checks).
+      fa_en1=
+      set -f
+      for fa_n in $fa_envnames; do fa_en1=$fa_en1${fa_en1:+ }$fa_n; done
+      set +f
+      fa_recs - envnames "$fa_en1"
     else
       fa_rec - envfile unreadable
     fi
   else
     fa_rec - envfile absent
   fi
-  fa_source_ok "$fa_env_path" || fa_recs - envfile_unsafe "$fa_why"
+  fa_env_safe=1
+  fa_source_ok "$fa_env_path" || { fa_env_safe=0; fa_recs - envfile_unsafe "$fa_why"; }
 }
 
 # fa_ambient_where VAR: the startup and sshd files that seem to assign VAR (`VAR=`, `setenv VAR`,
@@ -196,7 +212,7 @@ fa_pkg_version() {
   [ -f "$fa_pj" ] && [ -r "$fa_pj" ] || return 1
   fa_pv=$(LC_ALL=C awk -v ptrs='/name /version' -v values=1 "$FA_AWK_JSON" "$fa_pj" 2>/dev/null) ||
     return 1
-  fa_tab=$(printf '\tx'); fa_tab=${fa_tab%x}
+  [ -n "${fa_tab:-}" ] || { fa_tab=$(printf '\tx'); fa_tab=${fa_tab%x}; }
   case $fa_pv in "S${fa_tab}$NPKG
 S${fa_tab}"*) ;; *) return 1 ;; esac
   fa_v=${fa_pv#*"
@@ -219,17 +235,18 @@ fa_vcache() {
   fa_vd=${XDG_CACHE_HOME:-}
   case $fa_vd in /*) ;; *) fa_vd=$HOME/.cache ;; esac
   fa_vd=$fa_vd/fleetauth/versions
-  fa_vh=$(fa_sha12 "$fa_vt")
-  [ -n "$fa_vh" ] || return 1
-  fa_vc=$fa_vd/$fa_vh
+  fa_sha12 "$fa_vt"
+  [ -n "$fa_sh" ] || return 1
+  fa_vc=$fa_vd/$fa_sh
 }
 
 # fa_version: the version records of fa_bin, starting the CLI only when neither its npm
 # package.json nor the cache answers.
 # shellcheck disable=SC2120 # "$@" is VARGS, set inside
 fa_version() {
-  # Where the binary resolves to (once: both answers below need it).
-  fa_rt=$(readlink -f -- "$fa_bin" 2>/dev/null) || fa_rt=
+  # Where the binary resolves to (once: both answers below need it). npm and native installers
+  # link their bins into the package; a plain file is taken where it is found.
+  if [ -L "$fa_bin" ]; then fa_rt=$(readlink -f -- "$fa_bin" 2>/dev/null) || fa_rt=; else fa_rt=$fa_bin; fi
   if fa_pkg_version "$fa_bin"; then
     fa_rec "$P" version_pkg "$fa_v"
     return 0
@@ -301,7 +318,7 @@ fa_probe_provider() {
   fa_bin=
   fa_dec=0
   eval "set -- $DIRS"
-  if fa_bin=$(fa_find "$B" "$@") || { [ "$NPM" = 1 ] && fa_npm_dir && fa_bin=$(fa_npm_find "$B"); }; then
+  if fa_find "$B" "$@" || { [ "$NPM" = 1 ] && fa_npm_dir && fa_npm_find "$B"; }; then
     fa_recs "$P" bin "$fa_bin"
     fa_version
   else
@@ -324,10 +341,10 @@ $fa_var
   done
   fa_val=
   fa_env_values
-  fa_h=$(fa_config_home "$HVAR" "$HDEF")
+  fa_set_home "$HVAR" "$HDEF"
   eval "set -- $FILES"
   for fa_item in "$@"; do
-    fa_cp=$(fa_cred_path "$fa_item")
+    fa_cred_path "$fa_item"
     fa_file "$P" "${fa_item#*=}" "$fa_cp"
     if [ "$fa_dec" = 0 ] && [ -n "$DFILES" ] && { [ -e "$fa_cp" ] || [ -L "$fa_cp" ]; } &&
       fa_decides_file "${fa_item#*=}" "$fa_cp"; then
@@ -336,7 +353,8 @@ $fa_var
   done
   eval "set -- $PFILES"
   for fa_item in "$@"; do
-    if [ -e "$(fa_cred_path "$fa_item")" ]; then
+    fa_cred_path "$fa_item"
+    if [ -e "$fa_cp" ]; then
       fa_rec "$P" "exists:${fa_item#*=}" 1
       fa_in "${fa_item#*=}" "$DPFILES" && fa_dec=1
     fi
