@@ -133,7 +133,11 @@ struct Adapt {
     ceiling: usize,
     /// The fastest handshake seen: what the network alone costs.
     fastest: Option<Duration>,
-    /// Slots to retire as they are given back (the limit went down).
+    /// Slots lent out by [`Sessions::lend`], on top of `limit`: the limit adapts, loans do not
+    /// (a loan ending after the limit shrank must not take the limit below its floor).
+    lent: usize,
+    /// Slots to retire as they are given back (the limit went down, or a loan ended). Slots in
+    /// the semaphore, free or held, are always `limit + lent + debt`: at least one is not debt.
     debt: usize,
 }
 
@@ -153,6 +157,7 @@ impl Sessions {
                 floor,
                 ceiling: ceiling.max(floor),
                 fastest: None,
+                lent: 0,
                 debt: 0,
             }),
         })
@@ -162,8 +167,10 @@ impl Sessions {
         self.adapt.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Members that may be connected at once now: the adaptive limit and the slots lent out.
     pub(super) fn limit(&self) -> usize {
-        self.adapt().limit
+        let a = self.adapt();
+        a.limit + a.lent
     }
 
     /// A handshake finished, `took` from the server's first byte (waits for slots aside).
@@ -213,12 +220,12 @@ impl Sessions {
         }
     }
 
-    /// Lend one slot out while its holder waits for a member that does not answer: the limit
-    /// grows by one until the [`Loan`] is dropped, so silent members hold no slot and the
-    /// holder still has its own when the member answers (it never queues after its first byte).
+    /// Lend one slot out while its holder waits for a member that does not answer: one slot
+    /// more until the [`Loan`] is dropped, so silent members hold no slot and the holder still
+    /// has its own when the member answers (it never queues after its first byte).
     pub(super) fn lend(self: &Arc<Sessions>) -> Loan {
         let mut a = self.adapt();
-        a.limit += 1;
+        a.lent += 1;
         if a.debt > 0 {
             a.debt -= 1;
         } else {
@@ -236,13 +243,13 @@ impl Sessions {
     }
 }
 
-/// A slot lent out by [`Sessions::lend`]; taken back (the limit shrinks by one) when dropped.
+/// A slot lent out by [`Sessions::lend`]; taken back (retired when next given back) when dropped.
 pub(super) struct Loan(Arc<Sessions>);
 
 impl Drop for Loan {
     fn drop(&mut self) {
         let mut a = self.0.adapt();
-        a.limit -= 1;
+        a.lent -= 1;
         a.debt += 1;
     }
 }
@@ -489,6 +496,30 @@ mod tests {
         assert!(second.is_err(), "a second session beyond the limit");
         drop(first);
         let _second = sessions.acquire().await;
+    }
+
+    #[tokio::test]
+    async fn loans_ending_after_the_limit_shrank_leave_a_slot() {
+        // Silent members borrow slots; the fleet turns out crowded and the limit falls to the
+        // floor; then the members answer and the loans end. A slot must still be there.
+        let sessions = Sessions::new(2, 10);
+        let mut silent = vec![sessions.acquire().await, sessions.acquire().await];
+        let mut loans = vec![sessions.lend(), sessions.lend()];
+        // The lent slots go to members that are silent too, and lend theirs.
+        silent.extend([sessions.acquire().await, sessions.acquire().await]);
+        loans.extend([sessions.lend(), sessions.lend()]);
+        let others = [sessions.acquire().await, sessions.acquire().await];
+        sessions.timed_out();
+        drop(loans);
+        drop(others);
+        drop(silent);
+        assert!(
+            sessions.limit() >= 2,
+            "never below the floor: {}",
+            sessions.limit()
+        );
+        let next = tokio::time::timeout(Duration::from_millis(50), sessions.acquire()).await;
+        assert!(next.is_ok(), "no slot left for the next member");
     }
 
     #[tokio::test]
