@@ -1009,9 +1009,21 @@ fn deep_sweep_does_not_source_an_env_file_someone_else_can_write() {
                 "{} ({how}): want not ready, `env file not sourced` and the path in the detail; got {state}: {detail}",
                 m.name()
             ));
+        } else if m.name() == "foreign"
+            && !(detail.contains(&format!("owned by uid {}", attacker.uid))
+                && detail.contains(&format!("not by uid {}", login_uid(m))))
+        {
+            failures.push(format!(
+                "foreign: the detail must name the file's owner and ours; got {detail}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}\n{out}", failures.join("\n"));
+}
+
+/// The uid member `m`'s login runs as: its home's owner.
+fn login_uid(m: &Member) -> u32 {
+    fs::metadata(m.home()).unwrap().uid()
 }
 
 /// The `run` summary table (stderr): per member, its EXIT cell and its NOTE (wrapped lines
