@@ -66,39 +66,6 @@ pub fn build_script(req: &ProbeRequest<'_>) -> Script {
     probe_header(req).finish(&[&remote::PROBE, &remote::SWEEP_MAIN])
 }
 
-/// The shell variables a provider's definition (`fa_def_N`) sets on the member. The probe reads a
-/// provider's environment variables by name in the same shell, so no provider may name one of its
-/// variables after these, nor `fa_*`/`FA_*` (the member scripts' own): [`is_reserved_name`].
-const DEFINITION_VARS: [&str; 21] = [
-    "P",
-    "B",
-    "NPM",
-    "NPKG",
-    "DIRS",
-    "VARGS",
-    "HAS_STATUS",
-    "SARGS",
-    "DFILES",
-    "DPFILES",
-    "DKCS",
-    "ENVS",
-    "PREFIXES",
-    "HVAR",
-    "HDEF",
-    "FILES",
-    "PFILES",
-    "KCS",
-    "PENV",
-    "PARGS",
-    "PTO",
-];
-
-/// Whether `name` is taken by the scripts fleetauth runs on members (see [`DEFINITION_VARS`]): the
-/// provider loader refuses it as an environment variable's name.
-pub fn is_reserved_name(name: &str) -> bool {
-    name.starts_with("fa_") || name.starts_with("FA_") || DEFINITION_VARS.contains(&name)
-}
-
 /// `fa_def_N() { … }`: provider `p`'s data as the variables `probe.sh` reads. Every value is
 /// quoted; lists are quoted words (`eval "set -- $LIST"` on the member); variable names that are
 /// not identifiers are left out (the provider loader refuses them anyway).
@@ -539,8 +506,10 @@ mod tests {
                 .collect()
         };
         let registry = crate::provider::Registry::builtin().unwrap();
-        let want: std::collections::BTreeSet<String> =
-            DEFINITION_VARS.iter().map(|s| s.to_string()).collect();
+        let want: std::collections::BTreeSet<String> = remote::DEFINITION_VARS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         for (p, _) in registry.iter() {
             let def = provider_definition(0, p, Duration::from_secs(30));
             let before = names(&format!("{def}set"));
@@ -549,9 +518,13 @@ mod tests {
                 after.difference(&before).cloned().collect();
             assert_eq!(set, want, "{}", p.name);
         }
-        assert!(DEFINITION_VARS.iter().all(|k| is_reserved_name(k)));
-        assert!(is_reserved_name("fa_bin") && is_reserved_name("FA_NONCE"));
-        assert!(!is_reserved_name("GEMINI_API_KEY") && !is_reserved_name("PATH"));
+        assert!(
+            remote::DEFINITION_VARS
+                .iter()
+                .all(|k| remote::is_reserved_name(k))
+        );
+        assert!(remote::is_reserved_name("fa_bin") && remote::is_reserved_name("FA_NONCE"));
+        assert!(!remote::is_reserved_name("GEMINI_API_KEY") && !remote::is_reserved_name("PATH"));
     }
 
     use super::*;

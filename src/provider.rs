@@ -1142,7 +1142,7 @@ fn env_var(value: &Value<'_, '_>) -> Result<String, ConfigError> {
             ))
             .with_help("a variable name is letters, digits and `_`, not starting with a digit"));
     }
-    if crate::probe::is_reserved_name(name) {
+    if crate::remote::is_reserved_name(name) {
         return Err(value
             .error(format!(
                 "environment variable name \"{name}\" for {} is reserved",

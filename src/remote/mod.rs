@@ -95,6 +95,40 @@ const CARRY_CLASS: [u8; 256] = {
 };
 const CARRY_REFUSED: u8 = u8::MAX;
 
+/// The shell variables a provider's definition (`probe::provider_definition`, `fa_def_N`) sets on
+/// the member. The probe reads a
+/// provider's environment variables by name in the same shell, so no provider may name one of its
+/// variables after these, nor `fa_*`/`FA_*` (the member scripts' own): [`is_reserved_name`].
+pub(crate) const DEFINITION_VARS: [&str; 21] = [
+    "P",
+    "B",
+    "NPM",
+    "NPKG",
+    "DIRS",
+    "VARGS",
+    "HAS_STATUS",
+    "SARGS",
+    "DFILES",
+    "DPFILES",
+    "DKCS",
+    "ENVS",
+    "PREFIXES",
+    "HVAR",
+    "HDEF",
+    "FILES",
+    "PFILES",
+    "KCS",
+    "PENV",
+    "PARGS",
+    "PTO",
+];
+
+/// Whether `name` is taken by the scripts fleetauth runs on members (see [`DEFINITION_VARS`]): the
+/// provider loader refuses it as an environment variable's name.
+pub fn is_reserved_name(name: &str) -> bool {
+    name.starts_with("fa_") || name.starts_with("FA_") || DEFINITION_VARS.contains(&name)
+}
+
 /// How long a provisioning transaction waits for another provisioner's lock on the same file.
 pub const LOCK_TIMEOUT_SECS: u32 = 30;
 
