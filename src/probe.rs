@@ -483,6 +483,9 @@ pub fn parse_version(provider: &Provider, out: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use base64::Engine as _;
+
     #[test]
     fn reserved_names_are_the_variables_a_definition_sets() {
         // What `fa_def_N` sets, asked of a real sh: the variables `set` lists after it ran that
@@ -526,9 +529,6 @@ mod tests {
         assert!(remote::is_reserved_name("fa_bin") && remote::is_reserved_name("FA_NONCE"));
         assert!(!remote::is_reserved_name("GEMINI_API_KEY") && !remote::is_reserved_name("PATH"));
     }
-
-    use super::*;
-    use base64::Engine as _;
 
     #[test]
     fn parses_records_and_ignores_noise() {

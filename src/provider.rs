@@ -1148,11 +1148,10 @@ fn env_var(value: &Value<'_, '_>) -> Result<String, ConfigError> {
                 "environment variable name \"{name}\" for {} is reserved",
                 value.what()
             ))
-            .with_help(
-                "fleetauth's member scripts use names starting with `fa_` or `FA_` and P, B, NPM, \
-                 NPKG, DIRS, VARGS, HAS_STATUS, SARGS, DFILES, DPFILES, DKCS, ENVS, PREFIXES, HVAR, \
-                 HDEF, FILES, PFILES, KCS, PENV, PARGS, PTO",
-            ));
+            .with_help(format!(
+                "fleetauth's member scripts use names starting with `fa_` or `FA_` and {}",
+                crate::remote::DEFINITION_VARS.join(", ")
+            )));
     }
     Ok(name.to_string())
 }

@@ -96,9 +96,9 @@ const CARRY_CLASS: [u8; 256] = {
 const CARRY_REFUSED: u8 = u8::MAX;
 
 /// The shell variables a provider's definition (`probe::provider_definition`, `fa_def_N`) sets on
-/// the member. The probe reads a
-/// provider's environment variables by name in the same shell, so no provider may name one of its
-/// variables after these, nor `fa_*`/`FA_*` (the member scripts' own): [`is_reserved_name`].
+/// the member. The probe reads a provider's environment variables by name in the same shell, so
+/// no provider may name one of its variables after these, nor `fa_*`/`FA_*` (the member scripts'
+/// own): [`is_reserved_name`].
 pub(crate) const DEFINITION_VARS: [&str; 21] = [
     "P",
     "B",

@@ -73,7 +73,7 @@ fa_path() {
 # fa_getenv NAME: sets fa_ge to the value of environment variable NAME (empty when unset or when
 # NAME is not a variable name). Names come from provider data, which the loader checks are
 # identifiers; the member scripts' own variables are all fa_*/FA_* or set by a provider's
-# definition (probe::RESERVED_NAMES), names a provider may not use.
+# definition (remote::DEFINITION_VARS), names a provider may not use (remote::is_reserved_name).
 fa_getenv() {
   fa_ge=
   case $1 in '' | [0-9]* | *[!A-Za-z0-9_]*) return 1 ;; esac
@@ -136,16 +136,20 @@ fa_source_ok() {
   [ -z "$fa_why" ]
 }
 
+# fa_load FILE: export FILE's variables into this shell, unchecked (the caller judged it with
+# fa_source_ok).
+fa_load() {
+  set -a
+  # shellcheck disable=SC1090 # the env file is the operator's, known only at run time
+  . "$1"
+  set +a
+}
+
 # fa_source FILE: export FILE's variables into this shell when fa_source_ok; true when sourced or
 # absent, false (fa_why says why) when refused.
 fa_source() {
   fa_source_ok "$1" || return 1
-  if [ -f "$1" ]; then
-    set -a
-    # shellcheck disable=SC1090 # the env file is the operator's, known only at run time
-    . "$1"
-    set +a
-  fi
+  if [ -f "$1" ]; then fa_load "$1"; fi
   return 0
 }
 

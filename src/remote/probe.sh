@@ -118,10 +118,7 @@ fa_env_values() {
     return 0
   (
     for fa_var in $ENVS; do unset "$fa_var" 2>/dev/null; done
-    set -a
-    # shellcheck disable=SC1090 # the env file is the operator's, known only at run time
-    . "$fa_env_path" </dev/null >/dev/null 2>&1
-    set +a
+    fa_load "$fa_env_path" </dev/null >/dev/null 2>&1
     for fa_var in $ENVS; do
       eval "fa_val=\${$fa_var:-}"
       [ -n "$fa_val" ] || continue
